@@ -1,0 +1,361 @@
+package caddyregister
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("register", parseGlobal)
+	httpcaddyfile.RegisterHandlerDirective("register", parseHandler)
+	httpcaddyfile.RegisterDirectiveOrder("register", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobal sets up the register app from the global option:
+//
+//	register {
+//		store redis <url> [<namespace>]
+//		signing_key <pem or placeholder>
+//		issuer <iss>
+//		token_ttl <duration>
+//		admin <login> <hash> [<permission...>]
+//		admin_login_limit <events>/<period> [burst <n>]
+//		hash argon2id [<memory_kib> <time> <threads>] | bcrypt [<cost>]
+//		hash_pool_size <n>
+//		hash_queue_wait <duration>
+//		rate_limit <route> <events>/<period> [burst <n>] | off
+//	}
+func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "register", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile fills the app from the global option's tokens. It only
+// fills fields: placeholders are resolved in Provision.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "store":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			sc := &StoreConfig{Backend: d.Val()}
+			switch sc.Backend {
+			case "redis":
+				if !d.NextArg() {
+					return d.Errf("store redis needs a url")
+				}
+				sc.URL = d.Val()
+				if d.NextArg() {
+					sc.Namespace = d.Val()
+				}
+			default:
+				return d.Errf("unknown store backend %q (want redis)", sc.Backend)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Store = sc
+		case "signing_key":
+			if !d.AllArgs(&a.SigningKey) {
+				return d.ArgErr()
+			}
+		case "issuer":
+			if !d.AllArgs(&a.Issuer) {
+				return d.ArgErr()
+			}
+		case "token_ttl":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			a.TokenTTL = dur
+		case "admin":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("admin needs <login> <hash> [<permission...>]")
+			}
+			a.Admins = append(a.Admins, AdminConfig{Login: args[0], Hash: args[1], Permissions: args[2:]})
+		case "admin_login_limit":
+			l, err := limitArgs(d)
+			if err != nil {
+				return err
+			}
+			a.AdminLoginLimit = l
+		case "hash":
+			args := d.RemainingArgs()
+			hc, err := hashArgs(args)
+			if err != nil {
+				return d.Err(err.Error())
+			}
+			a.Hash = hc
+		case "hash_pool_size":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			a.HashPoolSize = n
+		case "hash_queue_wait":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			a.HashQueueWait = dur
+		case "rate_limit":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			route := d.Val()
+			l, err := limitArgs(d)
+			if err != nil {
+				return err
+			}
+			if a.RateLimits == nil {
+				a.RateLimits = map[string]*RateLimitConfig{}
+			}
+			a.RateLimits[route] = l
+		default:
+			return d.Errf("unknown register option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseHandler sets up the handler from:
+//
+//	register <contract> [<prefix>] {
+//		rate_limit <route> <events>/<period> [burst <n>] | off
+//		password {
+//			min_length <n>
+//			max_length <n>
+//			min_lowercase <n>
+//			min_capital <n>
+//			min_digits <n>
+//			min_special <n>
+//			no_spaces
+//			not_identifier
+//		}
+//		max_body_size <bytes>
+//		jwks off
+//	}
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var hd Handler
+	err := hd.UnmarshalCaddyfile(h.Dispenser)
+	return &hd, err
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.NextArg() {
+		return d.Errf("register needs a contract name")
+	}
+	h.Contract = d.Val()
+	if d.NextArg() {
+		h.Prefix = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "rate_limit":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			route := d.Val()
+			l, err := limitArgs(d)
+			if err != nil {
+				return err
+			}
+			if h.RateLimits == nil {
+				h.RateLimits = map[string]*RateLimitConfig{}
+			}
+			h.RateLimits[route] = l
+		case "password":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p := new(PolicyConfig)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				key := d.Val()
+				switch key {
+				case "no_spaces":
+					p.NoSpaces = true
+				case "not_identifier":
+					p.NotIdentifier = true
+				case "min_length", "max_length", "min_lowercase", "min_capital", "min_digits", "min_special":
+					n, err := intArg(d)
+					if err != nil {
+						return err
+					}
+					*map[string]*int{
+						"min_length": &p.MinLength, "max_length": &p.MaxLength,
+						"min_lowercase": &p.MinLowercase, "min_capital": &p.MinCapital,
+						"min_digits": &p.MinDigits, "min_special": &p.MinSpecial,
+					}[key] = n
+					continue
+				default:
+					return d.Errf("unknown password policy option %q", key)
+				}
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+			}
+			h.Password = p
+		case "max_body_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := parseSize(d.Val())
+			if err != nil {
+				return d.Errf("max_body_size: %v", err)
+			}
+			h.MaxBodySize = n
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "jwks":
+			var v string
+			if !d.AllArgs(&v) || v != "off" {
+				return d.Errf("jwks takes only 'off'")
+			}
+			h.DisableJWKS = true
+		default:
+			return d.Errf("unknown register option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, d.Errf("%s: want a non-negative integer, got %q", d.Val(), s)
+	}
+	return n, nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("want a positive duration, got %q", s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// limitArgs reads "<events>/<period> [burst <n>]" or "off".
+func limitArgs(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &RateLimitConfig{}, nil
+	}
+	if len(args) != 1 && len(args) != 3 {
+		return nil, d.Errf("rate limit: want <events>/<period> [burst <n>] or off")
+	}
+	l, err := ratelimit.ParseLimit(args[0])
+	if err != nil {
+		return nil, d.Err(err.Error())
+	}
+	rc := &RateLimitConfig{Rate: l.Rate, Period: caddy.Duration(l.Period), Burst: l.Burst}
+	if len(args) == 3 {
+		if args[1] != "burst" {
+			return nil, d.Errf("rate limit: unexpected %q (want burst <n>)", args[1])
+		}
+		b, err := strconv.Atoi(args[2])
+		if err != nil || b <= 0 {
+			return nil, d.Errf("rate limit: burst must be a positive integer")
+		}
+		rc.Burst = b
+	}
+	return rc, nil
+}
+
+func hashArgs(args []string) (*HashConfig, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("hash needs argon2id or bcrypt")
+	}
+	hc := &HashConfig{Algorithm: strings.ToLower(args[0])}
+	nums := make([]int, 0, len(args)-1)
+	for _, a := range args[1:] {
+		n, err := strconv.Atoi(a)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("hash: %q is not a positive integer", a)
+		}
+		nums = append(nums, n)
+	}
+	switch hc.Algorithm {
+	case "argon2id":
+		switch len(nums) {
+		case 0:
+		case 3:
+			if nums[2] > 255 {
+				return nil, fmt.Errorf("hash argon2id: threads must be at most 255")
+			}
+			hc.MemoryKiB, hc.Time, hc.Threads = uint32(nums[0]), uint32(nums[1]), uint8(nums[2])
+		default:
+			return nil, fmt.Errorf("hash argon2id takes no numbers or <memory_kib> <time> <threads>")
+		}
+	case "bcrypt":
+		switch len(nums) {
+		case 0:
+		case 1:
+			hc.Cost = nums[0]
+		default:
+			return nil, fmt.Errorf("hash bcrypt takes at most a cost")
+		}
+	default:
+		return nil, fmt.Errorf("unknown hash %q (want argon2id or bcrypt)", args[0])
+	}
+	return hc, nil
+}
+
+// parseSize reads a byte count with an optional KB/KiB/MB/MiB suffix.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"kb", 1000}, {"mb", 1000 * 1000}, {"k", 1 << 10}, {"m", 1 << 20}, {"b", 1}}
+	ls := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(ls, u.suffix) {
+			ls, mult = strings.TrimSpace(strings.TrimSuffix(ls, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(ls, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a positive size like 64KiB, got %q", s)
+	}
+	return n * mult, nil
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,191 @@
+// Package contract is what every wire contract shares: the route table the
+// Caddy handler serves, request decoding with precise errors, and the
+// mapping from engine errors to HTTP statuses. Contract packages below it
+// only translate; policy stays in the engine.
+package contract
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// Env is what a contract is built with.
+type Env struct {
+	Engine *engine.Engine
+	Logger *zap.Logger
+	// Prefix is where the contract's routes are mounted ("/api").
+	Prefix string
+	// Policy is the password policy: the contract's default merged with the
+	// route's overrides by the Caddy layer. Nil means the contract default.
+	Policy *password.Policy
+}
+
+// Request is what the handler hands a route after the shared checks.
+type Request struct {
+	// ClientIP is Caddy's client IP, which honours trusted_proxies.
+	ClientIP string
+	// Body is the request body, read within the body limit (nil for routes
+	// that take none).
+	Body []byte
+}
+
+// Route is one endpoint of a contract.
+type Route struct {
+	Method string
+	// Path is relative to the prefix ("/register").
+	Path string
+	// Name identifies the route in rate-limit settings and metrics.
+	Name string
+	// ContentTypes the route accepts; empty means the route reads no body.
+	// A request without Content-Type is taken as the first entry.
+	ContentTypes []string
+	Serve        func(w http.ResponseWriter, r *http.Request, req *Request)
+}
+
+// Contract is one wire format.
+type Contract interface {
+	// Routes lists the endpoints.
+	Routes() []Route
+	// WriteError answers err in the contract's envelope.
+	WriteError(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Factory builds a contract for one handler.
+type Factory func(env Env) (Contract, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a contract available by name. Contract packages call it
+// from init, beside their type, as Caddy modules do.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic("contract: duplicate registration of " + name)
+	}
+	factories[name] = f
+}
+
+// Lookup returns the named contract's factory.
+func Lookup(name string) (Factory, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := factories[name]
+	return f, ok
+}
+
+// Names lists the registered contracts, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	var n []string
+	for k := range factories {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// HTTPError is an error the shared layer raises with its status decided:
+// a body that is too large or of the wrong type, a wrong method.
+type HTTPError struct {
+	Status  int
+	Message string
+	// Allow lists the methods for a 405.
+	Allow []string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+// Status is how a contract should answer err, unless its document says
+// otherwise: the HTTP status, a Retry-After when the caller should come
+// back, and a safe default message. Internal error texts never reach
+// clients; they are logged by the handler.
+func Status(err error) (status int, retryAfter time.Duration, msg string) {
+	var (
+		he *HTTPError
+		de *DecodeError
+		ve *engine.ValidationError
+		ce *store.ConflictError
+		rl *engine.RateLimitedError
+		oe *password.OverloadedError
+	)
+	switch {
+	case errors.As(err, &he):
+		return he.Status, 0, he.Message
+	case errors.As(err, &de):
+		return http.StatusBadRequest, 0, de.Error()
+	case errors.As(err, &ve):
+		return http.StatusBadRequest, 0, ve.Error()
+	case errors.As(err, &ce):
+		return http.StatusConflict, 0, ce.Error()
+	case errors.Is(err, engine.ErrTenantExists):
+		return http.StatusConflict, 0, "tenant already exists"
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, rl.RetryAfter, "too many requests, retry later"
+	case errors.As(err, &oe):
+		return http.StatusServiceUnavailable, oe.RetryAfter, "server is busy, retry later"
+	case errors.Is(err, password.ErrOverloaded):
+		return http.StatusServiceUnavailable, time.Second, "server is busy, retry later"
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, engine.ErrNotReady):
+		return http.StatusServiceUnavailable, 2 * time.Second, "service temporarily unavailable, retry later"
+	case errors.Is(err, engine.ErrUnauthenticated):
+		return http.StatusUnauthorized, 0, "authentication required"
+	case errors.Is(err, engine.ErrForbidden):
+		return http.StatusForbidden, 0, "permission denied"
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, 0, "not found"
+	default:
+		return http.StatusInternalServerError, 0, "internal error"
+	}
+}
+
+// SetRetryAfter writes Retry-After in whole seconds, rounded up.
+func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	secs := int((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+}
+
+// WriteJSON writes v with status. Encoding our own response types cannot
+// fail, so a failure is a bug worth a panic-free 500.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = fmt.Fprint(w, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// LogFailure logs errors the operator must see (5xx); client mistakes are
+// the engine's outcome log lines' business. Error texts of the store and
+// engine carry no request secrets.
+func LogFailure(log *zap.Logger, r *http.Request, status int, err error) {
+	if log == nil || status < http.StatusInternalServerError {
+		return
+	}
+	log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+}

@@ -1,0 +1,193 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// DefaultMaxDepth bounds JSON nesting; no contract needs more than a few
+// levels, and deep nesting is a cheap way to burn CPU.
+const DefaultMaxDepth = 16
+
+// DecodeError is a body that is not the JSON a route expects. Its message
+// names the problem and where it is, for people fixing their client.
+type DecodeError struct {
+	Problem string
+	// Field is the JSON path of a value of the wrong type, if any.
+	Field  string
+	Offset int64
+	Line   int
+	Column int
+}
+
+func (e *DecodeError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("invalid JSON at line %d, column %d: %s", e.Line, e.Column, e.Problem)
+	}
+	return "invalid JSON: " + e.Problem
+}
+
+// DecodeJSON decodes one JSON object from body into v. Unknown fields are
+// ignored, as the documents' clients expect; numbers keep their text when v
+// uses json.Number.
+func DecodeJSON(body []byte, v any, maxDepth int) error {
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return &DecodeError{Problem: "request body is empty"}
+	}
+	if !utf8.Valid(body) {
+		return &DecodeError{Problem: "request body is not valid UTF-8"}
+	}
+	if err := checkDepth(body, maxDepth); err != nil {
+		return err
+	}
+	if trimmed[0] != '{' {
+		off := int64(bytes.IndexByte(body, trimmed[0]))
+		return at(body, off, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(body, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return at(body, dec.InputOffset(), "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func decodeError(body []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off := se.Offset - 1
+		if off < 0 {
+			off = 0
+		}
+		if off >= int64(len(body)) {
+			return at(body, int64(len(body)), "unexpected end of JSON input")
+		}
+		r, _ := utf8.DecodeRune(body[off:])
+		if (r == '}' || r == ']') && prevNonSpace(body, off) == ',' {
+			return at(body, off, fmt.Sprintf("trailing comma before '%c'", r))
+		}
+		if r >= 0x80 {
+			return at(body, off, fmt.Sprintf("invalid character %q (U+%04X); JSON strings need plain double quotes (\")", r, r))
+		}
+		return at(body, off, fmt.Sprintf("invalid character %q: %s", r, syntaxContext(se.Error())))
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "body"
+		}
+		off := te.Offset - 1
+		if off < 0 {
+			off = 0
+		}
+		d := at(body, off, fmt.Sprintf("field %q must be %s, not %s", field, jsonKind(te.Type.Kind().String()), te.Value)).(*DecodeError)
+		d.Field = field
+		return d
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return at(body, int64(len(body)), "unexpected end of JSON input")
+	default:
+		return &DecodeError{Problem: err.Error()}
+	}
+}
+
+// syntaxContext keeps the "looking for ..." part of encoding/json's message,
+// which says what was expected.
+func syntaxContext(msg string) string {
+	if i := bytes.Index([]byte(msg), []byte("after ")); i >= 0 {
+		return "unexpected " + msg[i:]
+	}
+	if i := bytes.Index([]byte(msg), []byte("looking for ")); i >= 0 {
+		return "expected " + msg[i+len("looking for "):]
+	}
+	return msg
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	default:
+		return "a " + goKind
+	}
+}
+
+func prevNonSpace(b []byte, off int64) byte {
+	for i := off - 1; i >= 0; i-- {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		default:
+			return b[i]
+		}
+	}
+	return 0
+}
+
+// at builds a DecodeError for byte offset off, with 1-based line and column
+// (columns count characters, tabs as one).
+func at(body []byte, off int64, problem string) error {
+	if off > int64(len(body)) {
+		off = int64(len(body))
+	}
+	line, col := 1, 1
+	for _, r := range string(body[:off]) {
+		if r == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return &DecodeError{Problem: problem, Offset: off, Line: line, Column: col}
+}
+
+// checkDepth rejects nesting deeper than max without decoding.
+func checkDepth(b []byte, max int) error {
+	depth := 0
+	inStr, esc := false, false
+	for i, c := range b {
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+			if depth > max {
+				return at(b, int64(i), fmt.Sprintf("JSON nested deeper than %d levels", max))
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/token"
+)
+
+// Admin is a principal declared by the operator.
+type Admin struct {
+	Login       string
+	Hash        string // bcrypt or argon2id PHC
+	Permissions []string
+}
+
+// Principal kinds.
+const (
+	KindUser  = "user"
+	KindAdmin = "admin"
+)
+
+// PermissionAll grants every permission.
+const PermissionAll = "*"
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Kind        string
+	ID          string // user id, or the admin login
+	TenantID    string
+	Status      string
+	Permissions []string
+}
+
+// Has reports whether p holds perm.
+func (p *Principal) Has(perm string) bool {
+	return p != nil && (slices.Contains(p.Permissions, perm) || slices.Contains(p.Permissions, PermissionAll))
+}
+
+// Require returns ErrForbidden unless p holds perm.
+func (p *Principal) Require(perm string) error {
+	if !p.Has(perm) {
+		return fmt.Errorf("%w: needs %q", ErrForbidden, perm)
+	}
+	return nil
+}
+
+// AuthenticateToken verifies an access token.
+func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal, error) {
+	if tok == "" {
+		return nil, ErrUnauthenticated
+	}
+	iss, err := e.tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := iss.Verify(tok)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	p := &Principal{Kind: c.Kind, ID: c.Subject, TenantID: c.Tenant, Status: c.Status, Permissions: c.Permissions}
+	if p.Kind == "" {
+		p.Kind = KindUser
+	}
+	if p.Kind == KindAdmin {
+		// An admin removed from the config loses its tokens at once.
+		if _, ok := e.admins[p.ID]; !ok {
+			return nil, fmt.Errorf("%w: unknown admin", ErrUnauthenticated)
+		}
+	}
+	return p, nil
+}
+
+// AuthenticateBasic checks admin credentials. Verified credentials are cached
+// briefly (keyed by a hash of login and password) so clients that send Basic
+// auth on every request do not pay a password hash each time; attempts that
+// miss the cache are rate limited per client IP and per login, and unknown
+// logins cost as much as known ones.
+func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass string) (*Principal, error) {
+	ck := credKey(login, pass)
+	a, known := e.admins[login]
+	if known && e.basicCache.ok(ck, a.Hash) {
+		return adminPrincipal(a), nil
+	}
+	if err := e.Allow(ctx, "admin-login-ip", clientIP, e.cfg.AdminLoginLimit); err != nil {
+		return nil, err
+	}
+	if err := e.Allow(ctx, "admin-login-user", login, e.cfg.AdminLoginLimit); err != nil {
+		return nil, err
+	}
+	if !known {
+		if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
+			return nil, err
+		}
+		return nil, ErrUnauthenticated
+	}
+	ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		if errors.Is(err, password.ErrOverloaded) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	e.basicCache.put(ck, a.Hash)
+	return adminPrincipal(a), nil
+}
+
+// IssueToken signs an access token for p.
+func (e *Engine) IssueToken(ctx context.Context, p *Principal) (string, error) {
+	iss, err := e.tokens(ctx)
+	if err != nil {
+		return "", err
+	}
+	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions}
+	c.Subject = p.ID
+	tok, _, err := iss.Issue(c)
+	if err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
+	return tok, nil
+}
+
+func adminPrincipal(a Admin) *Principal {
+	return &Principal{Kind: KindAdmin, ID: a.Login, Status: "active", Permissions: slices.Clone(a.Permissions)}
+}
+
+func credKey(login, pass string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(login))
+	h.Write([]byte{0})
+	h.Write([]byte(pass))
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// credCache remembers recently verified credentials. Entries are bound to
+// the admin's configured hash, so changing the hash invalidates them.
+type credCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[[32]byte]credEntry
+}
+
+type credEntry struct {
+	hash    string
+	expires time.Time
+}
+
+func newCredCache(ttl time.Duration) *credCache {
+	return &credCache{ttl: ttl, m: map[[32]byte]credEntry{}}
+}
+
+func (c *credCache) ok(k [32]byte, hash string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ent, found := c.m[k]
+	if !found {
+		return false
+	}
+	if time.Now().After(ent.expires) {
+		delete(c.m, k)
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(ent.hash), []byte(hash)) == 1
+}
+
+func (c *credCache) put(k [32]byte, hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) > 1024 {
+		// Only operator-declared admins ever get in, so the map stays tiny;
+		// the bound is a guard, and a reset is harmless.
+		clear(c.m)
+	}
+	c.m[k] = credEntry{hash: hash, expires: time.Now().Add(c.ttl)}
+}

@@ -1,0 +1,447 @@
+// Package engine is the registration policy shared by every contract:
+// validation that is not wire-specific, uniqueness, hashing, tokens, rate
+// limits and admin authentication. It knows nothing of HTTP or Caddy;
+// contracts translate their wire format into calls on an Engine.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/token"
+)
+
+// Metrics receives the engine's counters. The Caddy layer backs it with
+// Prometheus collectors; nil disables metrics.
+type Metrics interface {
+	Registration(contract, outcome string)
+	RateLimited(route string)
+}
+
+// Config assembles an Engine. Store, Hasher and Pool are required.
+type Config struct {
+	Store   store.Store
+	Limiter ratelimit.Limiter
+	Hasher  password.Hasher
+	Pool    *password.Pool
+
+	// SigningKey signs tokens. When nil, the engine loads the key stored
+	// under SigningKeySecret, generating and storing one if there is none,
+	// so every instance on one store signs with the same key.
+	SigningKey *token.Key
+	Token      token.Config
+
+	Admins []Admin
+	// AdminLoginLimit bounds admin login attempts that are not served from
+	// the verified-credentials cache, per client IP and per login.
+	AdminLoginLimit ratelimit.Limit
+
+	Logger  *zap.Logger
+	Metrics Metrics
+	Now     func() time.Time
+}
+
+// SigningKeySecret is the store secret holding the generated signing key.
+const SigningKeySecret = "jwt-ed25519"
+
+// Engine is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	log    *zap.Logger
+	now    func() time.Time
+	admins map[string]Admin
+
+	mu     sync.Mutex
+	issuer *token.Issuer
+
+	basicCache *credCache
+}
+
+// New returns an engine. It does no I/O; call Start to load the signing key.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.Pool == nil {
+		return nil, errors.New("engine: store, hasher and pool are required")
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute)}
+	if e.log == nil {
+		e.log = zap.NewNop()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.cfg.Token.Now == nil {
+		e.cfg.Token.Now = e.now
+	}
+	for _, a := range cfg.Admins {
+		if err := password.ParseHash(a.Hash); err != nil {
+			return nil, fmt.Errorf("engine: admin %q: %w", a.Login, err)
+		}
+		e.admins[a.Login] = a
+	}
+	if cfg.SigningKey != nil {
+		e.issuer = token.NewIssuer(e.cfg.Token, cfg.SigningKey)
+	}
+	return e, nil
+}
+
+// Start loads the signing key from the store. A failure is not fatal: the
+// engine retries on the next request that needs a token, so Caddy can start
+// while the store is briefly down.
+func (e *Engine) Start(ctx context.Context) error {
+	_, err := e.tokens(ctx)
+	return err
+}
+
+// Store is the engine's store (contracts read through it).
+func (e *Engine) Store() store.Store { return e.cfg.Store }
+
+// Now is the engine's clock.
+func (e *Engine) Now() time.Time { return e.now() }
+
+// tokens returns the issuer, loading the signing key on first use.
+func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.issuer != nil {
+		return e.issuer, nil
+	}
+	fresh, err := token.GenerateKey()
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	pemBytes, err := fresh.MarshalPrivateKeyPEM()
+	if err != nil {
+		return nil, fmt.Errorf("encode signing key: %w", err)
+	}
+	stored, err := e.cfg.Store.LoadOrCreateSecret(ctx, SigningKeySecret, pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("load signing key: %w: %w", ErrNotReady, err)
+	}
+	key, err := token.ParsePrivateKeyPEM(stored)
+	if err != nil {
+		return nil, fmt.Errorf("stored signing key: %w", err)
+	}
+	e.issuer = token.NewIssuer(e.cfg.Token, key)
+	return e.issuer, nil
+}
+
+// JWKS returns the public key set, loading the key if needed.
+func (e *Engine) JWKS(ctx context.Context) ([]byte, error) {
+	iss, err := e.tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return iss.JWKS(), nil
+}
+
+// Allow charges one event to the rate limit of route for client, returning
+// *RateLimitedError when it is exhausted.
+func (e *Engine) Allow(ctx context.Context, route, client string, l ratelimit.Limit) error {
+	if e.cfg.Limiter == nil || l.IsZero() {
+		return nil
+	}
+	res, err := e.cfg.Limiter.Allow(ctx, route+":"+client, l)
+	if err != nil {
+		return store.Unavailable("rate limit", err)
+	}
+	if !res.Allowed {
+		if e.cfg.Metrics != nil {
+			e.cfg.Metrics.RateLimited(route)
+		}
+		return &RateLimitedError{RetryAfter: res.RetryAfter}
+	}
+	return nil
+}
+
+// NewTenant is the company a registration founds.
+type NewTenant struct {
+	Company       string
+	VATID         string
+	Address       string
+	CreditBalance json.Number
+}
+
+// Registration is one request to create a user, already decoded and checked
+// for wire-level rules by its contract.
+type Registration struct {
+	Contract  string
+	ClientIP  string
+	Email     string
+	Login     string
+	Name      string
+	FirstName string
+	LastName  string
+	Password  string
+	Policy    password.Policy
+	// Status defaults to pending: a new user holds no permissions until
+	// activated.
+	Status      store.Status
+	Permissions []string
+	Tenant      *NewTenant
+	Attributes  store.Attrs
+	// IssueToken asks for an access token for the new user.
+	IssueToken bool
+}
+
+// Registered is the outcome of a successful registration.
+type Registered struct {
+	User   *store.User
+	Tenant *store.Tenant
+	Token  string
+}
+
+// MaxEmailLength is RFC 5321's limit on a forward path.
+const MaxEmailLength = 254
+
+// CheckEmail validates an address the way every contract needs: one plain
+// address, no display name, no more than MaxEmailLength bytes.
+func CheckEmail(addr string) error {
+	a := strings.TrimSpace(addr)
+	if a == "" {
+		return errors.New("e-mail address is required")
+	}
+	if len(a) > MaxEmailLength {
+		return fmt.Errorf("e-mail address is longer than %d characters", MaxEmailLength)
+	}
+	p, err := mail.ParseAddress(a)
+	if err != nil || p.Name != "" || p.Address != a || !strings.Contains(a[strings.LastIndexByte(a, '@')+1:], ".") {
+		return errors.New("e-mail address is not valid")
+	}
+	return nil
+}
+
+// Register creates a user. It runs every cheap check first (validation,
+// duplicate pre-check) and hashes the password only when the registration
+// can still succeed, so floods of bad or duplicate requests cost almost
+// nothing.
+func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered, err error) {
+	start := e.now()
+	defer func() { e.logRegistration(r, res, err, start) }()
+
+	var v ValidationError
+	if err := CheckEmail(r.Email); err != nil {
+		v.Add("email", "email", err.Error())
+	}
+	ids := []string{r.Email}
+	if r.Login != "" {
+		ids = append(ids, r.Login)
+	}
+	var pe *password.PolicyError
+	if err := r.Policy.Check(r.Password, ids...); errors.As(err, &pe) {
+		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
+	} else if err != nil {
+		v.Add("password", "policy", err.Error())
+	}
+	var t *store.Tenant
+	now := e.now().UTC()
+	if r.Tenant != nil {
+		vat := store.VATKey(r.Tenant.VATID)
+		if vat == "" {
+			v.Add("billing.vatId", "required", "VAT id is required with billing")
+		}
+		if strings.TrimSpace(r.Tenant.Company) == "" {
+			v.Add("billing.company", "required", "company is required with billing")
+		}
+		t = &store.Tenant{
+			ID:   store.NewID(now),
+			Code: vat,
+			Name: strings.TrimSpace(r.Tenant.Company),
+			Billing: &store.Billing{
+				Company:       strings.TrimSpace(r.Tenant.Company),
+				VATID:         strings.TrimSpace(r.Tenant.VATID),
+				VATKey:        vat,
+				Address:       r.Tenant.Address,
+				CreditBalance: r.Tenant.CreditBalance,
+			},
+			CreatedAt: now,
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+
+	u := &store.User{
+		ID:          store.NewID(now),
+		Email:       r.Email,
+		EmailKey:    store.EmailKey(r.Email),
+		Login:       r.Login,
+		Name:        r.Name,
+		FirstName:   r.FirstName,
+		LastName:    r.LastName,
+		Status:      r.Status,
+		Permissions: r.Permissions,
+		Contract:    r.Contract,
+		Attributes:  r.Attributes,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	if r.Login != "" {
+		u.LoginKey = store.LoginKey(r.Login)
+	}
+	if u.Status == "" {
+		u.Status = store.StatusPending
+	}
+	if u.Permissions == nil {
+		u.Permissions = []string{}
+	}
+	nu := store.NewUser{User: u, Tenant: t}
+	if t != nil {
+		u.TenantID = t.ID
+		t.CreatedBy = u.ID
+	}
+
+	if err := mapConflict(e.cfg.Store.Taken(ctx, nu.Of())); err != nil {
+		return nil, err
+	}
+	var iss *token.Issuer
+	if r.IssueToken {
+		// Fail before hashing if no token can be issued afterwards.
+		if iss, err = e.tokens(ctx); err != nil {
+			return nil, err
+		}
+	}
+	hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(r.Password))
+	if err != nil {
+		return nil, err
+	}
+	u.PasswordHash = hash
+	if err := mapConflict(e.cfg.Store.CreateUser(ctx, nu)); err != nil {
+		return nil, err
+	}
+	res = &Registered{User: u, Tenant: t}
+	if iss != nil {
+		tok, _, err := iss.Issue(userClaims(u))
+		if err != nil {
+			return nil, fmt.Errorf("issue token: %w", err)
+		}
+		res.Token = tok
+	}
+	return res, nil
+}
+
+func mapConflict(err error) error {
+	var ce *store.ConflictError
+	if errors.As(err, &ce) && strings.HasPrefix(ce.Field, "tenant") {
+		return ErrTenantExists
+	}
+	return err
+}
+
+// userClaims are the token claims of u: a user holds no permissions until
+// the account is active.
+func userClaims(u *store.User) token.Claims {
+	c := token.Claims{Tenant: u.TenantID, Status: string(u.Status), Kind: "user", Permissions: []string{}}
+	c.Subject = u.ID
+	if u.Status == store.StatusActive {
+		c.Permissions = u.Permissions
+	}
+	return c
+}
+
+// Outcome names a registration result for logs and metrics.
+func Outcome(err error) string {
+	var ve *ValidationError
+	var ce *store.ConflictError
+	var rl *RateLimitedError
+	switch {
+	case err == nil:
+		return "created"
+	case errors.As(err, &ve):
+		return "invalid"
+	case errors.As(err, &ce):
+		return "duplicate"
+	case errors.Is(err, ErrTenantExists):
+		return "tenant_exists"
+	case errors.As(err, &rl):
+		return "rate_limited"
+	case errors.Is(err, password.ErrOverloaded):
+		return "overloaded"
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrNotReady):
+		return "unavailable"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	default:
+		return "error"
+	}
+}
+
+// RecordOutcome counts a registration that failed before reaching the
+// engine (a body that did not decode, say), so metrics see every attempt.
+func (e *Engine) RecordOutcome(contract, outcome string) {
+	if e.cfg.Metrics != nil {
+		e.cfg.Metrics.Registration(contract, outcome)
+	}
+}
+
+func (e *Engine) logRegistration(r Registration, res *Registered, err error, start time.Time) {
+	outcome := Outcome(err)
+	e.RecordOutcome(r.Contract, outcome)
+	fields := []zap.Field{
+		zap.String("contract", r.Contract),
+		zap.String("outcome", outcome),
+		zap.String("email", MaskEmail(r.Email)),
+		zap.String("client_ip", r.ClientIP),
+		zap.Duration("duration", e.now().Sub(start)),
+	}
+	if res != nil {
+		fields = append(fields, zap.String("user_id", res.User.ID))
+		if res.Tenant != nil {
+			fields = append(fields, zap.String("tenant_id", res.Tenant.ID))
+		}
+	}
+	switch outcome {
+	case "created", "invalid", "duplicate", "tenant_exists", "rate_limited":
+		e.log.Info("registration", fields...)
+	default:
+		// Store and driver errors never carry request secrets, so the
+		// message is safe to log; it is what an operator needs.
+		e.log.Error("registration", append(fields, zap.Error(err))...)
+	}
+}
+
+// MaskEmail keeps enough of an address to correlate log lines without
+// exposing it: "jane.doe@example.com" becomes "j***@example.com".
+func MaskEmail(addr string) string {
+	addr = strings.TrimSpace(addr)
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		if addr == "" {
+			return ""
+		}
+		return "***"
+	}
+	local := []rune(addr[:at])
+	return string(local[0]) + "***" + addr[at:]
+}
+
+// Me returns the user a token belongs to. Admin tokens have no user record:
+// the principal is returned with a nil user.
+func (e *Engine) Me(ctx context.Context, tok string) (*store.User, *Principal, error) {
+	p, err := e.AuthenticateToken(ctx, tok)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Kind != KindUser {
+		return nil, p, nil
+	}
+	u, err := e.cfg.Store.GetUser(ctx, p.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// A valid token for a user that no longer exists.
+		return nil, nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, p, nil
+}

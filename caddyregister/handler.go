@@ -1,0 +1,253 @@
+package caddyregister
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
+	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+
+	// The contracts this build speaks.
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxBodySize bounds request bodies (64 KiB): registrations are a
+// few hundred bytes, and the limit keeps floods cheap.
+const DefaultMaxBodySize = 64 << 10
+
+// JWKSPath is where handlers publish the token verification keys.
+const JWKSPath = "/.well-known/jwks.json"
+
+// Handler serves one contract's routes under a prefix and passes every
+// other request on, so it can sit in front of the app it guards.
+type Handler struct {
+	// Contract names the wire contract ("noraina").
+	Contract string `json:"contract"`
+	// Prefix is where the routes are mounted; default is the contract's
+	// documented prefix.
+	Prefix string `json:"prefix,omitempty"`
+	// RateLimits override the app's per-route limits by route name.
+	RateLimits map[string]*RateLimitConfig `json:"rate_limits,omitempty"`
+	// Password overrides fields of the contract's password policy.
+	Password *PolicyConfig `json:"password,omitempty"`
+	// MaxBodySize bounds request bodies in bytes; larger ones get 413.
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+	// DisableJWKS stops this handler from answering JWKSPath.
+	DisableJWKS bool `json:"disable_jwks,omitempty"`
+
+	app      *App
+	contract contract.Contract
+	routes   map[string][]contract.Route // by full path
+	limits   map[string]ratelimit.Limit  // by route name
+	logger   *zap.Logger
+}
+
+// PolicyConfig overrides password policy fields; zero fields keep the
+// contract's default.
+type PolicyConfig struct {
+	MinLength     int  `json:"min_length,omitempty"`
+	MaxLength     int  `json:"max_length,omitempty"`
+	MinLowercase  int  `json:"min_lowercase,omitempty"`
+	MinCapital    int  `json:"min_capital,omitempty"`
+	MinDigits     int  `json:"min_digits,omitempty"`
+	MinSpecial    int  `json:"min_special,omitempty"`
+	NoSpaces      bool `json:"no_spaces,omitempty"`
+	NotIdentifier bool `json:"not_identifier,omitempty"`
+}
+
+func (p *PolicyConfig) policy() password.Policy {
+	return password.Policy{
+		MinLength: p.MinLength, MaxLength: p.MaxLength, MinLower: p.MinLowercase,
+		MinUpper: p.MinCapital, MinDigits: p.MinDigits, MinSpecial: p.MinSpecial,
+		NoSpaces: p.NoSpaces, NotEqualIdentifiers: p.NotIdentifier,
+	}
+}
+
+// documentedPrefixes are the prefixes the contract documents use.
+var documentedPrefixes = map[string]string{
+	"noraina": "/api",
+	"saymon":  "/node/api",
+	"indiqus": "/api",
+	"soajs":   "/urac",
+	"rpost":   "/api/v1",
+}
+
+// defaultLimits are per route name; a route missing here is not limited
+// unless configured. Writes are limited because each costs a password hash.
+var defaultLimits = map[string]ratelimit.Limit{
+	"register": {Rate: 30, Period: 60e9, Burst: 30},
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.register",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision builds the contract's route table.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("register")
+	if err != nil {
+		return fmt.Errorf("register handler: loading register app: %w", err)
+	}
+	h.app = appIface.(*App)
+
+	factory, ok := contract.Lookup(h.Contract)
+	if !ok {
+		return fmt.Errorf("register handler: unknown contract %q (known: %s)", h.Contract, strings.Join(contract.Names(), ", "))
+	}
+	if h.Prefix == "" {
+		h.Prefix = documentedPrefixes[h.Contract]
+	}
+	h.Prefix = "/" + strings.Trim(h.Prefix, "/")
+	if h.Prefix == "/" {
+		h.Prefix = ""
+	}
+	if h.MaxBodySize <= 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	env := contract.Env{Engine: h.app.Engine(), Logger: h.logger, Prefix: h.Prefix}
+	if h.Password != nil {
+		p := h.Password.policy()
+		env.Policy = &p
+	}
+	if h.contract, err = factory(env); err != nil {
+		return fmt.Errorf("register handler: contract %s: %w", h.Contract, err)
+	}
+	h.routes = map[string][]contract.Route{}
+	h.limits = map[string]ratelimit.Limit{}
+	for _, rt := range h.contract.Routes() {
+		full := h.Prefix + rt.Path
+		h.routes[full] = append(h.routes[full], rt)
+		l := defaultLimits[rt.Name]
+		if c, ok := h.app.RateLimits[rt.Name]; ok {
+			l = c.limit()
+		}
+		if c, ok := h.RateLimits[rt.Name]; ok {
+			l = c.limit()
+		}
+		h.limits[rt.Name] = l
+	}
+	for name := range h.RateLimits {
+		if _, ok := h.limits[name]; !ok {
+			return fmt.Errorf("register handler: rate_limit for unknown route %q of contract %s", name, h.Contract)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path == JWKSPath && !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return h.serveJWKS(w, r)
+	}
+	candidates, ok := h.routes[r.URL.Path]
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
+	var rt *contract.Route
+	var allow []string
+	for i := range candidates {
+		allow = append(allow, candidates[i].Method)
+		if candidates[i].Method == r.Method {
+			rt = &candidates[i]
+		}
+	}
+	if rt == nil {
+		h.contract.WriteError(w, r, &contract.HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed", Allow: allow})
+		return nil
+	}
+	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	eng := h.app.Engine()
+	if err := eng.Allow(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name]); err != nil {
+		h.logError(r, rt, err)
+		h.contract.WriteError(w, r, err)
+		return nil
+	}
+	req := &contract.Request{ClientIP: clientIP}
+	if len(rt.ContentTypes) > 0 {
+		body, err := h.readBody(w, r, rt)
+		if err != nil {
+			h.contract.WriteError(w, r, err)
+			return nil
+		}
+		req.Body = body
+	}
+	rt.Serve(w, r, req)
+	return nil
+}
+
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rt *contract.Route) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := rt.ContentTypes[0]
+	if ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, &contract.HTTPError{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("content type %q is not valid; send %s", ct, rt.ContentTypes[0])}
+		}
+	}
+	if !slices.Contains(rt.ContentTypes, strings.ToLower(mt)) {
+		return nil, &contract.HTTPError{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("content type %q is not supported; send %s", mt, strings.Join(rt.ContentTypes, " or "))}
+	}
+	if r.ContentLength > h.MaxBodySize {
+		return nil, tooLarge(h.MaxBodySize)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodySize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(h.MaxBodySize)
+		}
+		return nil, &contract.HTTPError{Status: http.StatusBadRequest, Message: "could not read the request body"}
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return &contract.HTTPError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+}
+
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
+	jwks, err := h.app.Engine().JWKS(r.Context())
+	if err != nil {
+		h.logger.Error("jwks", zap.Error(err))
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err = w.Write(jwks)
+	return err
+}
+
+func (h *Handler) logError(r *http.Request, rt *contract.Route, err error) {
+	var rl *engine.RateLimitedError
+	if errors.As(err, &rl) {
+		h.logger.Info("rate limited", zap.String("route", rt.Name), zap.String("path", r.URL.Path))
+		return
+	}
+	h.logger.Error("request failed", zap.String("route", rt.Name), zap.Error(err))
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,179 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// DefaultMaxWait is how long a caller queues for a hashing slot by default:
+// long enough to absorb a burst, short enough that the client gets a
+// "try again" answer before it gives up on its own.
+const DefaultMaxWait = 2 * time.Second
+
+// Pool bounds concurrent hashing so a flood can't exhaust memory or CPU: at
+// most Size hashes or verifications run at once, and a caller that waits
+// longer than MaxWait for a slot gets an *OverloadedError to turn into a 503
+// with Retry-After, instead of piling up goroutines each holding tens of
+// MiB.
+//
+// Create pools with [NewPool]; the zero Pool is not usable. A Pool is safe
+// for concurrent use.
+type Pool struct {
+	sem     chan struct{}
+	maxWait time.Duration
+	obs     Observer
+}
+
+// PoolConfig configures [NewPool].
+type PoolConfig struct {
+	// Size is the number of concurrent hashes; 0 means runtime.GOMAXPROCS(0),
+	// since hashing is CPU-bound and more would only add memory pressure.
+	Size int
+	// MaxWait is the longest a caller queues for a slot; 0 means
+	// DefaultMaxWait.
+	MaxWait time.Duration
+	// Observer is optional; called with the queue wait and the hash duration for metrics.
+	Observer Observer
+}
+
+// Observer receives timings from a [Pool], typically to feed histograms.
+// Its methods are called synchronously on the hashing goroutine and must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// ObserveQueueWait is called once per request with the time spent
+	// waiting for a slot, whether or not a slot was obtained, so the
+	// histogram also shows the waits that ended in overload.
+	ObserveQueueWait(d time.Duration)
+	// ObserveHash is called after each hash or verification with the
+	// algorithm ("argon2id", "bcrypt", or "unknown" for an unparseable
+	// stored hash) and how long it took.
+	ObserveHash(hasher string, d time.Duration)
+}
+
+// NewPool returns a Pool configured by cfg; zero or negative fields take
+// their defaults.
+func NewPool(cfg PoolConfig) *Pool {
+	size := cfg.Size
+	if size <= 0 {
+		size = runtime.GOMAXPROCS(0)
+	}
+	maxWait := cfg.MaxWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxWait
+	}
+	return &Pool{sem: make(chan struct{}, size), maxWait: maxWait, obs: cfg.Observer}
+}
+
+// Size returns the number of hashes that may run at once.
+func (p *Pool) Size() int { return cap(p.sem) }
+
+// Hash waits for a slot (honouring ctx cancellation and MaxWait), then
+// hashes password with h. Once hashing has started it runs to completion
+// even if ctx is cancelled, because the underlying algorithms cannot be
+// interrupted.
+func (p *Pool) Hash(ctx context.Context, h Hasher, password []byte) (string, error) {
+	var (
+		encoded string
+		err     error
+	)
+	if perr := p.run(ctx, h.Name(), func() { encoded, err = h.Hash(password) }); perr != nil {
+		return "", perr
+	}
+	return encoded, err
+}
+
+// Verify waits for a slot like [Pool.Hash], then calls [Verify]. It goes
+// through the pool because verification costs exactly as much as hashing,
+// and logins are the easier endpoint to flood.
+func (p *Pool) Verify(ctx context.Context, encoded string, password []byte) (bool, error) {
+	var (
+		ok  bool
+		err error
+	)
+	if perr := p.run(ctx, kindOf(encoded), func() { ok, err = Verify(encoded, password) }); perr != nil {
+		return false, perr
+	}
+	return ok, err
+}
+
+// DummyVerify waits for a slot like [Pool.Hash], then calls [DummyVerify].
+// It must share the pool with real verifications, otherwise unknown-user
+// logins would be measurably faster under load.
+func (p *Pool) DummyVerify(ctx context.Context, h Hasher, password []byte) error {
+	return p.run(ctx, h.Name(), func() { DummyVerify(h, password) })
+}
+
+// run executes fn while holding a slot and reports timings to the observer.
+func (p *Pool) run(ctx context.Context, name string, fn func()) error {
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	// Release in a defer so a panicking Hasher cannot leak the slot.
+	defer func() { <-p.sem }()
+	start := time.Now()
+	fn()
+	if p.obs != nil {
+		p.obs.ObserveHash(name, time.Since(start))
+	}
+	return nil
+}
+
+func (p *Pool) acquire(ctx context.Context) error {
+	start := time.Now()
+	observe := func() {
+		if p.obs != nil {
+			p.obs.ObserveQueueWait(time.Since(start))
+		}
+	}
+	// A cancelled request must not consume a slot even if one is free; select
+	// would otherwise pick between the ready cases at random.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting for a password hashing slot: %w", err)
+	}
+	select {
+	case p.sem <- struct{}{}:
+		observe()
+		return nil
+	default:
+	}
+	timer := time.NewTimer(p.maxWait)
+	defer timer.Stop()
+	select {
+	case p.sem <- struct{}{}:
+		observe()
+		return nil
+	case <-ctx.Done():
+		observe()
+		return fmt.Errorf("waiting for a password hashing slot: %w", ctx.Err())
+	case <-timer.C:
+		observe()
+		return p.overloaded()
+	}
+}
+
+// overloaded builds the error for a shed request. The hint is at least a
+// second because Retry-After has one-second resolution.
+func (p *Pool) overloaded() *OverloadedError {
+	return &OverloadedError{RetryAfter: max(time.Second, p.maxWait)}
+}
+
+// ErrOverloaded matches any *OverloadedError with errors.Is, for callers that
+// only need to know that load was shed.
+var ErrOverloaded = errors.New("password hashing is overloaded")
+
+// OverloadedError is returned by [Pool] methods when no hashing slot became
+// free within MaxWait.
+type OverloadedError struct {
+	// RetryAfter is a hint for the Retry-After header: by then the queue
+	// has had at least one full MaxWait to drain.
+	RetryAfter time.Duration
+}
+
+// Error returns "password hashing is overloaded".
+func (e *OverloadedError) Error() string { return ErrOverloaded.Error() }
+
+// Is makes errors.Is(err, ErrOverloaded) true.
+func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded }
