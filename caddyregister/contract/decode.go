@@ -24,6 +24,9 @@ type DecodeError struct {
 	Column int
 }
 
+// InvalidInput marks the error as the client's mistake for outcome logs.
+func (e *DecodeError) InvalidInput() bool { return true }
+
 func (e *DecodeError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("invalid JSON at line %d, column %d: %s", e.Line, e.Column, e.Problem)

@@ -354,10 +354,11 @@ func Outcome(err error) string {
 	var ve *ValidationError
 	var ce *store.ConflictError
 	var rl *RateLimitedError
+	var ie interface{ InvalidInput() bool }
 	switch {
 	case err == nil:
 		return "created"
-	case errors.As(err, &ve):
+	case errors.As(err, &ve), errors.As(err, &ie) && ie.InvalidInput():
 		return "invalid"
 	case errors.As(err, &ce):
 		return "duplicate"
@@ -376,9 +377,14 @@ func Outcome(err error) string {
 	}
 }
 
-// RecordOutcome counts a registration that failed before reaching the
-// engine (a body that did not decode, say), so metrics see every attempt.
-func (e *Engine) RecordOutcome(contract, outcome string) {
+// Reject records a registration that failed its contract's wire checks
+// before reaching Register (a body that did not decode, say), so logs and
+// metrics see every attempt.
+func (e *Engine) Reject(contract, clientIP string, err error) {
+	e.logRegistration(Registration{Contract: contract, ClientIP: clientIP}, nil, err, e.now())
+}
+
+func (e *Engine) recordOutcome(contract, outcome string) {
 	if e.cfg.Metrics != nil {
 		e.cfg.Metrics.Registration(contract, outcome)
 	}
@@ -386,7 +392,7 @@ func (e *Engine) RecordOutcome(contract, outcome string) {
 
 func (e *Engine) logRegistration(r Registration, res *Registered, err error, start time.Time) {
 	outcome := Outcome(err)
-	e.RecordOutcome(r.Contract, outcome)
+	e.recordOutcome(r.Contract, outcome)
 	fields := []zap.Field{
 		zap.String("contract", r.Contract),
 		zap.String("outcome", outcome),

@@ -151,13 +151,13 @@ type billingBody struct {
 func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	var body registerRequest
 	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {
-		c.env.Engine.RecordOutcome(Name, "invalid")
+		c.env.Engine.Reject(Name, req.ClientIP, err)
 		c.WriteError(w, r, err)
 		return
 	}
 	reg, err := c.toRegistration(&body)
 	if err != nil {
-		c.env.Engine.RecordOutcome(Name, "invalid")
+		c.env.Engine.Reject(Name, req.ClientIP, err)
 		c.WriteError(w, r, err)
 		return
 	}
