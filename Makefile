@@ -1,0 +1,42 @@
+# caddyregister: `make test` is the one test command (CI runs it through
+# .ci/run on a fresh clone, so it installs what it needs).
+
+GO        ?= go
+SUDO      := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+XCADDY    ?= $(shell $(GO) env GOPATH)/bin/xcaddy
+FUZZTIME  ?= 10s
+
+.PHONY: test deps fmt-check vet gotest fuzz run xcaddy bench
+
+test: deps fmt-check vet gotest fuzz
+
+# redis-server is what the tests run against (never an in-memory fake).
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	}
+	@redis-server --version
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+gotest:
+	$(GO) test -race -timeout 9m ./...
+
+# Short fuzz runs of the request decoders, seeded with the documents' samples.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/
+
+run:
+	$(GO) run ./cmd/caddy run --config Caddyfile
+
+# Builds ./caddy from xcaddy.json with xcaddy. The local module is pinned
+# to a fake version and replaced by this checkout, because plain
+# `--with mod=.` cannot resolve an unpublished module path.
+xcaddy:
+	@[ -x "$(XCADDY)" ] || $(GO) install github.com/caddyserver/xcaddy/cmd/xcaddy@latest
+	$(XCADDY) build $$($(GO) run ./internal/xcaddyargs xcaddy.json) --output ./caddy
