@@ -175,10 +175,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.contract.WriteError(w, r, &contract.HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed", Allow: allow})
 		return nil
 	}
-	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	clientIP := clientIPOf(r)
 	eng := h.app.Engine()
 	if err := eng.Allow(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name]); err != nil {
-		h.logError(r, rt, err)
+		h.logRateLimited(r, rt, err)
 		h.contract.WriteError(w, r, err)
 		return nil
 	}
@@ -237,13 +237,18 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-func (h *Handler) logError(r *http.Request, rt *contract.Route, err error) {
+// logRateLimited logs refusals; other failures are logged by the contract's
+// WriteError, which knows the status it answered.
+func (h *Handler) logRateLimited(r *http.Request, rt *contract.Route, err error) {
 	var rl *engine.RateLimitedError
 	if errors.As(err, &rl) {
-		h.logger.Info("rate limited", zap.String("route", rt.Name), zap.String("path", r.URL.Path))
-		return
+		h.logger.Info("rate limited", zap.String("route", rt.Name), zap.String("path", r.URL.Path), zap.String("client_ip", clientIPOf(r)))
 	}
-	h.logger.Error("request failed", zap.String("route", rt.Name), zap.Error(err))
+}
+
+func clientIPOf(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // Interface guards.

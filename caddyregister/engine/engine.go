@@ -192,6 +192,10 @@ type Registration struct {
 	Attributes  store.Attrs
 	// IssueToken asks for an access token for the new user.
 	IssueToken bool
+	// Invalid carries the contract's own wire-level field errors, so the
+	// reply lists them together with the engine's; fields already reported
+	// there are not checked again.
+	Invalid *ValidationError
 }
 
 // Registered is the outcome of a successful registration.
@@ -230,7 +234,10 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	defer func() { e.logRegistration(r, res, err, start) }()
 
 	var v ValidationError
-	if err := CheckEmail(r.Email); err != nil {
+	if r.Invalid != nil {
+		v.Fields = append(v.Fields, r.Invalid.Fields...)
+	}
+	if err := CheckEmail(r.Email); err != nil && !v.Has("email") {
 		v.Add("email", "email", err.Error())
 	}
 	ids := []string{r.Email}
@@ -238,7 +245,9 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		ids = append(ids, r.Login)
 	}
 	var pe *password.PolicyError
-	if err := r.Policy.Check(r.Password, ids...); errors.As(err, &pe) {
+	if v.Has("password") {
+		// Already reported by the contract.
+	} else if err := r.Policy.Check(r.Password, ids...); errors.As(err, &pe) {
 		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
 	} else if err != nil {
 		v.Add("password", "policy", err.Error())
@@ -247,10 +256,10 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	now := e.now().UTC()
 	if r.Tenant != nil {
 		vat := store.VATKey(r.Tenant.VATID)
-		if vat == "" {
+		if vat == "" && !v.Has("billing.vatId") {
 			v.Add("billing.vatId", "required", "VAT id is required with billing")
 		}
-		if strings.TrimSpace(r.Tenant.Company) == "" {
+		if strings.TrimSpace(r.Tenant.Company) == "" && !v.Has("billing.company") {
 			v.Add("billing.company", "required", "company is required with billing")
 		}
 		t = &store.Tenant{

@@ -33,6 +33,16 @@ func (e *ValidationError) Add(field, rule, msg string) {
 	e.Fields = append(e.Fields, &FieldError{Field: field, Rule: rule, Message: msg})
 }
 
+// Has reports whether field already has an error.
+func (e *ValidationError) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
 // Err returns e, or nil when it holds no field errors.
 func (e *ValidationError) Err() error {
 	if e == nil || len(e.Fields) == 0 {

@@ -90,7 +90,8 @@ var (
 
 // ConflictError reports which unique field is taken.
 type ConflictError struct {
-	// Field is "email", "login", "tenant_vat" or "tenant_code".
+	// Field is "email", "login", "tenant_vat" or "tenant_code"; "id" or
+	// "tenant_id" when a freshly drawn id collides (callers may retry).
 	Field string
 }
 
@@ -144,7 +145,7 @@ type UniqueKeys struct {
 func (n NewUser) Of() UniqueKeys {
 	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey}
 	if n.Tenant != nil {
-		k.TenantCodeKey = strings.ToLower(n.Tenant.Code)
+		k.TenantCodeKey = TenantCodeKey(n.Tenant.Code)
 		if n.Tenant.Billing != nil {
 			k.TenantVATKey = n.Tenant.Billing.VATKey
 		}
@@ -163,6 +164,9 @@ func EmailKey(email string) string {
 func LoginKey(login string) string {
 	return strings.ToLower(norm.NFC.String(strings.TrimSpace(login)))
 }
+
+// TenantCodeKey is the form tenant codes are unique on (case-insensitive).
+func TenantCodeKey(code string) string { return LoginKey(code) }
 
 // VATKey normalizes a VAT id so "es 12.345.678-x" and "ES12345678X" are one
 // company: separators dropped, letters upper-cased.

@@ -155,12 +155,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 		c.WriteError(w, r, err)
 		return
 	}
-	reg, err := c.toRegistration(&body)
-	if err != nil {
-		c.env.Engine.Reject(Name, req.ClientIP, err)
-		c.WriteError(w, r, err)
-		return
-	}
+	reg := c.toRegistration(&body)
 	reg.ClientIP = req.ClientIP
 	res, err := c.env.Engine.Register(r.Context(), *reg)
 	if err != nil {
@@ -174,7 +169,9 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 }
 
 // toRegistration applies the wire rules: required fields, lengths, types.
-func (c *Contract) toRegistration(b *registerRequest) (*engine.Registration, error) {
+// Their errors travel in the registration so the engine reports them along
+// with its own.
+func (c *Contract) toRegistration(b *registerRequest) *engine.Registration {
 	var v engine.ValidationError
 	str := func(field string, p *string, required bool, max int) string {
 		if p == nil || strings.TrimSpace(*p) == "" {
@@ -192,7 +189,7 @@ func (c *Contract) toRegistration(b *registerRequest) (*engine.Registration, err
 		return s
 	}
 	name := strings.TrimSpace(str("name", b.Name, true, maxName))
-	mail := strings.TrimSpace(str("mail", b.Mail, true, engine.MaxEmailLength))
+	mail := strings.TrimSpace(str("email", b.Mail, true, engine.MaxEmailLength))
 	if b.Password == nil || *b.Password == "" {
 		v.Add("password", "required", "is required")
 	}
@@ -221,10 +218,8 @@ func (c *Contract) toRegistration(b *registerRequest) (*engine.Registration, err
 		}
 		reg.Tenant = t
 	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	return reg, nil
+	reg.Invalid = &v
+	return reg
 }
 
 func hasControl(s string) bool {

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -51,6 +52,14 @@ func Open(url, ns string) (*Store, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	// Fail fast when Redis is down: go-redis' defaults (5 dial attempts,
+	// 3 retries) hold a request ~2s before its 503.
+	if !strings.Contains(url, "dial_retries=") {
+		opt.DialerRetries = 1
+	}
+	if !strings.Contains(url, "max_retries=") {
+		opt.MaxRetries = 1
 	}
 	return New(redis.NewClient(opt), ns), nil
 }
@@ -97,6 +106,9 @@ type claim struct{ field, key, value string }
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	u := n.User
+	if u == nil || u.ID == "" || u.EmailKey == "" {
+		return errors.New("create user: id and e-mail key are required")
+	}
 	userJSON, err := json.Marshal(u)
 	if err != nil {
 		return fmt.Errorf("encode user: %w", err)
@@ -108,8 +120,6 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if u.LoginKey != "" {
 		claims = append(claims, claim{"login", s.Key("idx", "login", u.LoginKey), u.ID})
 	}
-	var putKeys []string
-	var putVals []any
 	if t := n.Tenant; t != nil {
 		tenantJSON, err := json.Marshal(t)
 		if err != nil {
@@ -126,8 +136,8 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	claims[0].value = string(userJSON)
 
-	keys := make([]string, 0, len(claims)+len(putKeys))
-	args := make([]any, 0, 1+2*len(claims)+len(putVals))
+	keys := make([]string, 0, len(claims))
+	args := make([]any, 0, 1+2*len(claims))
 	args = append(args, len(claims))
 	for _, c := range claims {
 		keys = append(keys, c.key)
@@ -136,8 +146,6 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	for _, c := range claims {
 		args = append(args, c.value)
 	}
-	keys = append(keys, putKeys...)
-	args = append(args, putVals...)
 
 	field, err := createScript.Run(ctx, s.c, keys, args...).Text()
 	if err != nil {

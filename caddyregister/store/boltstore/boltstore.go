@@ -1,0 +1,409 @@
+// Package boltstore is the embedded backend of the store: one bbolt file
+// (go.etcd.io/bbolt) on local disk, for single-node deployments that run
+// without Redis.
+//
+// Layout: one bucket per record kind, keys and values as below.
+//
+//	users            <user id>         -> user record (JSON)
+//	idx_email        <email key>       -> user id, unique on the normalized e-mail
+//	idx_login        <login key>       -> user id, unique on the lowercased login
+//	tenants          <tenant id>       -> tenant record (JSON)
+//	idx_tenant_vat   <vat key>         -> tenant id, unique on the normalized VAT id
+//	idx_tenant_code  <code key>        -> tenant id, unique on the lowercased code
+//	secrets          <name>            -> secret bytes (signing key PEM)
+//
+// Atomicity: CreateUser checks every unique key and writes the user, its
+// indexes and its tenant in one read-write transaction, so a registration
+// appears whole or not at all.
+//
+// Durability: bbolt fsyncs the file on every commit (NoSync stays false), and
+// CreateUser returns only after the commit, so an acknowledged registration
+// survives a crash or kill -9 of the process.
+//
+// Concurrency: bbolt serializes writers (one read-write transaction at a time,
+// each paying an fsync), while readers run in parallel with each other and
+// with the writer. That is plenty for a single node; several Caddy processes
+// cannot share one file (bbolt takes an exclusive flock, and Open fails after
+// one second if another process holds it), so scale-out needs the Redis
+// backend.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// Bucket names.
+var (
+	bucketUsers      = []byte("users")
+	bucketEmail      = []byte("idx_email")
+	bucketLogin      = []byte("idx_login")
+	bucketTenants    = []byte("tenants")
+	bucketTenantVAT  = []byte("idx_tenant_vat")
+	bucketTenantCode = []byte("idx_tenant_code")
+	bucketSecrets    = []byte("secrets")
+
+	allBuckets = [][]byte{
+		bucketUsers, bucketEmail, bucketLogin,
+		bucketTenants, bucketTenantVAT, bucketTenantCode,
+		bucketSecrets,
+	}
+)
+
+// lockTimeout bounds how long Open waits for the file lock.
+const lockTimeout = 1 * time.Second
+
+// Store is the embedded bbolt backend. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// lockedError reports that another process holds the file lock. It unwraps to
+// bbolt's ErrTimeout.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return "embedded store " + e.path + " is locked by another process (is another Caddy running with the same data directory?)"
+}
+
+func (e *lockedError) Unwrap() error { return bolterrors.ErrTimeout }
+
+// Open opens (creating if needed, with parent directories 0700 and the file
+// 0600) the bbolt file at path. If another process holds the file, Open fails
+// after about a second instead of waiting forever.
+func Open(path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("embedded store %s: create directory: %w", path, err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, &lockedError{path: path}
+		}
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.path }
+
+// claim is one unique key a registration takes.
+type claim struct {
+	field  string
+	bucket []byte
+	key    []byte
+	value  []byte
+}
+
+// CreateUser implements store.Store in one read-write transaction: every
+// unique key (the user and tenant ids included) is checked before anything
+// is written.
+func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
+	const op = "create user"
+	u := n.User
+	if u == nil {
+		return errors.New("create user: nil user")
+	}
+	if u.ID == "" {
+		return errors.New("create user: empty user id")
+	}
+	if u.EmailKey == "" {
+		return errors.New("create user: empty email key")
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable(op, err)
+	}
+	userJSON, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encode user: %w", err)
+	}
+	id := []byte(u.ID)
+	claims := []claim{
+		{"id", bucketUsers, id, userJSON},
+		{"email", bucketEmail, []byte(u.EmailKey), id},
+	}
+	if u.LoginKey != "" {
+		claims = append(claims, claim{"login", bucketLogin, []byte(u.LoginKey), id})
+	}
+	if t := n.Tenant; t != nil {
+		if t.ID == "" {
+			return errors.New("create user: empty tenant id")
+		}
+		tenantJSON, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("encode tenant: %w", err)
+		}
+		tid := []byte(t.ID)
+		claims = append(claims, claim{"tenant_id", bucketTenants, tid, tenantJSON})
+		keys := n.Of()
+		if keys.TenantVATKey != "" {
+			claims = append(claims, claim{"tenant_vat", bucketTenantVAT, []byte(keys.TenantVATKey), tid})
+		}
+		if keys.TenantCodeKey != "" {
+			claims = append(claims, claim{"tenant_code", bucketTenantCode, []byte(keys.TenantCodeKey), tid})
+		}
+	}
+
+	var conflict *store.ConflictError
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, c := range claims {
+			b, err := bucket(tx, c.bucket)
+			if err != nil {
+				return err
+			}
+			if has(b, c.key) {
+				conflict = &store.ConflictError{Field: c.field}
+				return conflict // rolls back; nothing was written
+			}
+		}
+		for _, c := range claims {
+			if err := tx.Bucket(c.bucket).Put(c.key, c.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if conflict != nil {
+		return conflict
+	}
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	return nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
+	var u store.User
+	if err := s.getJSON(ctx, "get user", bucketUsers, id, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// GetTenant implements store.Store.
+func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
+	var t store.Tenant
+	if err := s.getJSON(ctx, "get tenant", bucketTenants, id, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// UserIDByEmail implements store.Store.
+func (s *Store) UserIDByEmail(ctx context.Context, emailKey string) (string, error) {
+	return s.getString(ctx, "user by email", bucketEmail, emailKey)
+}
+
+// UserIDByLogin implements store.Store.
+func (s *Store) UserIDByLogin(ctx context.Context, loginKey string) (string, error) {
+	return s.getString(ctx, "user by login", bucketLogin, loginKey)
+}
+
+// TenantIDByVAT implements store.Store.
+func (s *Store) TenantIDByVAT(ctx context.Context, vatKey string) (string, error) {
+	return s.getString(ctx, "tenant by vat", bucketTenantVAT, vatKey)
+}
+
+// Taken implements store.Store in one read-only transaction.
+func (s *Store) Taken(ctx context.Context, k store.UniqueKeys) error {
+	const op = "check unique keys"
+	type check struct {
+		field  string
+		bucket []byte
+		key    string
+	}
+	checks := []check{
+		{"email", bucketEmail, k.EmailKey},
+		{"login", bucketLogin, k.LoginKey},
+		{"tenant_vat", bucketTenantVAT, k.TenantVATKey},
+		{"tenant_code", bucketTenantCode, k.TenantCodeKey},
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable(op, err)
+	}
+	var conflict *store.ConflictError
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, c := range checks {
+			if c.key == "" {
+				continue
+			}
+			b, err := bucket(tx, c.bucket)
+			if err != nil {
+				return err
+			}
+			if has(b, []byte(c.key)) {
+				conflict = &store.ConflictError{Field: c.field}
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	if conflict != nil {
+		return conflict
+	}
+	return nil
+}
+
+// LoadOrCreateSecret implements store.Store in one read-write transaction:
+// the first caller's value is stored, and every caller gets the stored one.
+func (s *Store) LoadOrCreateSecret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	const op = "load or create secret"
+	if name == "" {
+		return nil, errors.New("load or create secret: empty name")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	var out []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketSecrets)
+		if err != nil {
+			return err
+		}
+		key := []byte(name)
+		if k, v := b.Cursor().Seek(key); bytes.Equal(k, key) {
+			out = bytes.Clone(v) // v is only valid inside the transaction
+			if out == nil {
+				out = []byte{}
+			}
+			return nil
+		}
+		if err := b.Put(key, value); err != nil {
+			return err
+		}
+		out = value
+		return nil
+	})
+	if err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	return out, nil
+}
+
+// Ping implements store.Store: nil while the store is open.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable("ping", err)
+	}
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return store.Unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close implements store.Store. It waits for open transactions to finish and
+// releases the file lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) getJSON(ctx context.Context, op string, name []byte, key string, v any) error {
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable(op, err)
+	}
+	var found bool
+	var decodeErr error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, name)
+		if err != nil {
+			return err
+		}
+		data := get(b, key)
+		if data == nil {
+			return nil
+		}
+		found = true
+		decodeErr = json.Unmarshal(data, v) // copies out of the mmap
+		return nil
+	})
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	if !found {
+		return store.ErrNotFound
+	}
+	if decodeErr != nil {
+		return fmt.Errorf("%s: decode %s/%s: %w", op, name, key, decodeErr)
+	}
+	return nil
+}
+
+func (s *Store) getString(ctx context.Context, op string, name []byte, key string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", store.Unavailable(op, err)
+	}
+	var out string
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, name)
+		if err != nil {
+			return err
+		}
+		if v := get(b, key); v != nil {
+			out, found = string(v), true // string() copies out of the mmap
+		}
+		return nil
+	})
+	if err != nil {
+		return "", store.Unavailable(op, err)
+	}
+	if !found {
+		return "", store.ErrNotFound
+	}
+	return out, nil
+}
+
+// bucket returns the named bucket; Open creates them all, so a missing one
+// means the file was tampered with.
+func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	b := tx.Bucket(name)
+	if b == nil {
+		return nil, fmt.Errorf("bucket %s missing", name)
+	}
+	return b, nil
+}
+
+// get returns the value under key, or nil. Empty keys are never stored.
+func get(b *bolt.Bucket, key string) []byte {
+	if key == "" {
+		return nil
+	}
+	return b.Get([]byte(key))
+}
+
+// has reports whether key exists in b, even with an empty value.
+func has(b *bolt.Bucket, key []byte) bool {
+	k, _ := b.Cursor().Seek(key)
+	return k != nil && bytes.Equal(k, key)
+}

@@ -1,0 +1,382 @@
+package boltstore_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/store/boltstore"
+	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
+)
+
+func open(t testing.TB, path string) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := open(t, filepath.Join(t.TempDir(), "register.db"))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a", "b", "register.db")
+	s := open(t, path)
+	defer s.Close()
+	if s.Path() != path {
+		t.Fatalf("Path() = %q, want %q", s.Path(), path)
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{filepath.Join(dir, "a"), 0o700},
+		{filepath.Join(dir, "a", "b"), 0o700},
+		{path, 0o600},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, got, c.mode)
+		}
+	}
+}
+
+func TestLockedByAnotherProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "register.db")
+	first := open(t, path)
+
+	// bbolt locks with flock, which also conflicts between two opens in one
+	// process, so a second Open stands in for a second Caddy.
+	start := time.Now()
+	second, err := boltstore.Open(path)
+	elapsed := time.Since(start)
+	if err == nil {
+		second.Close()
+		first.Close()
+		t.Fatal("second Open of a locked file succeeded")
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("second Open took %v, want it to give up within ~1s", elapsed)
+	}
+	want := "embedded store " + path + " is locked by another process (is another Caddy running with the same data directory?)"
+	if err.Error() != want {
+		t.Errorf("error = %q\nwant    %q", err, want)
+	}
+	if !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Errorf("error %v does not unwrap to bolterrors.ErrTimeout", err)
+	}
+
+	// Once the holder closes, the file opens again.
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, path)
+	again.Close()
+}
+
+func TestSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "register.db")
+	s := open(t, path)
+	tenant := storetest.NewTestTenant("Reopen", "ES B12345678")
+	u := storetest.NewTestUser("Reopen@Example.com", "Reopener")
+	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Tenant: tenant}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadOrCreateSecret(ctx, "signing", []byte("key-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	got, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("GetUser after reopen: %v", err)
+	}
+	if got.Email != u.Email || got.PasswordHash != u.PasswordHash || got.TenantID != tenant.ID {
+		t.Fatalf("GetUser after reopen = %+v", got)
+	}
+	if id, err := s.UserIDByEmail(ctx, store.EmailKey("reopen@example.com")); err != nil || id != u.ID {
+		t.Fatalf("UserIDByEmail after reopen = %q, %v", id, err)
+	}
+	if id, err := s.UserIDByLogin(ctx, store.LoginKey("REOPENER")); err != nil || id != u.ID {
+		t.Fatalf("UserIDByLogin after reopen = %q, %v", id, err)
+	}
+	if id, err := s.TenantIDByVAT(ctx, store.VATKey("esb12345678")); err != nil || id != tenant.ID {
+		t.Fatalf("TenantIDByVAT after reopen = %q, %v", id, err)
+	}
+	if gt, err := s.GetTenant(ctx, tenant.ID); err != nil || gt.Code != "Reopen" {
+		t.Fatalf("GetTenant after reopen = %+v, %v", gt, err)
+	}
+	var ce *store.ConflictError
+	if err := s.Taken(ctx, store.UniqueKeys{TenantCodeKey: "reopen"}); !errors.As(err, &ce) || ce.Field != "tenant_code" {
+		t.Fatalf("Taken(tenant code) after reopen = %v", err)
+	}
+	if sec, err := s.LoadOrCreateSecret(ctx, "signing", []byte("key-2")); err != nil || string(sec) != "key-1" {
+		t.Fatalf("secret after reopen = %q, %v; want key-1", sec, err)
+	}
+	dup := storetest.NewTestUser("reopen@example.com", "")
+	if err := s.CreateUser(ctx, store.NewUser{User: dup}); !errors.As(err, &ce) || ce.Field != "email" {
+		t.Fatalf("duplicate after reopen: %v", err)
+	}
+}
+
+func TestConflictFields(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	tenant := storetest.NewTestTenant("Fields", "NL123456789B01")
+	u := storetest.NewTestUser("fields@example.com", "fields")
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Tenant: tenant}); err != nil {
+		t.Fatal(err)
+	}
+	wantField := func(name string, n store.NewUser, field string) {
+		t.Helper()
+		var ce *store.ConflictError
+		err := s.CreateUser(ctx, n)
+		if !errors.As(err, &ce) || ce.Field != field {
+			t.Fatalf("%s: got %v, want conflict on %q", name, err, field)
+		}
+	}
+	sameID := storetest.NewTestUser("other@example.com", "")
+	sameID.ID = u.ID
+	wantField("same user id", store.NewUser{User: sameID}, "id")
+
+	t2 := storetest.NewTestTenant("Other", "NL999999999B01")
+	t2.ID = tenant.ID
+	wantField("same tenant id", store.NewUser{User: storetest.NewTestUser("t2@example.com", ""), Tenant: t2}, "tenant_id")
+
+	t3 := storetest.NewTestTenant("Other", "nl 123456789 b01")
+	wantField("same vat", store.NewUser{User: storetest.NewTestUser("t3@example.com", ""), Tenant: t3}, "tenant_vat")
+
+	t4 := storetest.NewTestTenant("FIELDS", "NL888888888B01")
+	wantField("same code", store.NewUser{User: storetest.NewTestUser("t4@example.com", ""), Tenant: t4}, "tenant_code")
+
+	// Nothing of the rejected registrations was written.
+	for _, e := range []string{"other@example.com", "t2@example.com", "t3@example.com", "t4@example.com"} {
+		if _, err := s.UserIDByEmail(ctx, e); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UserIDByEmail(%s) = %v, want ErrNotFound", e, err)
+		}
+	}
+	if got, err := s.GetTenant(ctx, tenant.ID); err != nil || got.Code != "Fields" {
+		t.Errorf("original tenant changed: %+v, %v", got, err)
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	noID := storetest.NewTestUser("noid@example.com", "")
+	noID.ID = ""
+	noEmail := storetest.NewTestUser("", "")
+	for name, n := range map[string]store.NewUser{
+		"nil user":    {},
+		"empty id":    {User: noID},
+		"empty email": {User: noEmail},
+	} {
+		err := s.CreateUser(ctx, n)
+		if err == nil || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s: got %v, want a plain error", name, err)
+		}
+	}
+	if _, err := s.LoadOrCreateSecret(ctx, "", []byte("x")); err == nil {
+		t.Error("LoadOrCreateSecret with empty name succeeded")
+	}
+	if _, err := s.GetUser(ctx, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUser(\"\") = %v, want ErrNotFound", err)
+	}
+}
+
+func TestPingAndClose(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping on open store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping after Close = %v, want ErrUnavailable", err)
+	}
+	u := storetest.NewTestUser("closed@example.com", "")
+	if err := s.CreateUser(context.Background(), store.NewUser{User: u}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("CreateUser after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetUser(context.Background(), u.ID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("GetUser after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	u := storetest.NewTestUser("canceled@example.com", "")
+	if err := s.CreateUser(ctx, store.NewUser{User: u}); !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("CreateUser with canceled context = %v", err)
+	}
+	if _, err := s.GetUser(context.Background(), u.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("user written despite canceled context: %v", err)
+	}
+}
+
+const (
+	helperEnvPath  = "BOLTSTORE_TEST_HELPER_PATH"
+	helperEnvEmail = "BOLTSTORE_TEST_HELPER_EMAIL"
+)
+
+// TestHelperProcess is the child of TestKill9Durability: it registers one
+// user, reports it on stdout and waits to be killed.
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnvPath)
+	if path == "" {
+		t.Skip("helper process for TestKill9Durability")
+	}
+	s, err := boltstore.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		os.Exit(2)
+	}
+	u := storetest.NewTestUser(os.Getenv(helperEnvEmail), "killed")
+	if err := s.CreateUser(context.Background(), store.NewUser{User: u}); err != nil {
+		fmt.Fprintln(os.Stderr, "create:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("CREATED %s\n", u.ID)
+	_ = os.Stdout.Sync()
+	select {} // never closes the store: only SIGKILL ends this
+}
+
+func TestKill9Durability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	path := filepath.Join(t.TempDir(), "register.db")
+	const email = "Survivor@Example.com"
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), helperEnvPath+"="+path, helperEnvEmail+"="+email)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "CREATED ") {
+				lines <- line
+				break
+			}
+		}
+		close(lines)
+		_, _ = bufio.NewReader(out).WriteTo(discard{})
+	}()
+	var id string
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			_ = cmd.Wait()
+			killed = true
+			t.Fatalf("child exited without creating a user; stderr:\n%s", stderr.String())
+		}
+		id = strings.TrimPrefix(line, "CREATED ")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("child did not report a user within 30s; stderr:\n%s", stderr.String())
+	}
+
+	// SIGKILL: no deferred Close, no flush, no chance to finish anything.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed = true
+	if ps := cmd.ProcessState; ps == nil || ps.Success() {
+		t.Fatalf("child was not killed: %v", ps)
+	}
+
+	s := open(t, path) // the kernel dropped the dead child's lock
+	defer s.Close()
+	ctx := context.Background()
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		t.Fatalf("user %s acknowledged before kill -9 is gone: %v", id, err)
+	}
+	if u.EmailKey != store.EmailKey(email) {
+		t.Fatalf("user after kill -9 = %+v", u)
+	}
+	if got, err := s.UserIDByEmail(ctx, store.EmailKey(email)); err != nil || got != id {
+		t.Fatalf("UserIDByEmail after kill -9 = %q, %v; want %q", got, err, id)
+	}
+	if got, err := s.UserIDByLogin(ctx, store.LoginKey("killed")); err != nil || got != id {
+		t.Fatalf("UserIDByLogin after kill -9 = %q, %v; want %q", got, err, id)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func BenchmarkCreateUser(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "register.db"))
+	defer s.Close()
+	ctx := context.Background()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			u := storetest.NewTestUser(fmt.Sprintf("bench%d@example.com", n), fmt.Sprintf("bench%d", n))
+			if err := s.CreateUser(ctx, store.NewUser{User: u}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

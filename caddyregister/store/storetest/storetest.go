@@ -1,0 +1,657 @@
+// Package storetest is the contract test suite every store backend must
+// pass. A backend's own test calls Run with a constructor for fresh, empty
+// stores:
+//
+//	func TestContract(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store {
+//			s := openEmptyStore(t)
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+// The suite only uses the store.Store interface, so it holds every backend to
+// the same promises: lookups, normalized uniqueness, all-or-nothing writes
+// (a rejected registration leaves no record and no index entry behind) and a
+// single winner under concurrency.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+var seq atomic.Int64
+
+// NewTestUser returns a pending user with every field set, keys built the way
+// the engine builds them (store.EmailKey, store.LoginKey) and a fresh id. An
+// empty login leaves Login and LoginKey empty.
+func NewTestUser(email, login string) *store.User {
+	now := time.Now()
+	n := seq.Add(1)
+	return &store.User{
+		ID:           store.NewID(now),
+		Email:        email,
+		EmailKey:     store.EmailKey(email),
+		Login:        login,
+		LoginKey:     store.LoginKey(login),
+		Name:         fmt.Sprintf("Test User %d", n),
+		FirstName:    "Test",
+		LastName:     fmt.Sprintf("User %d", n),
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+		Status:       store.StatusPending,
+		Permissions:  []string{"read", "write:own"},
+		Contract:     "default",
+		Attributes: store.Attrs{
+			"newsletter": json.RawMessage(`true`),
+			"phone":      json.RawMessage(`"+34 600 000 000"`),
+			"prefs":      json.RawMessage(`{"lang":"es","tz":"Europe/Madrid"}`),
+		},
+		CreatedAt: now,
+		UpdatedAt: now.Add(time.Second),
+	}
+}
+
+// NewTestTenant returns a tenant with billing, its VAT key built with
+// store.VATKey, and a fresh id.
+func NewTestTenant(code, vatID string) *store.Tenant {
+	now := time.Now()
+	return &store.Tenant{
+		ID:   store.NewID(now),
+		Code: code,
+		Name: "Tenant " + code,
+		Billing: &store.Billing{
+			Company:       "Company " + code + " S.L.",
+			VATID:         vatID,
+			VATKey:        store.VATKey(vatID),
+			Address:       "Calle Mayor 1, Madrid",
+			CreditBalance: json.Number("12.50"),
+		},
+		CreatedAt: now,
+	}
+}
+
+// Run runs the contract suite. newStore returns a fresh, empty store for each
+// subtest (the caller handles cleanup via t.Cleanup).
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateGetRoundTrip", testRoundTrip},
+		{"UnknownNotFound", testUnknownNotFound},
+		{"IndexesResolve", testIndexesResolve},
+		{"DuplicateEmail", testDuplicateEmail},
+		{"DuplicateLogin", testDuplicateLogin},
+		{"RejectedCreateLeavesKeysFree", testRejectedCreateLeavesKeysFree},
+		{"AliasesDistinct", testAliasesDistinct},
+		{"UserWithTenant", testUserWithTenant},
+		{"DuplicateTenantVAT", testDuplicateTenantVAT},
+		{"DuplicateTenantCode", testDuplicateTenantCode},
+		{"Taken", testTaken},
+		{"LoadOrCreateSecret", testLoadOrCreateSecret},
+		{"ConcurrentSameEmail", testConcurrentSameEmail},
+		{"ConcurrentSecret", testConcurrentSecret},
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+	// Normalization variants each need their own store, so they run as
+	// subtests of their own.
+	t.Run("EmailNormalizationConflicts", func(t *testing.T) {
+		testEmailNormalization(t, newStore)
+	})
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// create registers n and fails the test on error.
+func create(t *testing.T, s store.Store, n store.NewUser) {
+	t.Helper()
+	if err := s.CreateUser(ctx(t), n); err != nil {
+		t.Fatalf("CreateUser(%s): %v", n.User.Email, err)
+	}
+}
+
+// wantConflict asserts err is a *store.ConflictError on field (or, when
+// field ends in '*', on a field with that prefix) and returns the field.
+func wantConflict(t *testing.T, err error, field string) string {
+	t.Helper()
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got error %v (%T), want *store.ConflictError{Field: %q}", err, err, field)
+	}
+	if prefix, ok := strings.CutSuffix(field, "*"); ok {
+		if !strings.HasPrefix(ce.Field, prefix) {
+			t.Fatalf("conflict on %q, want a %q* field", ce.Field, prefix)
+		}
+	} else if ce.Field != field {
+		t.Fatalf("conflict on %q, want %q", ce.Field, field)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("conflict %v also matches ErrUnavailable", err)
+	}
+	return ce.Field
+}
+
+func wantNotFound(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("%s: got error %v, want store.ErrNotFound", what, err)
+	}
+}
+
+func wantUserAbsent(t *testing.T, s store.Store, u *store.User) {
+	t.Helper()
+	_, err := s.GetUser(ctx(t), u.ID)
+	wantNotFound(t, "GetUser of rejected user "+u.ID, err)
+}
+
+func wantEmailIndex(t *testing.T, s store.Store, emailKey, id string) {
+	t.Helper()
+	got, err := s.UserIDByEmail(ctx(t), emailKey)
+	if err != nil {
+		t.Fatalf("UserIDByEmail(%q): %v", emailKey, err)
+	}
+	if got != id {
+		t.Fatalf("UserIDByEmail(%q) = %q, want %q", emailKey, got, id)
+	}
+}
+
+func wantLoginIndex(t *testing.T, s store.Store, loginKey, id string) {
+	t.Helper()
+	got, err := s.UserIDByLogin(ctx(t), loginKey)
+	if err != nil {
+		t.Fatalf("UserIDByLogin(%q): %v", loginKey, err)
+	}
+	if got != id {
+		t.Fatalf("UserIDByLogin(%q) = %q, want %q", loginKey, got, id)
+	}
+}
+
+// normUser returns a copy of u that compares equal across a storage round
+// trip: times in UTC without monotonic reading, attribute JSON compacted.
+func normUser(u *store.User) store.User {
+	c := *u
+	c.CreatedAt = c.CreatedAt.UTC().Round(0)
+	c.UpdatedAt = c.UpdatedAt.UTC().Round(0)
+	if u.Attributes != nil {
+		c.Attributes = make(store.Attrs, len(u.Attributes))
+		for k, v := range u.Attributes {
+			var b bytes.Buffer
+			if err := json.Compact(&b, v); err != nil {
+				c.Attributes[k] = v
+				continue
+			}
+			c.Attributes[k] = json.RawMessage(b.Bytes())
+		}
+	}
+	return c
+}
+
+func normTenant(t *store.Tenant) store.Tenant {
+	c := *t
+	c.CreatedAt = c.CreatedAt.UTC().Round(0)
+	if t.Billing != nil {
+		b := *t.Billing
+		c.Billing = &b
+	}
+	return c
+}
+
+func wantUser(t *testing.T, s store.Store, want *store.User) {
+	t.Helper()
+	got, err := s.GetUser(ctx(t), want.ID)
+	if err != nil {
+		t.Fatalf("GetUser(%s): %v", want.ID, err)
+	}
+	if g, w := normUser(got), normUser(want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("GetUser(%s) round trip differs:\n got  %+v\n want %+v", want.ID, g, w)
+	}
+}
+
+func wantTenant(t *testing.T, s store.Store, want *store.Tenant) {
+	t.Helper()
+	got, err := s.GetTenant(ctx(t), want.ID)
+	if err != nil {
+		t.Fatalf("GetTenant(%s): %v", want.ID, err)
+	}
+	g, w := normTenant(got), normTenant(want)
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("GetTenant(%s) round trip differs:\n got  %+v (billing %+v)\n want %+v (billing %+v)",
+			want.ID, g, g.Billing, w, w.Billing)
+	}
+}
+
+func testRoundTrip(t *testing.T, s store.Store) {
+	u := NewTestUser("Round.Trip@Example.com", "RoundTrip")
+	u.Status = store.StatusActive
+	u.TenantID = store.NewID(time.Now())
+	// A non-UTC zone and a nanosecond part must survive too.
+	zone := time.FixedZone("CET", 3600)
+	u.CreatedAt = time.Date(2024, 3, 5, 10, 11, 12, 123456789, zone)
+	u.UpdatedAt = time.Now() // carries a monotonic reading
+	create(t, s, store.NewUser{User: u})
+	wantUser(t, s, u)
+
+	got, err := s.GetUser(ctx(t), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(u.CreatedAt) || !got.UpdatedAt.Equal(u.UpdatedAt) {
+		t.Fatalf("timestamps changed: got %v/%v want %v/%v", got.CreatedAt, got.UpdatedAt, u.CreatedAt, u.UpdatedAt)
+	}
+	if string(got.Attributes["prefs"]) != `{"lang":"es","tz":"Europe/Madrid"}` {
+		t.Fatalf("attribute prefs = %s", got.Attributes["prefs"])
+	}
+
+	// The returned record is the caller's: mutating it changes nothing stored.
+	got.Email = "changed@example.com"
+	got.Permissions[0] = "changed"
+	wantUser(t, s, u)
+}
+
+func testUnknownNotFound(t *testing.T, s store.Store) {
+	c := ctx(t)
+	unknown := store.NewID(time.Now())
+	_, err := s.GetUser(c, unknown)
+	wantNotFound(t, "GetUser(unknown)", err)
+	_, err = s.GetTenant(c, unknown)
+	wantNotFound(t, "GetTenant(unknown)", err)
+	_, err = s.UserIDByEmail(c, store.EmailKey("nobody@example.com"))
+	wantNotFound(t, "UserIDByEmail(unknown)", err)
+	_, err = s.UserIDByLogin(c, store.LoginKey("nobody"))
+	wantNotFound(t, "UserIDByLogin(unknown)", err)
+	_, err = s.TenantIDByVAT(c, store.VATKey("XX000000"))
+	wantNotFound(t, "TenantIDByVAT(unknown)", err)
+
+	// Known records do not make unknown ones visible.
+	create(t, s, store.NewUser{User: NewTestUser("someone@example.com", "someone")})
+	_, err = s.GetUser(c, unknown)
+	wantNotFound(t, "GetUser(unknown) with data present", err)
+}
+
+func testIndexesResolve(t *testing.T, s store.Store) {
+	a := NewTestUser("Ann@Example.com", "Ann")
+	b := NewTestUser("bob@example.com", "")
+	create(t, s, store.NewUser{User: a})
+	create(t, s, store.NewUser{User: b})
+	wantEmailIndex(t, s, store.EmailKey("ann@example.com"), a.ID)
+	wantEmailIndex(t, s, store.EmailKey("  ANN@example.COM "), a.ID)
+	wantLoginIndex(t, s, store.LoginKey("ANN"), a.ID)
+	wantEmailIndex(t, s, b.EmailKey, b.ID)
+	wantUser(t, s, a)
+	wantUser(t, s, b)
+	// A user without login claims no login index entry.
+	_, err := s.UserIDByLogin(ctx(t), "")
+	wantNotFound(t, `UserIDByLogin("") after a user without login`, err)
+}
+
+func testDuplicateEmail(t *testing.T, s store.Store) {
+	first := NewTestUser("dup@example.com", "first")
+	create(t, s, store.NewUser{User: first})
+	second := NewTestUser("dup@example.com", "second")
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second}), "email")
+
+	wantUserAbsent(t, s, second)
+	_, err := s.UserIDByLogin(ctx(t), second.LoginKey)
+	wantNotFound(t, "login index of rejected user", err)
+	wantEmailIndex(t, s, first.EmailKey, first.ID)
+	wantLoginIndex(t, s, first.LoginKey, first.ID)
+	wantUser(t, s, first)
+}
+
+func testDuplicateLogin(t *testing.T, s store.Store) {
+	first := NewTestUser("one@example.com", "Shared")
+	create(t, s, store.NewUser{User: first})
+	second := NewTestUser("two@example.com", "sHARED ")
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second}), "login")
+
+	wantUserAbsent(t, s, second)
+	_, err := s.UserIDByEmail(ctx(t), second.EmailKey)
+	wantNotFound(t, "e-mail index of user rejected on login", err)
+	wantLoginIndex(t, s, first.LoginKey, first.ID)
+	wantUser(t, s, first)
+}
+
+// A rejected registration must not hold on to the keys it did not get to
+// claim: retrying with the conflicting field changed succeeds.
+func testRejectedCreateLeavesKeysFree(t *testing.T, s store.Store) {
+	first := NewTestUser("first@example.com", "taken")
+	create(t, s, store.NewUser{User: first})
+
+	tenant := NewTestTenant("RETRY", "DE123456789")
+	second := NewTestUser("second@example.com", "taken")
+	second.TenantID = tenant.ID
+	tenant.CreatedBy = second.ID
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second, Tenant: tenant}), "login")
+	_, err := s.GetTenant(ctx(t), tenant.ID)
+	wantNotFound(t, "tenant of user rejected on login", err)
+	_, err = s.TenantIDByVAT(ctx(t), tenant.Billing.VATKey)
+	wantNotFound(t, "VAT index of user rejected on login", err)
+	if err := s.Taken(ctx(t), store.UniqueKeys{EmailKey: second.EmailKey, TenantVATKey: tenant.Billing.VATKey, TenantCodeKey: "retry"}); err != nil {
+		t.Fatalf("Taken after rejected create: %v, want nil", err)
+	}
+
+	second.Login, second.LoginKey = "free", store.LoginKey("free")
+	create(t, s, store.NewUser{User: second, Tenant: tenant})
+	wantUser(t, s, second)
+	wantTenant(t, s, tenant)
+	wantEmailIndex(t, s, second.EmailKey, second.ID)
+}
+
+func testEmailNormalization(t *testing.T, newStore func(t *testing.T) store.Store) {
+	cases := []struct {
+		name, first, second string
+	}{
+		{"case", "Alice@Example.com", "alice@EXAMPLE.COM"},
+		{"whitespace", "alice@example.com", "  alice@example.com\t"},
+		{"case and whitespace", " ALICE@example.com", "alice@Example.Com "},
+		{"NFC composed first", "jos\u00e9@example.com", "jose\u0301@example.com"},
+		{"NFC decomposed first", "jose\u0301@example.com", "JOS\u00c9@example.com"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			first := NewTestUser(tc.first, "")
+			create(t, s, store.NewUser{User: first})
+			second := NewTestUser(tc.second, "")
+			if first.EmailKey != second.EmailKey {
+				t.Fatalf("store.EmailKey(%q) = %q, store.EmailKey(%q) = %q: want equal",
+					tc.first, first.EmailKey, tc.second, second.EmailKey)
+			}
+			wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second}), "email")
+			wantUserAbsent(t, s, second)
+			wantEmailIndex(t, s, store.EmailKey(tc.second), first.ID)
+			if err := s.Taken(ctx(t), store.UniqueKeys{EmailKey: store.EmailKey(tc.second)}); err == nil {
+				t.Fatal("Taken did not report the normalized e-mail")
+			} else {
+				wantConflict(t, err, "email")
+			}
+		})
+	}
+}
+
+func testAliasesDistinct(t *testing.T, s store.Store) {
+	plain := NewTestUser("carol@example.com", "")
+	alias := NewTestUser("carol+shop@example.com", "")
+	alias2 := NewTestUser("Carol+News@Example.com", "")
+	for _, u := range []*store.User{plain, alias, alias2} {
+		create(t, s, store.NewUser{User: u})
+	}
+	for _, u := range []*store.User{plain, alias, alias2} {
+		wantEmailIndex(t, s, u.EmailKey, u.ID)
+		wantUser(t, s, u)
+	}
+	// Each alias is itself unique.
+	again := NewTestUser("CAROL+shop@example.com", "")
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: again}), "email")
+}
+
+func newFounder(email, login string, tenant *store.Tenant) *store.User {
+	u := NewTestUser(email, login)
+	u.TenantID = tenant.ID
+	tenant.CreatedBy = u.ID
+	return u
+}
+
+func testUserWithTenant(t *testing.T, s store.Store) {
+	tenant := NewTestTenant("ACME", "es 12.345.678-x")
+	u := newFounder("founder@acme.example", "founder", tenant)
+	create(t, s, store.NewUser{User: u, Tenant: tenant})
+
+	wantUser(t, s, u)
+	wantTenant(t, s, tenant)
+	id, err := s.TenantIDByVAT(ctx(t), store.VATKey("ES12345678X"))
+	if err != nil {
+		t.Fatalf("TenantIDByVAT: %v", err)
+	}
+	if id != tenant.ID {
+		t.Fatalf("TenantIDByVAT = %q, want %q", id, tenant.ID)
+	}
+	wantEmailIndex(t, s, u.EmailKey, u.ID)
+	wantLoginIndex(t, s, u.LoginKey, u.ID)
+
+	// A user joining without founding a tenant leaves it untouched.
+	member := NewTestUser("member@acme.example", "")
+	member.TenantID = tenant.ID
+	create(t, s, store.NewUser{User: member})
+	wantUser(t, s, member)
+	wantTenant(t, s, tenant)
+}
+
+func testDuplicateTenantVAT(t *testing.T, s store.Store) {
+	t1 := NewTestTenant("ACME", "ES12345678X")
+	u1 := newFounder("a@acme.example", "acme-a", t1)
+	create(t, s, store.NewUser{User: u1, Tenant: t1})
+
+	// Same company, VAT id written differently, different code.
+	t2 := NewTestTenant("ACME2", "es 12.345.678-x")
+	u2 := newFounder("b@other.example", "acme-b", t2)
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: u2, Tenant: t2}), "tenant*")
+
+	wantUserAbsent(t, s, u2)
+	_, err := s.GetTenant(ctx(t), t2.ID)
+	wantNotFound(t, "GetTenant of rejected tenant", err)
+	_, err = s.UserIDByEmail(ctx(t), u2.EmailKey)
+	wantNotFound(t, "e-mail index of user rejected on tenant", err)
+	_, err = s.UserIDByLogin(ctx(t), u2.LoginKey)
+	wantNotFound(t, "login index of user rejected on tenant", err)
+	if err := s.Taken(ctx(t), store.UniqueKeys{TenantCodeKey: "acme2"}); err != nil {
+		t.Fatalf("code of rejected tenant is claimed: Taken = %v", err)
+	}
+
+	id, err := s.TenantIDByVAT(ctx(t), t1.Billing.VATKey)
+	if err != nil || id != t1.ID {
+		t.Fatalf("TenantIDByVAT = %q, %v; want %q", id, err, t1.ID)
+	}
+	wantTenant(t, s, t1)
+	wantUser(t, s, u1)
+}
+
+func testDuplicateTenantCode(t *testing.T, s store.Store) {
+	t1 := NewTestTenant("Globex", "FR12345678901")
+	u1 := newFounder("a@globex.example", "", t1)
+	create(t, s, store.NewUser{User: u1, Tenant: t1})
+
+	t2 := NewTestTenant("GLOBEX", "IT12345678901")
+	u2 := newFounder("b@globex.example", "", t2)
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: u2, Tenant: t2}), "tenant*")
+
+	wantUserAbsent(t, s, u2)
+	_, err := s.GetTenant(ctx(t), t2.ID)
+	wantNotFound(t, "GetTenant of rejected tenant", err)
+	_, err = s.TenantIDByVAT(ctx(t), t2.Billing.VATKey)
+	wantNotFound(t, "VAT index of rejected tenant", err)
+	_, err = s.UserIDByEmail(ctx(t), u2.EmailKey)
+	wantNotFound(t, "e-mail index of user rejected on tenant code", err)
+	wantTenant(t, s, t1)
+}
+
+func testTaken(t *testing.T, s store.Store) {
+	tenant := NewTestTenant("Initech", "GB 123 4567 89")
+	u := newFounder("Taken@Example.com", "TakenLogin", tenant)
+	n := store.NewUser{User: u, Tenant: tenant}
+	create(t, s, n)
+	keys := n.Of()
+
+	free := store.UniqueKeys{
+		EmailKey:      store.EmailKey("free@example.com"),
+		LoginKey:      store.LoginKey("free"),
+		TenantVATKey:  store.VATKey("GB999999999"),
+		TenantCodeKey: "free-co",
+	}
+	cases := []struct {
+		name  string
+		keys  store.UniqueKeys
+		field string // "" means nil expected
+	}{
+		{"empty", store.UniqueKeys{}, ""},
+		{"all free", free, ""},
+		{"email", store.UniqueKeys{EmailKey: keys.EmailKey}, "email"},
+		{"email normalized", store.UniqueKeys{EmailKey: store.EmailKey(" TAKEN@example.com")}, "email"},
+		{"login", store.UniqueKeys{LoginKey: store.LoginKey("takenlogin")}, "login"},
+		{"tenant vat", store.UniqueKeys{TenantVATKey: store.VATKey("gb123456789")}, "tenant_vat"},
+		{"tenant code", store.UniqueKeys{TenantCodeKey: keys.TenantCodeKey}, "tenant_code"},
+		{"login among free", store.UniqueKeys{EmailKey: free.EmailKey, LoginKey: keys.LoginKey, TenantVATKey: free.TenantVATKey}, "login"},
+		{"vat among free", store.UniqueKeys{EmailKey: free.EmailKey, LoginKey: free.LoginKey, TenantVATKey: keys.TenantVATKey, TenantCodeKey: free.TenantCodeKey}, "tenant_vat"},
+		{"all taken", keys, "*"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Taken(ctx(t), tc.keys)
+			switch tc.field {
+			case "":
+				if err != nil {
+					t.Fatalf("Taken(%+v) = %v, want nil", tc.keys, err)
+				}
+			case "*":
+				wantConflict(t, err, "*")
+			default:
+				wantConflict(t, err, tc.field)
+			}
+		})
+	}
+}
+
+func testLoadOrCreateSecret(t *testing.T, s store.Store) {
+	c := ctx(t)
+	first := []byte("-----BEGIN PRIVATE KEY-----\nfirst\x00\xff\n-----END PRIVATE KEY-----\n")
+	got, err := s.LoadOrCreateSecret(c, "signing", first)
+	if err != nil {
+		t.Fatalf("first LoadOrCreateSecret: %v", err)
+	}
+	if !bytes.Equal(got, first) {
+		t.Fatalf("first LoadOrCreateSecret = %q, want %q", got, first)
+	}
+	got, err = s.LoadOrCreateSecret(c, "signing", []byte("second"))
+	if err != nil {
+		t.Fatalf("second LoadOrCreateSecret: %v", err)
+	}
+	if !bytes.Equal(got, first) {
+		t.Fatalf("second LoadOrCreateSecret = %q, want the first value %q", got, first)
+	}
+	// Names are independent.
+	got, err = s.LoadOrCreateSecret(c, "other", []byte("other"))
+	if err != nil || string(got) != "other" {
+		t.Fatalf("LoadOrCreateSecret(other) = %q, %v; want \"other\"", got, err)
+	}
+}
+
+func testConcurrentSameEmail(t *testing.T, s store.Store) {
+	const n = 50
+	users := make([]*store.User, n)
+	for i := range users {
+		users[i] = NewTestUser("race@example.com", "")
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	c := ctx(t)
+	for i := range users {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.CreateUser(c, store.NewUser{User: users[i]})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	conflicts := 0
+	for i, err := range errs {
+		var ce *store.ConflictError
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Errorf("users %d and %d both created with the same e-mail", winner, i)
+			}
+			winner = i
+		case errors.As(err, &ce) && ce.Field == "email":
+			conflicts++
+		default:
+			t.Errorf("CreateUser %d: unexpected error %v", i, err)
+		}
+	}
+	if winner < 0 || conflicts != n-1 {
+		t.Fatalf("got winner %d and %d e-mail conflicts, want one winner and %d conflicts", winner, conflicts, n-1)
+	}
+	readable := 0
+	for i, u := range users {
+		_, err := s.GetUser(c, u.ID)
+		switch {
+		case err == nil:
+			readable++
+			if i != winner {
+				t.Errorf("loser %d (%s) is readable", i, u.ID)
+			}
+		case errors.Is(err, store.ErrNotFound):
+		default:
+			t.Errorf("GetUser %d: %v", i, err)
+		}
+	}
+	if readable != 1 {
+		t.Fatalf("%d users readable, want 1", readable)
+	}
+	wantUser(t, s, users[winner])
+	wantEmailIndex(t, s, users[winner].EmailKey, users[winner].ID)
+}
+
+func testConcurrentSecret(t *testing.T, s store.Store) {
+	const n = 20
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	c := ctx(t)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = s.LoadOrCreateSecret(c, "race", fmt.Appendf(nil, "value-%02d", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("LoadOrCreateSecret %d: %v", i, err)
+		}
+	}
+	if !bytes.HasPrefix(got[0], []byte("value-")) {
+		t.Fatalf("winner value %q is none of the offered values", got[0])
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], got[0]) {
+			t.Fatalf("caller %d got %q, caller 0 got %q: want one winner", i, got[i], got[0])
+		}
+	}
+	again, err := s.LoadOrCreateSecret(c, "race", []byte("late"))
+	if err != nil || !bytes.Equal(again, got[0]) {
+		t.Fatalf("LoadOrCreateSecret after race = %q, %v; want %q", again, err, got[0])
+	}
+}
+
+func testPing(t *testing.T, s store.Store) {
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

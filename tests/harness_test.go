@@ -1,0 +1,209 @@
+// Package tests holds the black-box tests: a real Caddy (caddytest, in this
+// process), a real redis-server, and plain HTTP clients.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/redis/go-redis/v9"
+
+	_ "github.com/caddyregister/caddyregister"
+	"github.com/caddyregister/caddyregister/internal/testredis"
+)
+
+var (
+	redisSrv  *testredis.Server
+	adminPort int
+	httpPort  int
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	redisSrv, err = testredis.StartServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	adminPort, httpPort = freePort(), freePort()
+	// No TLS in these tests; caddytest's default expects certificate files.
+	caddytest.Default.Certificates = nil
+	caddytest.Default.AdminPort = adminPort
+	caddytest.Default.LoadRequestTimeout = 30 * time.Second
+	code := m.Run()
+	redisSrv.Stop()
+	os.Exit(code)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// site is one Caddy config under test.
+type site struct {
+	t      *testing.T
+	tc     *caddytest.Tester
+	base   string
+	rdb    *redis.Client
+	ns     string
+	client *http.Client
+}
+
+var nsCounter int
+
+// cheapHash keeps the race-instrumented tests fast; the real default
+// parameters are exercised by the engine benchmarks.
+const cheapHash = "hash argon2id 1024 1 1"
+
+// startSite loads a Caddyfile whose global register block gets globalExtra
+// and whose site block gets siteBody. Each call uses a fresh key namespace,
+// so tests never see each other's records.
+func startSite(t *testing.T, redisURL, globalExtra, siteBody string) *site {
+	t.Helper()
+	nsCounter++
+	ns := fmt.Sprintf("t%d_%d", os.Getpid(), nsCounter)
+	if redisURL == "" {
+		redisURL = redisSrv.URL(0)
+	}
+	cfg := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	skip_install_trust
+	register {
+		store redis %s %s
+		%s
+		%s
+	}
+}
+
+http://localhost:%d {
+	%s
+	respond "fallback" 200
+}
+`, adminPort, httpPort, redisURL, ns, cheapHash, globalExtra, httpPort, siteBody)
+	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 60 * time.Second})
+	tc.InitServer(cfg, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return &site{
+		t: t, tc: tc, base: fmt.Sprintf("http://localhost:%d", httpPort), rdb: rdb, ns: ns,
+		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}},
+	}
+}
+
+// response is a decoded reply.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+func (s *site) do(method, path string, header map[string]string, body string) *response {
+	s.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func (s *site) postJSON(path, body string) *response {
+	s.t.Helper()
+	return s.do(http.MethodPost, path, map[string]string{"Content-Type": "application/json"}, body)
+}
+
+// keys lists the namespace's keys (rate-limit buckets live elsewhere), to
+// prove a failed request wrote nothing.
+func (s *site) keys() []string {
+	s.t.Helper()
+	var out []string
+	iter := s.rdb.Scan(context.Background(), 0, "{"+s.ns+"}:*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		out = append(out, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dataKeys are keys minus shared state such as the signing key.
+func (s *site) dataKeys() []string {
+	var out []string
+	for _, k := range s.keys() {
+		if !strings.Contains(k, ":secret:") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
