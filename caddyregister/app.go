@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/store/boltstore"
 	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
@@ -64,15 +66,24 @@ type App struct {
 	engine   *engine.Engine
 	storeKey string
 	logger   *zap.Logger
+
+	// Embedded mode: the store opens in Start (see deferredStore).
+	embeddedPath string
+	deferred     *deferredStore
+	deferredLim  *deferredLimiter
 }
 
 // StoreConfig selects a store backend.
 type StoreConfig struct {
-	// Backend is "redis".
+	// Backend is "redis" or "embedded" (the default when no store is
+	// configured).
 	Backend string `json:"backend"`
 	// URL is the redis:// or rediss:// URL; placeholders such as
 	// {env.REDIS_URL} are resolved at provision time.
 	URL string `json:"url,omitempty"`
+	// Path is the embedded store's file. Default: register/register.db in
+	// Caddy's data directory (which follows XDG_DATA_HOME).
+	Path string `json:"path,omitempty"`
 	// Namespace prefixes every key (as the Redis Cluster hash tag {ns}).
 	// Default "caddyregister".
 	Namespace string `json:"namespace,omitempty"`
@@ -145,7 +156,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	registerMetrics(ctx, a.logger)
 
 	if a.Store == nil {
-		a.Store = &StoreConfig{Backend: "redis", URL: "redis://127.0.0.1:6379/0"}
+		a.Store = &StoreConfig{Backend: "embedded"}
 	}
 	st, err := a.provisionStore(repl)
 	if err != nil {
@@ -210,6 +221,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	var limiter ratelimit.Limiter
 	if rs, ok := st.(*redisstore.Store); ok {
 		limiter = ratelimit.NewRedis(rs.Client(), "{"+rs.Namespace()+"}:")
+	} else {
+		limiter = a.deferredLim
 	}
 	a.engine, err = engine.New(engine.Config{
 		Store:           st,
@@ -254,17 +267,69 @@ func (a *App) provisionStore(repl *caddy.Replacer) (store.Store, error) {
 			return nil, fmt.Errorf("register: store redis: %w", err)
 		}
 		return v.(pooledStore).Store, nil
+	case "embedded":
+		path := repl.ReplaceKnown(sc.Path, "")
+		if path == "" {
+			path = filepath.Join(caddy.AppDataDir(), "register", "register.db")
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("register: store embedded path: %w", err)
+		}
+		a.embeddedPath = abs
+		a.deferred = new(deferredStore)
+		a.deferredLim = new(deferredLimiter)
+		return a.deferred, nil
 	default:
-		return nil, fmt.Errorf("register: unknown store backend %q (want redis)", sc.Backend)
+		return nil, fmt.Errorf("register: unknown store backend %q (want redis or embedded)", sc.Backend)
 	}
+}
+
+// pooledEmbedded is the embedded store and its in-process limiter, shared
+// by every config on one file: bbolt locks the file, so a reload must reuse
+// the open handle rather than open it again.
+type pooledEmbedded struct {
+	s *boltstore.Store
+	l *ratelimit.Memory
+}
+
+// Destruct implements caddy.Destructor.
+func (p pooledEmbedded) Destruct() error { return p.s.Close() }
+
+// openEmbedded opens (or reuses) the embedded store.
+func (a *App) openEmbedded() error {
+	key := "embedded|" + a.embeddedPath
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s, err := boltstore.Open(a.embeddedPath)
+		if err != nil {
+			return nil, err
+		}
+		return pooledEmbedded{s: s, l: ratelimit.NewMemory()}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	a.storeKey = key
+	pe := v.(pooledEmbedded)
+	a.deferred.set(pe.s)
+	a.deferredLim.l.Store(pe.l)
+	a.logger.Info("embedded store open", zap.String("path", a.embeddedPath))
+	return nil
 }
 
 // Engine returns the engine handlers serve with.
 func (a *App) Engine() *engine.Engine { return a.engine }
 
-// Start loads the signing key. A store that is down at start is logged, not
-// fatal: the engine retries when a token is next needed.
+// Start opens the embedded store, if that is the backend, and loads the
+// signing key. A Redis that is down at start is logged, not fatal: the
+// engine retries when a token is next needed. An embedded store that cannot
+// be opened (locked by another process) is fatal, with that reason.
 func (a *App) Start() error {
+	if a.deferred != nil {
+		if err := a.openEmbedded(); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.engine.Start(ctx); err != nil {

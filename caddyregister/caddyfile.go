@@ -23,7 +23,7 @@ func init() {
 // parseGlobal sets up the register app from the global option:
 //
 //	register {
-//		store redis <url> [<namespace>]
+//		store redis <url> [<namespace>] | embedded [<path>] | <redis url>
 //		signing_key <pem or placeholder>
 //		issuer <iss>
 //		token_ttl <duration>
@@ -56,8 +56,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			sc := &StoreConfig{Backend: d.Val()}
-			switch sc.Backend {
-			case "redis":
+			switch {
+			case sc.Backend == "redis":
 				if !d.NextArg() {
 					return d.Errf("store redis needs a url")
 				}
@@ -65,8 +65,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					sc.Namespace = d.Val()
 				}
+			case sc.Backend == "embedded":
+				if d.NextArg() {
+					sc.Path = d.Val()
+				}
+			case strings.HasPrefix(sc.Backend, "redis://"), strings.HasPrefix(sc.Backend, "rediss://"):
+				// Shorthand, so one environment variable can pick the
+				// backend: store {$REGISTER_REDIS:embedded}.
+				sc.Backend, sc.URL = "redis", sc.Backend
+				if d.NextArg() {
+					sc.Namespace = d.Val()
+				}
 			default:
-				return d.Errf("unknown store backend %q (want redis)", sc.Backend)
+				return d.Errf("unknown store backend %q (want redis <url>, embedded [<path>] or a redis:// url)", sc.Backend)
 			}
 			if d.NextArg() {
 				return d.ArgErr()

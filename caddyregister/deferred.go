@@ -1,0 +1,124 @@
+package caddyregister
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// errNotOpen is what a deferred store answers before Start opened it.
+var errNotOpen = store.Unavailable("embedded store", errors.New("not open yet"))
+
+// deferredStore stands in for the embedded store between Provision and
+// Start: opening the file takes its lock, and `caddy validate` (which runs
+// Provision) must not contend with a running Caddy for it.
+type deferredStore struct {
+	s atomic.Pointer[store.Store]
+}
+
+func (d *deferredStore) set(s store.Store) { d.s.Store(&s) }
+
+func (d *deferredStore) get() (store.Store, error) {
+	p := d.s.Load()
+	if p == nil {
+		return nil, errNotOpen
+	}
+	return *p, nil
+}
+
+func (d *deferredStore) CreateUser(ctx context.Context, n store.NewUser) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.CreateUser(ctx, n)
+}
+
+func (d *deferredStore) GetUser(ctx context.Context, id string) (*store.User, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetUser(ctx, id)
+}
+
+func (d *deferredStore) UserIDByEmail(ctx context.Context, k string) (string, error) {
+	s, err := d.get()
+	if err != nil {
+		return "", err
+	}
+	return s.UserIDByEmail(ctx, k)
+}
+
+func (d *deferredStore) UserIDByLogin(ctx context.Context, k string) (string, error) {
+	s, err := d.get()
+	if err != nil {
+		return "", err
+	}
+	return s.UserIDByLogin(ctx, k)
+}
+
+func (d *deferredStore) Taken(ctx context.Context, k store.UniqueKeys) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.Taken(ctx, k)
+}
+
+func (d *deferredStore) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetTenant(ctx, id)
+}
+
+func (d *deferredStore) TenantIDByVAT(ctx context.Context, k string) (string, error) {
+	s, err := d.get()
+	if err != nil {
+		return "", err
+	}
+	return s.TenantIDByVAT(ctx, k)
+}
+
+func (d *deferredStore) LoadOrCreateSecret(ctx context.Context, name string, v []byte) ([]byte, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.LoadOrCreateSecret(ctx, name, v)
+}
+
+func (d *deferredStore) Ping(ctx context.Context) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.Ping(ctx)
+}
+
+// Close does nothing: the pool owns the real store.
+func (d *deferredStore) Close() error { return nil }
+
+// deferredLimiter is the embedded mode's limiter, set in Start with the
+// store it is pooled with.
+type deferredLimiter struct {
+	l atomic.Pointer[ratelimit.Memory]
+}
+
+func (d *deferredLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit) (ratelimit.Result, error) {
+	m := d.l.Load()
+	if m == nil {
+		return ratelimit.Result{}, errNotOpen
+	}
+	return m.Allow(ctx, key, l)
+}
+
+var (
+	_ store.Store       = (*deferredStore)(nil)
+	_ ratelimit.Limiter = (*deferredLimiter)(nil)
+)
