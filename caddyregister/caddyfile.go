@@ -2,6 +2,7 @@ package caddyregister
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -256,13 +257,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func intArg(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
 	var s string
 	if !d.AllArgs(&s) {
 		return 0, d.ArgErr()
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, d.Errf("%s: want a non-negative integer, got %q", d.Val(), s)
+		return 0, d.Errf("%s: want a non-negative integer, got %q", opt, s)
 	}
 	return n, nil
 }
@@ -313,11 +315,11 @@ func hashArgs(args []string) (*HashConfig, error) {
 	hc := &HashConfig{Algorithm: strings.ToLower(args[0])}
 	nums := make([]int, 0, len(args)-1)
 	for _, a := range args[1:] {
-		n, err := strconv.Atoi(a)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("hash: %q is not a positive integer", a)
+		n, err := strconv.ParseUint(a, 10, 32)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("hash: %q is not a positive integer below 2^32", a)
 		}
-		nums = append(nums, n)
+		nums = append(nums, int(n))
 	}
 	switch hc.Algorithm {
 	case "argon2id":
@@ -362,6 +364,9 @@ func parseSize(s string) (int64, error) {
 	n, err := strconv.ParseInt(ls, 10, 64)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("want a positive size like 64KiB, got %q", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return n * mult, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
 
 	_ "github.com/caddyregister/caddyregister"
 	"github.com/caddyregister/caddyregister/internal/testredis"
@@ -57,12 +59,30 @@ func freePort() int {
 
 // site is one Caddy config under test.
 type site struct {
-	t      *testing.T
-	tc     *caddytest.Tester
-	base   string
-	rdb    *redis.Client
-	ns     string
-	client *http.Client
+	t       *testing.T
+	tc      *caddytest.Tester
+	cfg     string
+	backend string
+	base    string
+	rdb     *redis.Client // redis backend
+	ns      string        // redis backend
+	dbPath  string        // embedded backend
+	client  *http.Client
+}
+
+// Backends the key cases run on.
+const (
+	backendRedis    = "redis"
+	backendEmbedded = "embedded"
+)
+
+var backends = []string{backendRedis, backendEmbedded}
+
+// eachBackend runs f as a subtest per backend.
+func eachBackend(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { f(t, b) })
+	}
 }
 
 var nsCounter int
@@ -74,19 +94,32 @@ const cheapHash = "hash argon2id 1024 1 1"
 // startSite loads a Caddyfile whose global register block gets globalExtra
 // and whose site block gets siteBody. Each call uses a fresh key namespace,
 // so tests never see each other's records.
-func startSite(t *testing.T, redisURL, globalExtra, siteBody string) *site {
+//
+// backend is "redis" (the shared test server), "embedded" (a fresh file),
+// or a redis:// URL.
+func startSite(t *testing.T, backend, globalExtra, siteBody string) *site {
 	t.Helper()
 	nsCounter++
-	ns := fmt.Sprintf("t%d_%d", os.Getpid(), nsCounter)
-	if redisURL == "" {
+	s := &site{t: t, backend: backendRedis, ns: fmt.Sprintf("t%d_%d", os.Getpid(), nsCounter)}
+	var storeLine, redisURL string
+	switch {
+	case backend == backendEmbedded:
+		s.backend = backendEmbedded
+		s.dbPath = filepath.Join(t.TempDir(), "register.db")
+		storeLine = "store embedded " + s.dbPath
+	case backend == backendRedis:
 		redisURL = redisSrv.URL(0)
+		storeLine = "store redis " + redisURL + " " + s.ns
+	default:
+		redisURL = backend
+		storeLine = "store redis " + redisURL + " " + s.ns
 	}
-	cfg := fmt.Sprintf(`{
+	s.cfg = fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
 	skip_install_trust
 	register {
-		store redis %s %s
+		%s
 		%s
 		%s
 	}
@@ -96,22 +129,34 @@ http://localhost:%d {
 	%s
 	respond "fallback" 200
 }
-`, adminPort, httpPort, redisURL, ns, cheapHash, globalExtra, httpPort, siteBody)
-	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 60 * time.Second})
-	tc.InitServer(cfg, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
+`, adminPort, httpPort, storeLine, cheapHash, globalExtra, httpPort, siteBody)
+	s.tc = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 60 * time.Second})
+	s.load(s.cfg)
+	if redisURL != "" {
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.rdb = redis.NewClient(opt)
+		t.Cleanup(func() { s.rdb.Close() })
 	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
+	s.base = fmt.Sprintf("http://localhost:%d", httpPort)
+	s.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	return s
+}
+
+func (s *site) load(cfg string) {
+	s.t.Helper()
+	s.tc.InitServer(cfg, "caddyfile")
+	if s.t.Failed() {
+		s.t.FailNow()
 	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	return &site{
-		t: t, tc: tc, base: fmt.Sprintf("http://localhost:%d", httpPort), rdb: rdb, ns: ns,
-		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}},
-	}
+}
+
+// idleConfig serves nothing and holds no store, so the embedded file is
+// closed while a test inspects it.
+func idleConfig() string {
+	return fmt.Sprintf("{\n\tadmin localhost:%d\n\thttp_port %d\n}\n\nhttp://localhost:%d {\n\trespond 404\n}\n", adminPort, httpPort, httpPort)
 }
 
 // response is a decoded reply.
@@ -160,10 +205,15 @@ func (s *site) postJSON(path, body string) *response {
 	return s.do(http.MethodPost, path, map[string]string{"Content-Type": "application/json"}, body)
 }
 
-// keys lists the namespace's keys (rate-limit buckets live elsewhere), to
-// prove a failed request wrote nothing.
+// keys lists the stored records (rate-limit buckets live elsewhere), to
+// prove a failed request wrote nothing: the namespace's keys on Redis, or
+// "bucket:key" pairs of the embedded file, which Caddy releases for the
+// look (bbolt locks it) and takes back after.
 func (s *site) keys() []string {
 	s.t.Helper()
+	if s.backend == backendEmbedded {
+		return s.embeddedKeys()
+	}
 	var out []string
 	iter := s.rdb.Scan(context.Background(), 0, "{"+s.ns+"}:*", 1000).Iterator()
 	for iter.Next(context.Background()) {
@@ -180,7 +230,7 @@ func (s *site) keys() []string {
 func (s *site) dataKeys() []string {
 	var out []string
 	for _, k := range s.keys() {
-		if !strings.Contains(k, ":secret:") {
+		if !strings.Contains(k, ":secret:") && !strings.Contains(k, ":secrets:") {
 			out = append(out, k)
 		}
 	}
@@ -206,4 +256,29 @@ func compactJSON(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func (s *site) embeddedKeys() []string {
+	s.t.Helper()
+	s.load(idleConfig())
+	defer s.load(s.cfg)
+	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		s.t.Fatalf("open embedded store: %v", err)
+	}
+	defer db.Close()
+	var out []string
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, _ []byte) error {
+				out = append(out, ":"+string(name)+":"+string(k))
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
 }

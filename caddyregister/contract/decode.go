@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -60,8 +62,9 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(body, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return at(body, dec.InputOffset(), "unexpected data after the JSON object")
+	if rest := dec.InputOffset(); len(bytes.TrimSpace(body[rest:])) > 0 {
+		off := rest + int64(len(body[rest:])-len(bytes.TrimLeft(body[rest:], " \t\r\n")))
+		return at(body, off, "unexpected data after the JSON object")
 	}
 	return nil
 }
@@ -85,36 +88,97 @@ func decodeError(body []byte, err error) error {
 		if r >= 0x80 {
 			return at(body, off, fmt.Sprintf("invalid character %q (U+%04X); JSON strings need plain double quotes (\")", r, r))
 		}
-		return at(body, off, fmt.Sprintf("invalid character %q: %s", r, syntaxContext(se.Error())))
+		return at(body, off, fmt.Sprintf("invalid character %q %s", r, syntaxContext(se.Error())))
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
 			field = "body"
 		}
-		off := te.Offset - 1
-		if off < 0 {
-			off = 0
+		want := jsonKind(te.Type.Kind().String())
+		if te.Type == reflect.TypeFor[json.Number]() {
+			want = "a number"
 		}
-		d := at(body, off, fmt.Sprintf("field %q must be %s, not %s", field, jsonKind(te.Type.Kind().String()), te.Value)).(*DecodeError)
+		d := at(body, valueStart(body, te.Offset), fmt.Sprintf("field %q must be %s, not %s", field, want, valueKind(te.Value))).(*DecodeError)
 		d.Field = field
 		return d
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return at(body, int64(len(body)), "unexpected end of JSON input")
 	default:
-		return &DecodeError{Problem: err.Error()}
+		// encoding/json's remaining errors (an invalid number in a
+		// json.Number field, say) carry no position.
+		return &DecodeError{Problem: strings.TrimPrefix(err.Error(), "json: ")}
 	}
 }
 
-// syntaxContext keeps the "looking for ..." part of encoding/json's message,
-// which says what was expected.
+// valueStart finds where the value ending at byte offset end begins:
+// encoding/json reports type errors at the end of the offending value.
+func valueStart(b []byte, end int64) int64 {
+	if end > int64(len(b)) {
+		end = int64(len(b))
+	}
+	i := end - 1
+	if i < 0 {
+		return 0
+	}
+	switch b[i] {
+	case '"':
+		for j := i - 1; j >= 0; j-- {
+			if b[j] == '"' {
+				// Count the backslashes before it: an odd number escapes it.
+				k := j - 1
+				for k >= 0 && b[k] == '\\' {
+					k--
+				}
+				if (j-k-1)%2 == 0 {
+					return j
+				}
+			}
+		}
+		return 0
+	case '{', '[':
+		// encoding/json reports objects and arrays just past their start.
+		return i
+	default:
+		j := i
+		for j >= 0 && strings.IndexByte("0123456789+-.eEtrufalsn", b[j]) >= 0 {
+			j--
+		}
+		return j + 1
+	}
+}
+
+// valueKind names encoding/json's description of a JSON value for people.
+func valueKind(v string) string {
+	switch v {
+	case "number", "string":
+		return "a " + v
+	case "array", "object":
+		return "an " + v
+	case "bool":
+		return "a boolean"
+	default:
+		if strings.HasPrefix(v, "number") {
+			return "a number"
+		}
+		return v
+	}
+}
+
+// syntaxContext keeps what encoding/json says after "invalid character 'x'"
+// ("looking for beginning of value", "in literal true (expecting 'e')"):
+// what was expected there.
 func syntaxContext(msg string) string {
-	if i := bytes.Index([]byte(msg), []byte("after ")); i >= 0 {
-		return "unexpected " + msg[i:]
+	const prefix = "invalid character "
+	if strings.HasPrefix(msg, prefix) {
+		rest := msg[len(prefix):]
+		// Skip the quoted character, which may itself be a quote.
+		if len(rest) > 2 {
+			if i := strings.Index(rest[2:], "' "); i >= 0 {
+				return rest[2+i+2:]
+			}
+		}
 	}
-	if i := bytes.Index([]byte(msg), []byte("looking for ")); i >= 0 {
-		return "expected " + msg[i+len("looking for "):]
-	}
-	return msg
+	return "(" + msg + ")"
 }
 
 func jsonKind(goKind string) string {
