@@ -96,7 +96,14 @@ func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass st
 		return nil, err
 	}
 	if !known {
-		if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
+		// Verify against a configured admin hash, so an unknown login costs
+		// what a known one does (same algorithm and parameters); the result
+		// is ignored.
+		if e.dummyAdminHash != "" {
+			if _, err := e.cfg.Pool.Verify(ctx, e.dummyAdminHash, []byte(pass)); err != nil && errors.Is(err, password.ErrOverloaded) {
+				return nil, err
+			}
+		} else if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
 			return nil, err
 		}
 		return nil, ErrUnauthenticated

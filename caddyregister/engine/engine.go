@@ -66,6 +66,8 @@ type Engine struct {
 	issuer *token.Issuer
 
 	basicCache *credCache
+	// dummyAdminHash is verified for unknown admin logins.
+	dummyAdminHash string
 }
 
 // New returns an engine. It does no I/O; call Start to load the signing key.
@@ -88,6 +90,9 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: admin %q: %w", a.Login, err)
 		}
 		e.admins[a.Login] = a
+		if e.dummyAdminHash == "" {
+			e.dummyAdminHash = a.Hash
+		}
 	}
 	if cfg.SigningKey != nil {
 		e.issuer = token.NewIssuer(e.cfg.Token, cfg.SigningKey)
@@ -377,10 +382,12 @@ func Outcome(err error) string {
 		return "rate_limited"
 	case errors.Is(err, password.ErrOverloaded):
 		return "overloaded"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The client left or its deadline passed; stores wrap these in
+		// ErrUnavailable too.
+		return "canceled"
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrNotReady):
 		return "unavailable"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "canceled"
 	default:
 		return "error"
 	}
