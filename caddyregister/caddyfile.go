@@ -130,18 +130,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.HashQueueWait = dur
 		case "rate_limit":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			route := d.Val()
-			l, err := limitArgs(d)
-			if err != nil {
+			if err := routeLimitArgs(d, &a.RateLimits); err != nil {
 				return err
 			}
-			if a.RateLimits == nil {
-				a.RateLimits = map[string]*RateLimitConfig{}
-			}
-			a.RateLimits[route] = l
 		default:
 			return d.Errf("unknown register option %q", d.Val())
 		}
@@ -188,18 +179,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "rate_limit":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			route := d.Val()
-			l, err := limitArgs(d)
-			if err != nil {
+			if err := routeLimitArgs(d, &h.RateLimits); err != nil {
 				return err
 			}
-			if h.RateLimits == nil {
-				h.RateLimits = map[string]*RateLimitConfig{}
-			}
-			h.RateLimits[route] = l
 		case "password":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -279,6 +261,23 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("want a positive duration, got %q", s)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// routeLimitArgs reads "<route> <limit...>" into m.
+func routeLimitArgs(d *caddyfile.Dispenser, m *map[string]*RateLimitConfig) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	route := d.Val()
+	l, err := limitArgs(d)
+	if err != nil {
+		return err
+	}
+	if *m == nil {
+		*m = map[string]*RateLimitConfig{}
+	}
+	(*m)[route] = l
+	return nil
 }
 
 // limitArgs reads "<events>/<period> [burst <n>]" or "off".
