@@ -15,7 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddyregister/caddyregister/caddyregister/captcha"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -63,7 +65,23 @@ type App struct {
 	// every handler; handlers override them.
 	RateLimits map[string]*RateLimitConfig `json:"rate_limits,omitempty"`
 
+	// SMTP is the mail server URL: smtp://[user:pass@]host[:port] (plain,
+	// opportunistic STARTTLS) or smtps://… (implicit TLS); placeholders are
+	// resolved. Empty: mails are written to the log instead.
+	SMTP string `json:"smtp,omitempty"`
+	// MailFrom is the sender address; default from the SMTP URL's ?from=
+	// or noreply@<smtp host>.
+	MailFrom string `json:"mail_from,omitempty"`
+	// PublicURL is the default base of links in mails
+	// (https://example.com); default the request's scheme and host.
+	PublicURL string `json:"public_url,omitempty"`
+	// CaptchaLength is the number of characters in a CAPTCHA. Default 5.
+	CaptchaLength int `json:"captcha_length,omitempty"`
+	// CaptchaTTL is how long a CAPTCHA may take to solve. Default 5m.
+	CaptchaTTL caddy.Duration `json:"captcha_ttl,omitempty"`
+
 	engine   *engine.Engine
+	worker   *mail.Worker
 	storeKey string
 	logger   *zap.Logger
 
@@ -218,6 +236,34 @@ func (a *App) Provision(ctx caddy.Context) error {
 		adminLimit = a.AdminLoginLimit.limit()
 	}
 
+	gen, err := captcha.New(captcha.Config{Length: a.CaptchaLength})
+	if err != nil {
+		return fmt.Errorf("register: captcha: %w", err)
+	}
+	var sender mail.Sender = mail.LogSender{Logger: a.logger.Named("mail")}
+	from := repl.ReplaceKnown(a.MailFrom, "")
+	if smtpURL := strings.TrimSpace(repl.ReplaceKnown(a.SMTP, "")); smtpURL != "" {
+		var urlFrom string
+		if sender, urlFrom, err = mail.ParseURL(smtpURL); err != nil {
+			return fmt.Errorf("register: smtp: %w", err)
+		}
+		if from == "" {
+			from = urlFrom
+		}
+	} else {
+		a.logger.Warn("no smtp configured; mails are written to the log instead of being sent")
+	}
+	if from == "" {
+		from = "noreply@localhost"
+	}
+	a.worker = mail.NewWorker(mail.WorkerConfig{
+		Outbox:   st,
+		Sender:   sender,
+		From:     from,
+		Logger:   a.logger.Named("mail"),
+		Observer: mailObserver{},
+	})
+
 	var limiter ratelimit.Limiter
 	if rs, ok := st.(*redisstore.Store); ok {
 		limiter = ratelimit.NewRedis(rs.Client(), "{"+rs.Namespace()+"}:")
@@ -233,6 +279,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Token:           token.Config{Issuer: a.Issuer, TTL: time.Duration(a.TokenTTL)},
 		Admins:          admins,
 		AdminLoginLimit: adminLimit,
+		Captcha:         gen,
+		ChallengeTTL:    time.Duration(a.CaptchaTTL),
+		MailQueued:      a.worker.Kick,
 		Logger:          a.logger,
 		Metrics:         promMetrics{},
 	})
@@ -335,11 +384,17 @@ func (a *App) Start() error {
 	if err := a.engine.Start(ctx); err != nil {
 		a.logger.Warn("store not reachable at start; will retry on demand", zap.Error(err))
 	}
+	a.worker.Start()
 	return nil
 }
 
-// Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+// Stop stops the mail worker. Messages it had claimed but not sent come due
+// again when their lease lapses, so stopping loses none.
+func (a *App) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return a.worker.Stop(ctx)
+}
 
 // Cleanup releases this config's hold on the pooled store.
 func (a *App) Cleanup() error {

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 )
 
@@ -34,6 +35,11 @@ func init() {
 //		hash_pool_size <n>
 //		hash_queue_wait <duration>
 //		rate_limit <route> <events>/<period> [burst <n>] | off
+//		smtp <url>
+//		mail_from <address>
+//		public_url <url>
+//		captcha_length <n>
+//		captcha_ttl <duration>
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -133,6 +139,30 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := routeLimitArgs(d, &a.RateLimits); err != nil {
 				return err
 			}
+		case "smtp":
+			if !d.AllArgs(&a.SMTP) {
+				return d.ArgErr()
+			}
+		case "mail_from":
+			if !d.AllArgs(&a.MailFrom) {
+				return d.ArgErr()
+			}
+		case "public_url":
+			if !d.AllArgs(&a.PublicURL) {
+				return d.ArgErr()
+			}
+		case "captcha_length":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			a.CaptchaLength = n
+		case "captcha_ttl":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			a.CaptchaTTL = dur
 		default:
 			return d.Errf("unknown register option %q", d.Val())
 		}
@@ -156,6 +186,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		}
 //		max_body_size <bytes>
 //		jwks off
+//		captcha required|off
+//		signup on|off
+//		default_permissions <permission...>
+//		default_object_permissions include|exclude <id...>
+//		link_ttl <duration>
+//		public_url <url>
+//		mail_template subject|text|html <file>
 //	}
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var hd Handler
@@ -231,6 +268,64 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("jwks takes only 'off'")
 			}
 			h.DisableJWKS = true
+		case "captcha":
+			var v string
+			if !d.AllArgs(&v) || (v != "required" && v != "off") {
+				return d.Errf("captcha takes required or off")
+			}
+			h.Captcha = v
+		case "signup":
+			var v string
+			if !d.AllArgs(&v) || (v != "on" && v != "off") {
+				return d.Errf("signup takes on or off")
+			}
+			h.SignupDisabled = v == "off"
+		case "default_permissions":
+			h.DefaultPermissions = append(h.DefaultPermissions, d.RemainingArgs()...)
+			if len(h.DefaultPermissions) == 0 {
+				return d.ArgErr()
+			}
+		case "default_object_permissions":
+			args := d.RemainingArgs()
+			if len(args) < 2 || (args[0] != "include" && args[0] != "exclude") {
+				return d.Errf("default_object_permissions include|exclude <id...>")
+			}
+			if h.DefaultObjectPermissions == nil {
+				h.DefaultObjectPermissions = &contract.ObjectPermissions{Include: []string{}, Exclude: []string{}}
+			}
+			if args[0] == "include" {
+				h.DefaultObjectPermissions.Include = append(h.DefaultObjectPermissions.Include, args[1:]...)
+			} else {
+				h.DefaultObjectPermissions.Exclude = append(h.DefaultObjectPermissions.Exclude, args[1:]...)
+			}
+		case "link_ttl":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.LinkTTL = dur
+		case "public_url":
+			if !d.AllArgs(&h.PublicURL) {
+				return d.ArgErr()
+			}
+		case "mail_template":
+			var part, file string
+			if !d.AllArgs(&part, &file) {
+				return d.ArgErr()
+			}
+			if h.MailTemplate == nil {
+				h.MailTemplate = new(contract.TemplateFiles)
+			}
+			switch part {
+			case "subject":
+				h.MailTemplate.Subject = file
+			case "text":
+				h.MailTemplate.Text = file
+			case "html":
+				h.MailTemplate.HTML = file
+			default:
+				return d.Errf("mail_template part must be subject, text or html")
+			}
 		default:
 			return d.Errf("unknown register option %q", d.Val())
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -99,6 +100,70 @@ func (d *deferredStore) Ping(ctx context.Context) error {
 		return err
 	}
 	return s.Ping(ctx)
+}
+
+func (d *deferredStore) PutChallenge(ctx context.Context, tok string, h []byte, ttl time.Duration) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.PutChallenge(ctx, tok, h, ttl)
+}
+
+func (d *deferredStore) TakeChallenge(ctx context.Context, tok string) ([]byte, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.TakeChallenge(ctx, tok)
+}
+
+func (d *deferredStore) UseToken(ctx context.Context, h string, now time.Time, mutate func(*store.User) error) (*store.User, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.UseToken(ctx, h, now, mutate)
+}
+
+func (d *deferredStore) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ClaimMail(ctx, now, lease)
+}
+
+func (d *deferredStore) AckMail(ctx context.Context, id string) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.AckMail(ctx, id)
+}
+
+func (d *deferredStore) RetryMail(ctx context.Context, m *store.Mail) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.RetryMail(ctx, m)
+}
+
+func (d *deferredStore) ParkMail(ctx context.Context, m *store.Mail) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.ParkMail(ctx, m)
+}
+
+func (d *deferredStore) MailCounts(ctx context.Context) (int, int, error) {
+	s, err := d.get()
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.MailCounts(ctx)
 }
 
 // Close does nothing: the pool owns the real store.

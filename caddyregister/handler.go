@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -20,6 +21,7 @@ import (
 
 	// The contracts this build speaks.
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/saymon"
 )
 
 func init() {
@@ -49,6 +51,24 @@ type Handler struct {
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 	// DisableJWKS stops this handler from answering JWKSPath.
 	DisableJWKS bool `json:"disable_jwks,omitempty"`
+
+	// Captcha is "required" or "off"; default is the contract's.
+	Captcha string `json:"captcha,omitempty"`
+	// SignupDisabled turns self-service signup off (403), like saymon's
+	// server.user.auth_enabled=false.
+	SignupDisabled bool `json:"signup_disabled,omitempty"`
+	// DefaultPermissions are given to new users (effective once active).
+	DefaultPermissions []string `json:"default_permissions,omitempty"`
+	// DefaultObjectPermissions are given to new users where the contract's
+	// model has them (saymon).
+	DefaultObjectPermissions *contract.ObjectPermissions `json:"default_object_permissions,omitempty"`
+	// LinkTTL is how long links in mails stay valid. Default 24h.
+	LinkTTL caddy.Duration `json:"link_ttl,omitempty"`
+	// PublicURL is the base of links in mails; default the app's
+	// public_url, else the request's scheme and host.
+	PublicURL string `json:"public_url,omitempty"`
+	// MailTemplate names files replacing parts of the contract's mail.
+	MailTemplate *contract.TemplateFiles `json:"mail_template,omitempty"`
 
 	app      *App
 	contract contract.Contract
@@ -90,7 +110,10 @@ var documentedPrefixes = map[string]string{
 // defaultLimits are per route name; a route missing here is not limited
 // unless configured. Writes are limited because each costs a password hash.
 var defaultLimits = map[string]ratelimit.Limit{
-	"register": {Rate: 30, Period: 60e9, Burst: 30},
+	"register": {Rate: 30, Period: time.Minute, Burst: 30},
+	"signup":   {Rate: 30, Period: time.Minute, Burst: 30},
+	"captcha":  {Rate: 60, Period: time.Minute, Burst: 30},
+	"confirm":  {Rate: 60, Period: time.Minute, Burst: 30},
 }
 
 // CaddyModule returns the Caddy module information.
@@ -125,6 +148,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxBodySize = DefaultMaxBodySize
 	}
 	env := contract.Env{Engine: h.app.Engine(), Logger: h.logger, Prefix: h.Prefix}
+	env.Settings = contract.Settings{
+		Captcha:                  h.Captcha,
+		SignupDisabled:           h.SignupDisabled,
+		DefaultPermissions:       h.DefaultPermissions,
+		DefaultObjectPermissions: h.DefaultObjectPermissions,
+		LinkTTL:                  time.Duration(h.LinkTTL),
+		PublicURL:                h.PublicURL,
+	}
+	if env.Settings.PublicURL == "" {
+		env.Settings.PublicURL = h.app.PublicURL
+	}
+	if h.MailTemplate != nil {
+		env.Settings.Template = *h.MailTemplate
+	}
 	if h.Password != nil {
 		p := h.Password.policy()
 		env.Policy = &p

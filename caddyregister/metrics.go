@@ -25,6 +25,10 @@ var (
 		Help:    "Time spent hashing or verifying a password.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"algorithm"})
+	metricMail = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "register", Name: "mail_total",
+		Help: "Outbox deliveries by result: sent, failed (will retry), parked (gave up; needs an operator).",
+	}, []string{"result"})
 	metricHashWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "register", Name: "hash_queue_wait_seconds",
 		Help:    "Time a request waited for a password hashing slot.",
@@ -37,7 +41,7 @@ func registerMetrics(ctx caddy.Context, log *zap.Logger) {
 	if reg == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{metricRegistrations, metricRateLimited, metricHash, metricHashWait} {
+	for _, c := range []prometheus.Collector{metricRegistrations, metricRateLimited, metricHash, metricHashWait, metricMail} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -62,3 +66,9 @@ func (hashObserver) ObserveQueueWait(d time.Duration) { metricHashWait.Observe(d
 func (hashObserver) ObserveHash(alg string, d time.Duration) {
 	metricHash.WithLabelValues(alg).Observe(d.Seconds())
 }
+
+type mailObserver struct{}
+
+func (mailObserver) Sent()   { metricMail.WithLabelValues("sent").Inc() }
+func (mailObserver) Failed() { metricMail.WithLabelValues("failed").Inc() }
+func (mailObserver) Parked() { metricMail.WithLabelValues("parked").Inc() }

@@ -26,9 +26,46 @@ type Env struct {
 	Logger *zap.Logger
 	// Prefix is where the contract's routes are mounted ("/api").
 	Prefix string
-	// Policy is the password policy: the contract's default merged with the
-	// route's overrides by the Caddy layer. Nil means the contract default.
+	// Policy holds the handler's overrides of the contract's password
+	// policy; nil keeps the contract's default.
 	Policy *password.Policy
+	// Settings are the handler's contract options; each contract documents
+	// which it honours.
+	Settings Settings
+}
+
+// Settings are per-handler contract options.
+type Settings struct {
+	// Captcha is "required", "off" or "" (the contract's default).
+	Captcha string
+	// SignupDisabled turns self-service signup off (403).
+	SignupDisabled bool
+	// DefaultPermissions are given to new users (effective once active).
+	DefaultPermissions []string
+	// DefaultObjectPermissions are given to new users where the contract's
+	// model has them.
+	DefaultObjectPermissions *ObjectPermissions
+	// LinkTTL is how long links in mails stay valid; engine default when 0.
+	LinkTTL time.Duration
+	// PublicURL is the base of links in mails; default: the request's
+	// scheme and host.
+	PublicURL string
+	// Template overrides the contract's mail template files.
+	Template TemplateFiles
+}
+
+// ObjectPermissions are include/exclude lists of object ids.
+type ObjectPermissions struct {
+	Include []string `json:"include"`
+	Exclude []string `json:"exclude"`
+}
+
+// TemplateFiles name files that replace parts of a mail template; empty
+// keeps the contract's default part.
+type TemplateFiles struct {
+	Subject string `json:"subject,omitempty"`
+	Text    string `json:"text,omitempty"`
+	HTML    string `json:"html,omitempty"`
 }
 
 // Request is what the handler hands a route after the shared checks.
@@ -147,6 +184,10 @@ func Status(err error) (status int, retryAfter time.Duration, msg string) {
 		return http.StatusUnauthorized, 0, "authentication required"
 	case errors.Is(err, engine.ErrForbidden):
 		return http.StatusForbidden, 0, "permission denied"
+	case errors.Is(err, engine.ErrCaptchaRequired), errors.Is(err, engine.ErrCaptchaExpired), errors.Is(err, engine.ErrCaptchaWrong):
+		return http.StatusBadRequest, 0, err.Error()
+	case errors.Is(err, engine.ErrTokenInvalid):
+		return http.StatusBadRequest, 0, err.Error()
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, 0, "not found"
 	default:

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddyregister/caddyregister/caddyregister/captcha"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -47,6 +48,15 @@ type Config struct {
 	// the verified-credentials cache, per client IP and per login.
 	AdminLoginLimit ratelimit.Limit
 
+	// Captcha draws challenges; nil disables NewChallenge.
+	Captcha *captcha.Generator
+	// ChallengeTTL is how long a challenge lives; DefaultChallengeTTL
+	// when zero.
+	ChallengeTTL time.Duration
+	// MailQueued is called after a registration put mail in the outbox, so
+	// the delivery worker sends it at once instead of at its next poll.
+	MailQueued func()
+
 	Logger  *zap.Logger
 	Metrics Metrics
 	Now     func() time.Time
@@ -66,6 +76,9 @@ type Engine struct {
 	issuer *token.Issuer
 
 	basicCache *credCache
+
+	captcha      *captcha.Generator
+	challengeTTL time.Duration
 	// dummyAdminHash is verified for unknown admin logins.
 	dummyAdminHash string
 }
@@ -84,6 +97,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.cfg.Token.Now == nil {
 		e.cfg.Token.Now = e.now
+	}
+	e.captcha, e.challengeTTL = cfg.Captcha, cfg.ChallengeTTL
+	if e.challengeTTL <= 0 {
+		e.challengeTTL = DefaultChallengeTTL
 	}
 	for _, a := range cfg.Admins {
 		if err := password.ParseHash(a.Hash); err != nil {
@@ -201,6 +218,18 @@ type Registration struct {
 	// reply lists them together with the engine's; fields already reported
 	// there are not checked again.
 	Invalid *ValidationError
+	// Captcha, when set, must verify before anything is written; it is
+	// consumed whether right or wrong.
+	Captcha *CaptchaAnswer
+	// Mail, when set, queues a mail with a fresh token for the new user in
+	// the same atomic step as the user.
+	Mail *MailSpec
+}
+
+// CaptchaAnswer is a challenge token and the user's answer.
+type CaptchaAnswer struct {
+	Token  string
+	Answer string
 }
 
 // Registered is the outcome of a successful registration.
@@ -284,6 +313,11 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if r.Captcha != nil {
+		if err := e.VerifyChallenge(ctx, r.Captcha.Token, r.Captcha.Answer); err != nil {
+			return nil, err
+		}
+	}
 
 	u := &store.User{
 		ID:          store.NewID(now),
@@ -330,8 +364,18 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		return nil, err
 	}
 	u.PasswordHash = hash
+	if r.Mail != nil {
+		m, tok, _, err := e.composeMail(u, r.Mail, now)
+		if err != nil {
+			return nil, err
+		}
+		nu.Mails, nu.Token = []*store.Mail{m}, tok
+	}
 	if err := mapConflict(e.cfg.Store.CreateUser(ctx, nu)); err != nil {
 		return nil, err
+	}
+	if len(nu.Mails) > 0 && e.cfg.MailQueued != nil {
+		e.cfg.MailQueued()
 	}
 	res = &Registered{User: u, Tenant: t}
 	if iss != nil {
@@ -374,12 +418,18 @@ func Outcome(err error) string {
 		return "created"
 	case errors.As(err, &ve), errors.As(err, &ie) && ie.InvalidInput():
 		return "invalid"
+	case errors.Is(err, ErrCaptchaRequired), errors.Is(err, ErrCaptchaExpired), errors.Is(err, ErrCaptchaWrong):
+		return "captcha_failed"
 	case errors.As(err, &ce):
 		return "duplicate"
 	case errors.Is(err, ErrTenantExists):
 		return "tenant_exists"
 	case errors.As(err, &rl):
 		return "rate_limited"
+	case errors.Is(err, ErrUnauthenticated):
+		return "unauthenticated"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
 	case errors.Is(err, password.ErrOverloaded):
 		return "overloaded"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -423,7 +473,7 @@ func (e *Engine) logRegistration(r Registration, res *Registered, err error, sta
 		}
 	}
 	switch outcome {
-	case "created", "invalid", "duplicate", "tenant_exists", "rate_limited":
+	case "created", "invalid", "duplicate", "tenant_exists", "rate_limited", "captcha_failed", "forbidden", "unauthenticated":
 		e.log.Info("registration", fields...)
 	default:
 		// Store and driver errors never carry request secrets, so the

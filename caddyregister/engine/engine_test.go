@@ -1369,7 +1369,9 @@ func TestOutcome(t *testing.T) {
 		{fmt.Errorf("load signing key: %w: %w", engine.ErrNotReady, errors.New("x")), "unavailable"},
 		{context.Canceled, "canceled"},
 		{fmt.Errorf("waiting for a slot: %w", context.DeadlineExceeded), "canceled"},
-		{engine.ErrUnauthenticated, "error"},
+		{engine.ErrUnauthenticated, "unauthenticated"},
+		{engine.ErrForbidden, "forbidden"},
+		{engine.ErrCaptchaWrong, "captcha_failed"},
 		{errors.New("boom"), "error"},
 	}
 	for _, tc := range cases {

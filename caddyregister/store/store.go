@@ -72,17 +72,56 @@ type Billing struct {
 	CreditBalance json.Number `json:"credit_balance,omitempty"`
 }
 
-// NewUser is one atomic registration: the user, and optionally the tenant it
-// founds. Either everything is written or nothing is.
+// NewUser is one atomic registration: the user, optionally the tenant it
+// founds, the mails to send about it and its activation token. Either
+// everything is written or nothing is, so no mail is ever sent for a user
+// that was not created, and no user is created whose mail is lost.
 type NewUser struct {
 	User   *User
 	Tenant *Tenant
+	Mails  []*Mail
+	Token  *Token
+}
+
+// Mail is one message in the durable outbox.
+type Mail struct {
+	ID       string   `json:"id"`
+	To       []string `json:"to"`
+	Subject  string   `json:"subject"`
+	Text     string   `json:"text"`
+	HTML     string   `json:"html,omitempty"`
+	Contract string   `json:"contract,omitempty"`
+	UserID   string   `json:"user_id,omitempty"`
+	// Attempts counts failed deliveries so far.
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// NextAttempt is when the message is due (again).
+	NextAttempt time.Time `json:"next_attempt"`
+}
+
+// Token is a single-use secret sent to a user (activation, set-password).
+// Only its hash is stored; the secret itself exists only in the mail.
+type Token struct {
+	// Hash is the hex SHA-256 of the secret.
+	Hash    string `json:"hash"`
+	Purpose string `json:"purpose"`
+	UserID  string `json:"user_id"`
+	// ExpiresAt bounds the token's life; the record is deleted then, used
+	// or not.
+	ExpiresAt time.Time `json:"expires_at"`
+	// UsedAt is set by the first use; later uses see it and may answer
+	// idempotently.
+	UsedAt *time.Time `json:"used_at,omitempty"`
 }
 
 // Errors backends return. Callers test them with errors.Is / errors.As.
 var (
 	// ErrNotFound means the record does not exist (or has expired).
 	ErrNotFound = errors.New("not found")
+	// ErrTokenUsed means a single-use token was used before. UseToken
+	// returns it together with the token's user.
+	ErrTokenUsed = errors.New("token already used")
 	// ErrUnavailable wraps every failure to reach or use the backend, so the
 	// HTTP layer can answer 503 without parsing driver errors.
 	ErrUnavailable = errors.New("store unavailable")
@@ -90,8 +129,9 @@ var (
 
 // ConflictError reports which unique field is taken.
 type ConflictError struct {
-	// Field is "email", "login", "tenant_vat" or "tenant_code"; "id" or
-	// "tenant_id" when a freshly drawn id collides (callers may retry).
+	// Field is "email", "login", "tenant_vat" or "tenant_code"; "id",
+	// "tenant_id", "token" or "mail_id" when a freshly drawn id or token
+	// collides (callers may retry).
 	Field string
 }
 
@@ -128,6 +168,42 @@ type Store interface {
 	LoadOrCreateSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
+
+	// PutChallenge stores a CAPTCHA answer hash under token for ttl.
+	PutChallenge(ctx context.Context, token string, answerHash []byte, ttl time.Duration) error
+	// TakeChallenge returns and deletes the challenge in one atomic step, so
+	// of two concurrent callers with one token at most one gets it; the
+	// other (and any later caller) gets ErrNotFound, as does an expired one.
+	TakeChallenge(ctx context.Context, token string) ([]byte, error)
+
+	// UseToken marks the token with this hash used and applies mutate to
+	// its user, atomically: the user is saved with mutate's changes and the
+	// token marked used, or neither. A token used before returns its user
+	// (unchanged) and ErrTokenUsed; an unknown or expired one ErrNotFound.
+	// mutate may return an error to abort without writing; UseToken then
+	// returns (nil, err). mutate may run more than once (Redis retries its
+	// optimistic transaction, each time on a fresh copy) and, on bbolt,
+	// runs under the write lock: do expensive work such as hashing before
+	// the call. It must not change ID, TenantID, Email, EmailKey, Login or
+	// LoginKey (indexes do not follow); backends refuse that.
+	UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*User) error) (*User, error)
+
+	// ClaimMail returns one message due at now and hides it from other
+	// claimers until now+lease, so with several instances each message is
+	// sent by one of them; a claimer that dies lets the lease lapse and the
+	// message comes due again. ErrNotFound when nothing is due.
+	ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*Mail, error)
+	// AckMail deletes a delivered message.
+	AckMail(ctx context.Context, id string) error
+	// RetryMail saves m's Attempts and LastError and makes it due again at
+	// m.NextAttempt. It returns ErrNotFound for a message already acked,
+	// so a claimer whose lease lapsed cannot resurrect it.
+	RetryMail(ctx context.Context, m *Mail) error
+	// ParkMail moves m out of the outbox into the parked set: it keeps
+	// failing and needs an operator, but is never dropped.
+	ParkMail(ctx context.Context, m *Mail) error
+	// MailCounts reports how many messages are queued and parked.
+	MailCounts(ctx context.Context) (queued, parked int, err error)
 	// Close releases the backend's resources.
 	Close() error
 }

@@ -11,10 +11,25 @@
 //	idx_tenant_vat   <vat key>         -> tenant id, unique on the normalized VAT id
 //	idx_tenant_code  <code key>        -> tenant id, unique on the lowercased code
 //	secrets          <name>            -> secret bytes (signing key PEM)
+//	mail             <mail id>         -> outbox message (JSON), until delivered
+//	outbox           <due><mail id>    -> mail id; <due> is 8 bytes big-endian unix ms, so a cursor walks it in due order; a claim re-keys it to the lease's end
+//	outbox_by_id     <mail id>         -> the message's current outbox key
+//	outbox_parked    <mail id>         -> when it was parked (8 bytes big-endian unix ms)
+//	tokens           <hash>            -> single-use token (JSON) by its SHA-256 hex
+//	token_expiry     <expiry><hash>    -> empty; <expiry> as <due>, for sweeping expired tokens
+//
+// Expired tokens read as not found; they are deleted when UseToken meets
+// one and swept (a bounded number per call) by ClaimMail, which the mail
+// sender calls periodically.
+//
+// CAPTCHA challenges are not in the file: they live in process memory
+// (bounded, see maxChallenges), which is enough because the embedded store
+// serves one process anyway. A restart forgets them; a user then just gets
+// a new challenge.
 //
 // Atomicity: CreateUser checks every unique key and writes the user, its
-// indexes and its tenant in one read-write transaction, so a registration
-// appears whole or not at all.
+// indexes, its tenant, its mails and its token in one read-write
+// transaction, so a registration appears whole or not at all.
 //
 // Durability: bbolt fsyncs the file on every commit (NoSync stays false), and
 // CreateUser returns only after the commit, so an acknowledged registration
@@ -53,11 +68,19 @@ var (
 	bucketTenantVAT  = []byte("idx_tenant_vat")
 	bucketTenantCode = []byte("idx_tenant_code")
 	bucketSecrets    = []byte("secrets")
+	bucketMail       = []byte("mail")
+	bucketOutbox     = []byte("outbox")
+	bucketOutboxByID = []byte("outbox_by_id")
+	bucketParked     = []byte("outbox_parked")
+	bucketTokens     = []byte("tokens")
+	bucketTokenExp   = []byte("token_expiry")
 
 	allBuckets = [][]byte{
 		bucketUsers, bucketEmail, bucketLogin,
 		bucketTenants, bucketTenantVAT, bucketTenantCode,
 		bucketSecrets,
+		bucketMail, bucketOutbox, bucketOutboxByID, bucketParked,
+		bucketTokens, bucketTokenExp,
 	}
 )
 
@@ -66,8 +89,9 @@ const lockTimeout = 1 * time.Second
 
 // Store is the embedded bbolt backend. It is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db         *bolt.DB
+	path       string
+	challenges challenges
 }
 
 var _ store.Store = (*Store)(nil)
@@ -110,7 +134,7 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, challenges: challenges{m: make(map[string]challenge)}}, nil
 }
 
 // Path is the file the store lives in.
@@ -125,8 +149,11 @@ type claim struct {
 }
 
 // CreateUser implements store.Store in one read-write transaction: every
-// unique key (the user and tenant ids included) is checked before anything
-// is written.
+// unique key (the user and tenant ids, the mail ids and the token hash
+// included) is checked before anything is written; then the user, its
+// indexes, the tenant, the mails (queued at their NextAttempt) and the
+// token go in together. A mail id or token hash already stored is a
+// conflict ("mail_id", "token") like any other unique key.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	const op = "create user"
 	u := n.User
@@ -173,6 +200,37 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		}
 	}
 
+	// Further writes, after the claims: queue entries and the token's
+	// expiry index.
+	var puts []claim
+	tok, err := tokenFor(n)
+	if err != nil {
+		return err
+	}
+	if tok != nil {
+		tokJSON, err := json.Marshal(tok)
+		if err != nil {
+			return fmt.Errorf("encode token: %w", err)
+		}
+		claims = append(claims, claim{"token", bucketTokens, []byte(tok.Hash), tokJSON})
+		puts = append(puts, claim{"", bucketTokenExp, timeKey(tok.ExpiresAt, tok.Hash), []byte{}})
+	}
+	if err := checkMails(n.Mails); err != nil {
+		return err
+	}
+	for _, m := range n.Mails {
+		mailJSON, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode mail: %w", err)
+		}
+		mid := []byte(m.ID)
+		qkey := timeKey(m.NextAttempt, m.ID)
+		claims = append(claims, claim{"mail_id", bucketMail, mid, mailJSON})
+		puts = append(puts,
+			claim{"", bucketOutbox, qkey, mid},
+			claim{"", bucketOutboxByID, mid, qkey})
+	}
+
 	var conflict *store.ConflictError
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, c := range claims {
@@ -185,8 +243,12 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 				return conflict // rolls back; nothing was written
 			}
 		}
-		for _, c := range claims {
-			if err := tx.Bucket(c.bucket).Put(c.key, c.value); err != nil {
+		for _, c := range append(claims, puts...) {
+			b, err := bucket(tx, c.bucket)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(c.key, c.value); err != nil {
 				return err
 			}
 		}

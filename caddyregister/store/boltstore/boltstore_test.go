@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -379,4 +380,195 @@ func BenchmarkCreateUser(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestChallengeLimit(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	boltstore.SetChallengeLimit(s, 3)
+	for i := range 3 {
+		if err := s.PutChallenge(ctx, fmt.Sprint("c", i), []byte("a"), time.Minute); err != nil {
+			t.Fatalf("PutChallenge %d: %v", i, err)
+		}
+	}
+	err := s.PutChallenge(ctx, "c3", []byte("a"), time.Minute)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("PutChallenge beyond the limit: got %v, want ErrUnavailable", err)
+	}
+	// Replacing an existing one is allowed; taking one frees a slot.
+	if err := s.PutChallenge(ctx, "c0", []byte("b"), time.Minute); err != nil {
+		t.Fatalf("PutChallenge replacing: %v", err)
+	}
+	if got, err := s.TakeChallenge(ctx, "c0"); err != nil || string(got) != "b" {
+		t.Fatalf("TakeChallenge(c0) = %q, %v", got, err)
+	}
+	if err := s.PutChallenge(ctx, "c3", []byte("a"), 10*time.Millisecond); err != nil {
+		t.Fatalf("PutChallenge after a take: %v", err)
+	}
+	// Expired ones are swept when the table is full (at most every 100ms).
+	time.Sleep(150 * time.Millisecond)
+	if err := s.PutChallenge(ctx, "c4", []byte("a"), time.Minute); err != nil {
+		t.Fatalf("PutChallenge with an expired entry to sweep: %v", err)
+	}
+}
+
+func TestExpiredTokensSwept(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	now := time.Now()
+	for i, exp := range []time.Time{now.Add(-time.Hour), now.Add(-time.Minute), now.Add(time.Hour)} {
+		u := storetest.NewTestUser(fmt.Sprintf("sweep%d@example.com", i), "")
+		if err := s.CreateUser(ctx, store.NewUser{User: u, Token: storetest.NewTestToken(u.ID, exp)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tok, exp, err := boltstore.TokenCounts(s); err != nil || tok != 3 || exp != 3 {
+		t.Fatalf("TokenCounts = %d, %d, %v; want 3, 3", tok, exp, err)
+	}
+	if _, err := s.ClaimMail(ctx, now, time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ClaimMail with an empty outbox: %v", err)
+	}
+	if tok, exp, err := boltstore.TokenCounts(s); err != nil || tok != 1 || exp != 1 {
+		t.Fatalf("TokenCounts after the sweep = %d, %d, %v; want 1, 1", tok, exp, err)
+	}
+}
+
+func TestUseTokenDeletesExpired(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	u := storetest.NewTestUser("lazy@example.com", "")
+	tok := storetest.NewTestToken(u.ID, time.Now().Add(-time.Second))
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseToken(ctx, tok.Hash, time.Now(), func(*store.User) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UseToken of an expired token: %v", err)
+	}
+	if n, e, err := boltstore.TokenCounts(s); err != nil || n != 0 || e != 0 {
+		t.Fatalf("TokenCounts after using an expired token = %d, %d, %v; want 0, 0", n, e, err)
+	}
+}
+
+func TestOutboxSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "register.db")
+	s := open(t, path)
+	now := time.Now()
+	u := storetest.NewTestUser("outbox@example.com", "")
+	a := storetest.NewTestMail(u.ID, now.Add(-2*time.Second))
+	b := storetest.NewTestMail(u.ID, now.Add(-time.Second))
+	c := storetest.NewTestMail(u.ID, now.Add(-time.Second))
+	tok := storetest.NewTestToken(u.ID, now.Add(time.Hour))
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Mails: []*store.Mail{a, b, c}, Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.ClaimMail(ctx, now, time.Hour); err != nil || m.ID != a.ID {
+		t.Fatalf("ClaimMail = %v, %v; want %s", m, err, a.ID)
+	}
+	m, err := s.ClaimMail(ctx, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Attempts = 20
+	if err := s.ParkMail(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutChallenge(ctx, "gone", []byte("x"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	if q, p, err := s.MailCounts(ctx); err != nil || q != 2 || p != 1 {
+		t.Fatalf("MailCounts after reopen = %d, %d, %v; want 2, 1", q, p, err)
+	}
+	// a is still leased; the third mail is due.
+	got, err := s.ClaimMail(ctx, now, time.Hour)
+	if err != nil || got.ID == a.ID || got.ID == m.ID {
+		t.Fatalf("ClaimMail after reopen = %+v, %v", got, err)
+	}
+	if _, err := s.ClaimMail(ctx, now, time.Hour); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second ClaimMail after reopen: %v", err)
+	}
+	if _, err := s.UseToken(ctx, tok.Hash, now, func(*store.User) error { return nil }); err != nil {
+		t.Fatalf("UseToken after reopen: %v", err)
+	}
+	// Challenges are per process.
+	if _, err := s.TakeChallenge(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("TakeChallenge after reopen: %v", err)
+	}
+}
+
+// A file written before the outbox existed gets the new buckets on Open.
+func TestOpenAddsMissingBuckets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "register.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"users", "idx_email", "idx_login", "tenants", "idx_tenant_vat", "idx_tenant_code", "secrets"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	defer s.Close()
+	ctx := context.Background()
+	u := storetest.NewTestUser("upgrade@example.com", "")
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Mails: []*store.Mail{storetest.NewTestMail(u.ID, time.Now())}, Token: storetest.NewTestToken(u.ID, time.Now().Add(time.Hour))}); err != nil {
+		t.Fatalf("CreateUser on an upgraded file: %v", err)
+	}
+	if q, _, err := s.MailCounts(ctx); err != nil || q != 1 {
+		t.Fatalf("MailCounts = %d, %v", q, err)
+	}
+}
+
+func TestNewMethodsUnavailable(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := storetest.NewTestMail("", time.Now())
+	ops := map[string]func(context.Context) error{
+		"ClaimMail":     func(c context.Context) error { _, err := s.ClaimMail(c, time.Now(), time.Minute); return err },
+		"AckMail":       func(c context.Context) error { return s.AckMail(c, m.ID) },
+		"RetryMail":     func(c context.Context) error { return s.RetryMail(c, m) },
+		"ParkMail":      func(c context.Context) error { return s.ParkMail(c, m) },
+		"MailCounts":    func(c context.Context) error { _, _, err := s.MailCounts(c); return err },
+		"PutChallenge":  func(c context.Context) error { return s.PutChallenge(c, "t", []byte("a"), time.Minute) },
+		"TakeChallenge": func(c context.Context) error { _, err := s.TakeChallenge(c, "t"); return err },
+		"UseToken": func(c context.Context) error {
+			_, err := s.UseToken(c, "abc", time.Now(), func(*store.User) error { return nil })
+			return err
+		},
+	}
+	for name, op := range ops {
+		if err := op(canceled); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with canceled context = %v, want ErrUnavailable", name, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range ops {
+		if name == "PutChallenge" || name == "TakeChallenge" {
+			continue // in memory, not in the file
+		}
+		if err := op(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s after Close = %v, want ErrUnavailable", name, err)
+		}
+	}
 }

@@ -1,8 +1,9 @@
 // Package redisstore is the Redis backend of the store.
 //
 // Key layout (every key of one namespace shares the hash tag {ns}, so the
-// Lua scripts that write a user, its indexes and its tenant in one step stay
-// valid on Redis Cluster; the price is that one namespace lives on one shard):
+// Lua scripts that write a user, its indexes, its tenant, its mails and its
+// token in one step stay valid on Redis Cluster; the price is that one
+// namespace lives on one shard):
 //
 //	{ns}:user:<id>                   user record (JSON)
 //	{ns}:idx:email:<email key>       user id, unique on the normalized e-mail
@@ -11,9 +12,16 @@
 //	{ns}:idx:tenant_vat:<vat key>    tenant id, unique on the normalized VAT id
 //	{ns}:idx:tenant_code:<code key>  tenant id, unique on the lowercased code
 //	{ns}:secret:<name>               secrets shared by every instance (signing key PEM)
+//	{ns}:mail:<id>                   outbox message (JSON), until delivered
+//	{ns}:outbox                      ZSET of queued mail ids, score = due time (unix ms); a claim moves it to the lease's end
+//	{ns}:outbox:parked               ZSET of parked mail ids, score = when parked (unix ms)
+//	{ns}:token:<hash>                single-use token (JSON) by its SHA-256 hex, PEXPIREAT at its ExpiresAt
+//	{ns}:challenge:<token>           CAPTCHA answer hash, PX ttl
 //
 // Rate-limit buckets live under "rate:{ns}:..." (one key each, redis_rate's
 // layout), so they spread over the cluster.
+//
+// Requires Redis 7 or later (script shebangs, SET ... PXAT, GETDEL).
 package redisstore
 
 import (
@@ -22,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -81,10 +90,17 @@ func (s *Store) Key(parts ...string) string {
 
 // createScript claims every unique key and writes every record, or writes
 // nothing. The shebang makes Redis refuse the whole script up front when it
-// cannot write (OOM, min-replicas), instead of failing half-way.
+// cannot write (OOM, min-replicas), instead of failing half-way; and every
+// check that could fail (a taken key, a key of the wrong type) runs before
+// the first write.
 //
-// KEYS[1..n] are claims, KEYS[n+1..] are puts. ARGV[1] = n, then n field
-// names, n claim values, and one value per put.
+// KEYS[1..n] are claims (they must not exist), KEYS[n+1..] further writes;
+// every key is written. ARGV[1] = n, then n field names, then three
+// arguments per key, op a b:
+//
+//	set    SET key a
+//	setpx  SET key a PXAT b   (b: unix ms, > 0)
+//	zadd   ZADD key a b       (score a, member b)
 var createScript = redis.NewScript(`#!lua
 local n = tonumber(ARGV[1])
 for i = 1, n do
@@ -92,18 +108,46 @@ for i = 1, n do
     return ARGV[1 + i]
   end
 end
-for i = 1, n do
-  redis.call('SET', KEYS[i], ARGV[1 + n + i])
+for i = 1, #KEYS do
+  local op = ARGV[2 + n + 3 * (i - 1)]
+  if op == 'zadd' then
+    local t = redis.call('TYPE', KEYS[i])['ok']
+    if t ~= 'none' and t ~= 'zset' then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a zset')
+    end
+  elseif op ~= 'set' and op ~= 'setpx' then
+    return redis.error_reply('ERR unknown op ' .. tostring(op))
+  end
 end
-for i = n + 1, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[1 + n + i])
+for i = 1, #KEYS do
+  local j = 1 + n + 3 * (i - 1)
+  local op, a, b = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  if op == 'set' then
+    redis.call('SET', KEYS[i], a)
+  elseif op == 'setpx' then
+    redis.call('SET', KEYS[i], a, 'PXAT', b)
+  else
+    redis.call('ZADD', KEYS[i], a, b)
+  end
 end
 return ''
 `)
 
-type claim struct{ field, key, value string }
+// write is one key createScript writes; field is set for claims.
+type write struct {
+	field string
+	key   string
+	op    string
+	a, b  any
+}
 
-// CreateUser implements store.Store.
+func set(field, key, value string) write { return write{field, key, "set", value, ""} }
+
+// CreateUser implements store.Store in one round trip (one EVALSHA): the
+// user, its indexes, the optional tenant, the mails (queued in the outbox at
+// their NextAttempt) and the token (expiring at its ExpiresAt) are written
+// together, or nothing is. A mail id or token hash that is already stored
+// is a conflict ("mail_id", "token") like any other unique key.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	u := n.User
 	if u == nil || u.ID == "" || u.EmailKey == "" {
@@ -113,38 +157,61 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if err != nil {
 		return fmt.Errorf("encode user: %w", err)
 	}
-	claims := []claim{
-		{"id", s.Key("user", u.ID), ""}, // placeholder value replaced below
-		{"email", s.Key("idx", "email", u.EmailKey), u.ID},
+	claims := []write{
+		set("id", s.Key("user", u.ID), string(userJSON)),
+		set("email", s.Key("idx", "email", u.EmailKey), u.ID),
 	}
 	if u.LoginKey != "" {
-		claims = append(claims, claim{"login", s.Key("idx", "login", u.LoginKey), u.ID})
+		claims = append(claims, set("login", s.Key("idx", "login", u.LoginKey), u.ID))
 	}
 	if t := n.Tenant; t != nil {
 		tenantJSON, err := json.Marshal(t)
 		if err != nil {
 			return fmt.Errorf("encode tenant: %w", err)
 		}
-		claims = append(claims, claim{"tenant_id", s.Key("tenant", t.ID), string(tenantJSON)})
+		claims = append(claims, set("tenant_id", s.Key("tenant", t.ID), string(tenantJSON)))
 		keys := n.Of()
 		if keys.TenantVATKey != "" {
-			claims = append(claims, claim{"tenant_vat", s.Key("idx", "tenant_vat", keys.TenantVATKey), t.ID})
+			claims = append(claims, set("tenant_vat", s.Key("idx", "tenant_vat", keys.TenantVATKey), t.ID))
 		}
 		if keys.TenantCodeKey != "" {
-			claims = append(claims, claim{"tenant_code", s.Key("idx", "tenant_code", keys.TenantCodeKey), t.ID})
+			claims = append(claims, set("tenant_code", s.Key("idx", "tenant_code", keys.TenantCodeKey), t.ID))
 		}
 	}
-	claims[0].value = string(userJSON)
+	tok, err := tokenFor(n)
+	if err != nil {
+		return err
+	}
+	if tok != nil {
+		tokJSON, err := json.Marshal(tok)
+		if err != nil {
+			return fmt.Errorf("encode token: %w", err)
+		}
+		claims = append(claims, write{"token", s.Key("token", tok.Hash), "setpx", string(tokJSON), tok.ExpiresAt.UnixMilli()})
+	}
+	if err := checkMails(n.Mails); err != nil {
+		return err
+	}
+	var queue []write
+	for _, m := range n.Mails {
+		mailJSON, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode mail: %w", err)
+		}
+		claims = append(claims, set("mail_id", s.Key("mail", m.ID), string(mailJSON)))
+		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
+	}
+	writes := append(claims, queue...)
 
-	keys := make([]string, 0, len(claims))
-	args := make([]any, 0, 1+2*len(claims))
+	keys := make([]string, 0, len(writes))
+	args := make([]any, 0, 1+len(claims)+3*len(writes))
 	args = append(args, len(claims))
 	for _, c := range claims {
-		keys = append(keys, c.key)
 		args = append(args, c.field)
 	}
-	for _, c := range claims {
-		args = append(args, c.value)
+	for _, w := range writes {
+		keys = append(keys, w.key)
+		args = append(args, w.op, w.a, w.b)
 	}
 
 	field, err := createScript.Run(ctx, s.c, keys, args...).Text()
@@ -156,6 +223,44 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	return nil
 }
+
+// tokenFor validates n.Token and returns the record to store: a copy with
+// UserID filled in when the caller left it empty.
+func tokenFor(n store.NewUser) (*store.Token, error) {
+	if n.Token == nil {
+		return nil, nil
+	}
+	t := *n.Token
+	switch {
+	case t.Hash == "":
+		return nil, errors.New("create user: token without hash")
+	case t.ExpiresAt.UnixMilli() <= 0:
+		return nil, errors.New("create user: token without expiry")
+	case t.UserID == "":
+		t.UserID = n.User.ID
+	case t.UserID != n.User.ID:
+		return nil, fmt.Errorf("create user: token belongs to user %q, not %q", t.UserID, n.User.ID)
+	}
+	return &t, nil
+}
+
+// checkMails rejects nil mails, empty and repeated ids.
+func checkMails(mails []*store.Mail) error {
+	seen := make(map[string]bool, len(mails))
+	for _, m := range mails {
+		if m == nil || m.ID == "" {
+			return errors.New("create user: mail without id")
+		}
+		if seen[m.ID] {
+			return fmt.Errorf("create user: mail id %q given twice", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	return nil
+}
+
+// dueMillis is t as an outbox score (unix ms).
+func dueMillis(t time.Time) int64 { return t.UnixMilli() }
 
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (*store.User, error) {
@@ -176,17 +281,7 @@ func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error)
 }
 
 func (s *Store) getJSON(ctx context.Context, op, key string, v any) error {
-	b, err := s.c.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return store.ErrNotFound
-	}
-	if err != nil {
-		return store.Unavailable(op, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: decode %s: %w", op, key, err)
-	}
-	return nil
+	return getJSON(ctx, s.c, op, key, v)
 }
 
 func (s *Store) getString(ctx context.Context, op, key string) (string, error) {
@@ -273,5 +368,303 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error { return s.c.Close() }
+
+// PutChallenge implements store.Store with SET PX.
+func (s *Store) PutChallenge(ctx context.Context, token string, answerHash []byte, ttl time.Duration) error {
+	if token == "" {
+		return errors.New("put challenge: empty token")
+	}
+	if ttl < time.Millisecond {
+		return fmt.Errorf("put challenge: ttl %v is below 1ms", ttl)
+	}
+	if err := s.c.Set(ctx, s.Key("challenge", token), answerHash, ttl).Err(); err != nil {
+		return store.Unavailable("put challenge", err)
+	}
+	return nil
+}
+
+// TakeChallenge implements store.Store with GETDEL, so of concurrent takers
+// exactly one gets the answer.
+func (s *Store) TakeChallenge(ctx context.Context, token string) ([]byte, error) {
+	if token == "" {
+		return nil, store.ErrNotFound
+	}
+	b, err := s.c.GetDel(ctx, s.Key("challenge", token)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, store.Unavailable("take challenge", err)
+	}
+	return b, nil
+}
+
+// useTokenAttempts bounds UseToken's optimistic retries under contention.
+const useTokenAttempts = 10
+
+// UseToken implements store.Store as an optimistic transaction: WATCH the
+// token and its user, read both, apply mutate, and write both in MULTI/EXEC;
+// a concurrent change to either key fails the EXEC and the whole attempt is
+// redone on fresh data (at most useTokenAttempts times). mutate may
+// therefore run more than once, each time on a fresh copy of the user, but
+// its result is written at most once.
+//
+// mutate may change only what does not live in an index (status, password
+// hash, permissions, names, attributes, UpdatedAt...): a change to ID,
+// TenantID, Email, EmailKey, Login or LoginKey is refused with an error and
+// nothing is written.
+func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error) (*store.User, error) {
+	const op = "use token"
+	if tokenHash == "" {
+		return nil, store.ErrNotFound
+	}
+	tokKey := s.Key("token", tokenHash)
+	var out *store.User
+	var result error // the outcome once an attempt ran to its end
+	attempt := func(tx *redis.Tx) error {
+		out, result = nil, nil
+		var tok store.Token
+		if err := getJSON(ctx, tx, op, tokKey, &tok); err != nil {
+			return err
+		}
+		if !now.Before(tok.ExpiresAt) {
+			return store.ErrNotFound
+		}
+		userKey := s.Key("user", tok.UserID)
+		if err := tx.Watch(ctx, userKey).Err(); err != nil {
+			return err
+		}
+		var u store.User
+		if err := getJSON(ctx, tx, op, userKey, &u); err != nil {
+			return err
+		}
+		if tok.UsedAt != nil {
+			out, result = &u, store.ErrTokenUsed
+			return nil
+		}
+		before := u
+		if err := mutate(&u); err != nil {
+			result = err
+			return nil
+		}
+		if err := checkMutation(&before, &u); err != nil {
+			result = err
+			return nil
+		}
+		userJSON, err := json.Marshal(&u)
+		if err != nil {
+			result = fmt.Errorf("%s: encode user: %w", op, err)
+			return nil
+		}
+		used := now
+		tok.UsedAt = &used
+		tokJSON, err := json.Marshal(&tok)
+		if err != nil {
+			result = fmt.Errorf("%s: encode token: %w", op, err)
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, userKey, userJSON, 0)
+			p.SetArgs(ctx, tokKey, tokJSON, redis.SetArgs{KeepTTL: true})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = &u
+		return nil
+	}
+	for range useTokenAttempts {
+		err := s.c.Watch(ctx, attempt, tokKey)
+		switch {
+		case errors.Is(err, redis.TxFailedErr):
+			continue // a watched key changed: redo on fresh data
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUnavailable):
+			return nil, err
+		case err != nil:
+			if !errors.Is(err, errDecode) {
+				err = store.Unavailable(op, err)
+			}
+			return nil, err
+		}
+		return out, result
+	}
+	return nil, store.Unavailable(op, fmt.Errorf("token %s: still contended after %d attempts", tokenHash, useTokenAttempts))
+}
+
+var errDecode = errors.New("corrupt record")
+
+// getJSON reads key through c (a client or a WATCH transaction).
+func getJSON(ctx context.Context, c redis.StringCmdable, op, key string, v any) error {
+	b, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
+	}
+	return nil
+}
+
+// checkMutation refuses changes UseToken cannot make: it rewrites the user
+// record only, so the fields its indexes (and tenant) hang on must stay.
+func checkMutation(before, after *store.User) error {
+	var changed []string
+	for _, f := range []struct {
+		name      string
+		old, new_ string
+	}{
+		{"ID", before.ID, after.ID},
+		{"TenantID", before.TenantID, after.TenantID},
+		{"Email", before.Email, after.Email},
+		{"EmailKey", before.EmailKey, after.EmailKey},
+		{"Login", before.Login, after.Login},
+		{"LoginKey", before.LoginKey, after.LoginKey},
+	} {
+		if f.old != f.new_ {
+			changed = append(changed, f.name)
+		}
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("use token: mutate changed %s, which UseToken may not change", strings.Join(changed, ", "))
+	}
+	return nil
+}
+
+// claimScript hands out the earliest due message and pushes its score to
+// the end of the lease, in one step, so concurrent claimers never get the
+// same message. A queued id whose record is gone is dropped (a few per
+// call at most). The mail keys are built from ARGV[3]: they share the
+// {ns} hash tag, hence the slot, with KEYS[1].
+//
+// KEYS[1] = outbox; ARGV = now (ms), lease end (ms), mail key prefix.
+var claimScript = redis.NewScript(`#!lua
+for i = 1, 10 do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
+  if #ids == 0 then
+    return false
+  end
+  local body = redis.call('GET', ARGV[3] .. ids[1])
+  if body then
+    redis.call('ZADD', KEYS[1], ARGV[2], ids[1])
+    return body
+  end
+  redis.call('ZREM', KEYS[1], ids[1])
+end
+return false
+`)
+
+// ClaimMail implements store.Store in one script run. The lease is measured
+// on the caller's clock (now), as is the due time, so instances should keep
+// their clocks in sync (NTP); a skewed instance at worst sends a message
+// early or twice.
+func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
+	const op = "claim mail"
+	nowMs := now.UnixMilli()
+	body, err := claimScript.Run(ctx, s.c, []string{s.Key("outbox")},
+		nowMs, nowMs+lease.Milliseconds(), s.Key("mail")+":").Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	var m store.Mail
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return nil, fmt.Errorf("%s: decode mail: %w", op, err)
+	}
+	return &m, nil
+}
+
+// AckMail implements store.Store: the record and its queue entries go in
+// one MULTI/EXEC. Acknowledging an unknown message is not an error.
+func (s *Store) AckMail(ctx context.Context, id string) error {
+	if id == "" {
+		return errors.New("ack mail: empty id")
+	}
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.Key("mail", id))
+		p.ZRem(ctx, s.Key("outbox"), id)
+		p.ZRem(ctx, s.Key("outbox", "parked"), id)
+		return nil
+	})
+	if err != nil {
+		return store.Unavailable("ack mail", err)
+	}
+	return nil
+}
+
+// retryScript saves a message and queues it at its next attempt (taking it
+// out of the parked set, so retrying a parked message requeues it), but
+// only while the message exists: a message acknowledged meanwhile (its
+// lease lapsed and another instance sent it) is not resurrected.
+//
+// KEYS = mail, outbox, parked; ARGV = mail JSON, due (ms), id.
+var retryScript = redis.NewScript(`#!lua
+if not redis.call('SET', KEYS[1], ARGV[1], 'XX') then
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
+return 1
+`)
+
+// parkScript saves a message and moves it from the outbox to the parked
+// set, while the message exists.
+//
+// KEYS = mail, outbox, parked; ARGV = mail JSON, parked at (ms), id.
+var parkScript = redis.NewScript(`#!lua
+if not redis.call('SET', KEYS[1], ARGV[1], 'XX') then
+  return 0
+end
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+return 1
+`)
+
+// RetryMail implements store.Store. It returns ErrNotFound when the message
+// no longer exists (acknowledged meanwhile).
+func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
+	return s.saveMail(ctx, "retry mail", retryScript, m, dueMillis(m.NextAttempt))
+}
+
+// ParkMail implements store.Store. It returns ErrNotFound when the message
+// no longer exists.
+func (s *Store) ParkMail(ctx context.Context, m *store.Mail) error {
+	return s.saveMail(ctx, "park mail", parkScript, m, time.Now().UnixMilli())
+}
+
+func (s *Store) saveMail(ctx context.Context, op string, script *redis.Script, m *store.Mail, score int64) error {
+	if m == nil || m.ID == "" {
+		return fmt.Errorf("%s: mail without id", op)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("%s: encode mail: %w", op, err)
+	}
+	keys := []string{s.Key("mail", m.ID), s.Key("outbox"), s.Key("outbox", "parked")}
+	ok, err := script.Run(ctx, s.c, keys, body, score, m.ID).Int()
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	if ok == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// MailCounts implements store.Store in one round trip.
+func (s *Store) MailCounts(ctx context.Context) (queued, parked int, err error) {
+	pipe := s.c.Pipeline()
+	q := pipe.ZCard(ctx, s.Key("outbox"))
+	p := pipe.ZCard(ctx, s.Key("outbox", "parked"))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, store.Unavailable("mail counts", err)
+	}
+	return int(q.Val()), int(p.Val()), nil
+}
 
 var _ store.Store = (*Store)(nil)

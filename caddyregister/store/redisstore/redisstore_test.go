@@ -111,10 +111,15 @@ func TestOutageLeavesNothing(t *testing.T) {
 	bg := context.Background()
 
 	first := storetest.NewTestUser("before@example.com", "before")
-	if err := s.CreateUser(bg, store.NewUser{User: first}); err != nil {
+	firstTok := storetest.NewTestToken(first.ID, time.Now().Add(time.Hour))
+	if err := s.CreateUser(bg, store.NewUser{User: first, Token: firstTok}); err != nil {
 		t.Fatalf("CreateUser before outage: %v", err)
 	}
+	if err := s.PutChallenge(bg, "before", []byte("answer"), time.Hour); err != nil {
+		t.Fatalf("PutChallenge before outage: %v", err)
+	}
 	before := scanKeys(t, admin, s)
+	beforeDump := dump(t, admin, before)
 
 	// Redis refuses writes but still serves reads.
 	if err := admin.ConfigSet(bg, "min-replicas-to-write", "1").Err(); err != nil {
@@ -125,6 +130,9 @@ func TestOutageLeavesNothing(t *testing.T) {
 	tenant := storetest.NewTestTenant("OUTAGE", "NL123456789B01")
 	u := storetest.NewTestUser("during@example.com", "during")
 	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+	mails := []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())}
+	tok := storetest.NewTestToken(u.ID, time.Now().Add(time.Hour))
+	full := store.NewUser{User: u, Tenant: tenant, Mails: mails, Token: tok}
 	// Once with the script cached (EVALSHA), once after SCRIPT FLUSH (EVAL).
 	for _, flush := range []bool{false, true} {
 		if flush {
@@ -132,19 +140,62 @@ func TestOutageLeavesNothing(t *testing.T) {
 				t.Fatalf("SCRIPT FLUSH: %v", err)
 			}
 		}
-		err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant})
+		err := s.CreateUser(bg, full)
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("CreateUser with writes refused (flushed=%v): got %v, want ErrUnavailable", flush, err)
 		}
 		if !strings.Contains(err.Error(), "NOREPLICAS") {
 			t.Errorf("CreateUser error %q does not carry the driver's NOREPLICAS message", err)
 		}
-		if after := scanKeys(t, admin, s); !slices.Equal(after, before) {
+		after := scanKeys(t, admin, s)
+		if !slices.Equal(after, before) {
 			t.Fatalf("keys changed by refused write (flushed=%v):\n before %q\n after  %q", flush, before, after)
+		}
+		for _, k := range after {
+			if strings.Contains(k, ":mail:") || strings.Contains(k, ":outbox") || k == s.Key("token", tok.Hash) {
+				t.Fatalf("refused CreateUser left %s behind", k)
+			}
 		}
 	}
 	if _, err := s.LoadOrCreateSecret(bg, "signing", []byte("x")); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("LoadOrCreateSecret with writes refused: got %v, want ErrUnavailable", err)
+	}
+	// Every other write is refused whole too.
+	mutated := false
+	writes := []struct {
+		name string
+		fn   func() error
+	}{
+		{"UseToken", func() error {
+			_, err := s.UseToken(bg, firstTok.Hash, time.Now(), func(u *store.User) error {
+				mutated = true
+				u.Status = store.StatusActive
+				return nil
+			})
+			return err
+		}},
+		{"PutChallenge", func() error { return s.PutChallenge(bg, "during", []byte("x"), time.Minute) }},
+		{"TakeChallenge", func() error { _, err := s.TakeChallenge(bg, "before"); return err }},
+		{"ClaimMail", func() error { _, err := s.ClaimMail(bg, time.Now(), time.Minute); return err }},
+		{"AckMail", func() error { return s.AckMail(bg, mails[0].ID) }},
+		{"RetryMail", func() error { return s.RetryMail(bg, mails[0]) }},
+		{"ParkMail", func() error { return s.ParkMail(bg, mails[0]) }},
+	}
+	for _, w := range writes {
+		if err := w.fn(); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with writes refused: got %v, want ErrUnavailable", w.name, err)
+		}
+	}
+	if !mutated {
+		t.Error("UseToken did not get as far as mutate (its reads should still work)")
+	}
+	if q, p, err := s.MailCounts(bg); err != nil || q != 0 || p != 0 {
+		t.Errorf("MailCounts with writes refused = %d, %d, %v; want 0, 0, nil", q, p, err)
+	}
+	if after := scanKeys(t, admin, s); !slices.Equal(after, before) {
+		t.Fatalf("keys changed by refused writes:\n before %q\n after  %q", before, after)
+	} else if afterDump := dump(t, admin, after); !reflect.DeepEqual(afterDump, beforeDump) {
+		t.Fatal("values changed by refused writes")
 	}
 	// Reads keep working.
 	if _, err := s.GetUser(bg, first.ID); err != nil {
@@ -159,8 +210,11 @@ func TestOutageLeavesNothing(t *testing.T) {
 	if err := admin.ConfigSet(bg, "min-replicas-to-write", "0").Err(); err != nil {
 		t.Fatalf("CONFIG SET: %v", err)
 	}
-	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant}); err != nil {
+	if err := s.CreateUser(bg, full); err != nil {
 		t.Fatalf("CreateUser after writes allowed again: %v", err)
+	}
+	if q, p, err := s.MailCounts(bg); err != nil || q != len(mails) || p != 0 {
+		t.Fatalf("MailCounts after writes allowed again = %d, %d, %v; want %d, 0", q, p, err, len(mails))
 	}
 
 	// The server goes away: every call fails fast with ErrUnavailable.
@@ -176,6 +230,17 @@ func TestOutageLeavesNothing(t *testing.T) {
 		{"Taken", func(c context.Context) error { return s.Taken(c, store.UniqueKeys{EmailKey: other.EmailKey}) }},
 		{"LoadOrCreateSecret", func(c context.Context) error { _, err := s.LoadOrCreateSecret(c, "k", []byte("v")); return err }},
 		{"Ping", func(c context.Context) error { return s.Ping(c) }},
+		{"UseToken", func(c context.Context) error {
+			_, err := s.UseToken(c, tok.Hash, time.Now(), func(*store.User) error { return nil })
+			return err
+		}},
+		{"PutChallenge", func(c context.Context) error { return s.PutChallenge(c, "down", []byte("x"), time.Minute) }},
+		{"TakeChallenge", func(c context.Context) error { _, err := s.TakeChallenge(c, "before"); return err }},
+		{"ClaimMail", func(c context.Context) error { _, err := s.ClaimMail(c, time.Now(), time.Minute); return err }},
+		{"AckMail", func(c context.Context) error { return s.AckMail(c, mails[0].ID) }},
+		{"RetryMail", func(c context.Context) error { return s.RetryMail(c, mails[0]) }},
+		{"ParkMail", func(c context.Context) error { return s.ParkMail(c, mails[0]) }},
+		{"MailCounts", func(c context.Context) error { _, _, err := s.MailCounts(c); return err }},
 	}
 	for _, op := range ops {
 		c, cancel := context.WithTimeout(bg, 2*time.Second)
@@ -214,6 +279,21 @@ func TestOutageLeavesNothing(t *testing.T) {
 	if err := s.CreateUser(c, store.NewUser{User: other}); err != nil {
 		t.Fatalf("CreateUser after restart: %v", err)
 	}
+}
+
+// dump returns the DUMP serialization of each key, to compare values of any
+// type.
+func dump(t *testing.T, c *redis.Client, keys []string) map[string]string {
+	t.Helper()
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := c.Dump(context.Background(), k).Result()
+		if err != nil {
+			t.Fatalf("DUMP %s: %v", k, err)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // layoutPatterns reads the key layout from the package comment of
@@ -255,80 +335,124 @@ func TestKeyLayout(t *testing.T) {
 	admin := srv.Client(t)
 	bg := context.Background()
 
+	now := time.Now()
 	tenant := storetest.NewTestTenant("ACME", "es 12.345.678-x")
 	u := storetest.NewTestUser(" Alice.Smith@Example.COM", "Alice_S")
 	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
-	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant}); err != nil {
+	queued := storetest.NewTestMail(u.ID, now.Add(time.Hour))
+	parked := storetest.NewTestMail(u.ID, now.Add(-time.Minute))
+	tok := storetest.NewTestToken(u.ID, now.Add(48*time.Hour+123*time.Millisecond))
+	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant, Mails: []*store.Mail{queued, parked}, Token: tok}); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	secret := []byte("-----BEGIN PRIVATE KEY-----\n...\n")
 	if _, err := s.LoadOrCreateSecret(bg, "signing_key", secret); err != nil {
 		t.Fatalf("LoadOrCreateSecret: %v", err)
 	}
+	m, err := s.ClaimMail(bg, now, time.Minute)
+	if err != nil || m.ID != parked.ID {
+		t.Fatalf("ClaimMail = %+v, %v; want mail %s", m, err, parked.ID)
+	}
+	m.Attempts, m.LastError = 9, "550 no such user"
+	beforePark := time.Now()
+	if err := s.ParkMail(bg, m); err != nil {
+		t.Fatalf("ParkMail: %v", err)
+	}
+	const challengeTTL = 5 * time.Minute
+	answer := []byte{0xde, 0xad, 0xbe, 0xef}
+	if err := s.PutChallenge(bg, "chal-1", answer, challengeTTL); err != nil {
+		t.Fatalf("PutChallenge: %v", err)
+	}
 
 	ns := "{" + s.Namespace() + "}"
-	want := map[string]string{ // key -> value ("" = JSON record, checked below)
-		ns + ":user:" + u.ID:                      "",
-		ns + ":idx:email:alice.smith@example.com": u.ID,
-		ns + ":idx:login:alice_s":                 u.ID,
-		ns + ":tenant:" + tenant.ID:               "",
-		ns + ":idx:tenant_vat:ES12345678X":        tenant.ID,
-		ns + ":idx:tenant_code:acme":              tenant.ID,
-		ns + ":secret:signing_key":                string(secret),
+	type want struct {
+		value string // "" = JSON record or zset, checked below
+		typ   string
+		ttl   bool
+	}
+	str := func(v string) want { return want{v, "string", false} }
+	wantKeys := map[string]want{
+		ns + ":user:" + u.ID:                      str(""),
+		ns + ":idx:email:alice.smith@example.com": str(u.ID),
+		ns + ":idx:login:alice_s":                 str(u.ID),
+		ns + ":tenant:" + tenant.ID:               str(""),
+		ns + ":idx:tenant_vat:ES12345678X":        str(tenant.ID),
+		ns + ":idx:tenant_code:acme":              str(tenant.ID),
+		ns + ":secret:signing_key":                str(string(secret)),
+		ns + ":mail:" + queued.ID:                 str(""),
+		ns + ":mail:" + parked.ID:                 str(""),
+		ns + ":outbox":                            {"", "zset", false},
+		ns + ":outbox:parked":                     {"", "zset", false},
+		ns + ":token:" + tok.Hash:                 {"", "string", true},
+		ns + ":challenge:chal-1":                  {string(answer), "string", true},
 	}
 
-	// The documented layout, filled in for this user, is exactly that set.
+	// The documented layout, filled in for these records, is exactly that
+	// set.
 	var documented []string
 	for _, p := range layoutPatterns(t) {
-		id := u.ID
-		if strings.HasPrefix(p, "{ns}:tenant:") {
-			id = tenant.ID
+		ids := []string{u.ID}
+		switch {
+		case strings.HasPrefix(p, "{ns}:tenant:"):
+			ids = []string{tenant.ID}
+		case strings.HasPrefix(p, "{ns}:mail:"):
+			ids = []string{queued.ID, parked.ID}
 		}
-		k := strings.NewReplacer(
-			"{ns}", ns,
-			"<id>", id,
-			"<email key>", u.EmailKey,
-			"<login key>", u.LoginKey,
-			"<vat key>", tenant.Billing.VATKey,
-			"<code key>", strings.ToLower(tenant.Code),
-			"<name>", "signing_key",
-		).Replace(p)
-		if strings.ContainsAny(k, "<>") {
-			t.Fatalf("documented key pattern %q has a placeholder this test does not know", p)
+		for _, id := range ids {
+			k := strings.NewReplacer(
+				"{ns}", ns,
+				"<id>", id,
+				"<email key>", u.EmailKey,
+				"<login key>", u.LoginKey,
+				"<vat key>", tenant.Billing.VATKey,
+				"<code key>", strings.ToLower(tenant.Code),
+				"<name>", "signing_key",
+				"<hash>", tok.Hash,
+				"<token>", "chal-1",
+			).Replace(p)
+			if strings.ContainsAny(k, "<>") {
+				t.Fatalf("documented key pattern %q has a placeholder this test does not know", p)
+			}
+			documented = append(documented, k)
 		}
-		documented = append(documented, k)
 	}
 	slices.Sort(documented)
-	wantKeys := slices.Sorted(func(yield func(string) bool) {
-		for k := range want {
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range wantKeys {
 			if !yield(k) {
 				return
 			}
 		}
 	})
-	if !slices.Equal(documented, wantKeys) {
-		t.Fatalf("documented layout differs from this test's expectation:\n documented %q\n expected   %q", documented, wantKeys)
+	if !slices.Equal(documented, keys) {
+		t.Fatalf("documented layout differs from this test's expectation:\n documented %q\n expected   %q", documented, keys)
 	}
 	got := scanKeys(t, admin, s)
-	if !slices.Equal(got, wantKeys) {
-		t.Fatalf("keys written:\n got  %q\n want %q", got, wantKeys)
+	if !slices.Equal(got, keys) {
+		t.Fatalf("keys written:\n got  %q\n want %q", got, keys)
 	}
 
-	// Every key is a plain string that never expires, sharing one hash slot.
-	slot := admin.ClusterKeySlot(bg, wantKeys[0]).Val()
-	for _, k := range wantKeys {
-		if typ := admin.Type(bg, k).Val(); typ != "string" {
-			t.Errorf("TYPE %s = %s, want string", k, typ)
+	// Types, expiries, one hash slot for all.
+	slot := admin.ClusterKeySlot(bg, keys[0]).Val()
+	for _, k := range keys {
+		w := wantKeys[k]
+		if typ := admin.Type(bg, k).Val(); typ != w.typ {
+			t.Errorf("TYPE %s = %s, want %s", k, typ, w.typ)
 		}
-		if ttl := admin.TTL(bg, k).Val(); ttl != -1 {
-			t.Errorf("TTL %s = %v, want none", k, ttl)
+		ttl := admin.PTTL(bg, k).Val()
+		if w.ttl && ttl <= 0 {
+			t.Errorf("PTTL %s = %v, want an expiry", k, ttl)
+		}
+		if !w.ttl && ttl != -1 {
+			t.Errorf("PTTL %s = %v, want none", k, ttl)
 		}
 		if sl := admin.ClusterKeySlot(bg, k).Val(); sl != slot {
-			t.Errorf("key %s is in slot %d, %s in %d", k, sl, wantKeys[0], slot)
+			t.Errorf("key %s is in slot %d, %s in %d", k, sl, keys[0], slot)
 		}
-		val := admin.Get(bg, k).Val()
-		if w := want[k]; w != "" && val != w {
-			t.Errorf("GET %s = %q, want %q", k, val, w)
+		if w.value != "" {
+			if val := admin.Get(bg, k).Val(); val != w.value {
+				t.Errorf("GET %s = %q, want %q", k, val, w.value)
+			}
 		}
 	}
 
@@ -345,6 +469,64 @@ func TestKeyLayout(t *testing.T) {
 	}
 	if gotTenant.ID != tenant.ID || gotTenant.Code != tenant.Code || !reflect.DeepEqual(gotTenant.Billing, tenant.Billing) {
 		t.Errorf("tenant record = %+v", gotTenant)
+	}
+	for _, want := range []*store.Mail{queued, m} {
+		var gotMail store.Mail
+		if err := json.Unmarshal([]byte(admin.Get(bg, ns+":mail:"+want.ID).Val()), &gotMail); err != nil {
+			t.Fatalf("mail record is not JSON: %v", err)
+		}
+		if gotMail.ID != want.ID || gotMail.Subject != want.Subject || gotMail.Attempts != want.Attempts || gotMail.LastError != want.LastError {
+			t.Errorf("mail record = %+v, want %+v", gotMail, want)
+		}
+	}
+
+	// The outbox holds the queued mail scored by its due time; the parked
+	// set the parked one scored by when it was parked.
+	zs := admin.ZRangeWithScores(bg, ns+":outbox", 0, -1).Val()
+	if len(zs) != 1 || zs[0].Member != queued.ID || int64(zs[0].Score) != queued.NextAttempt.UnixMilli() {
+		t.Errorf("outbox = %+v, want %s at %d", zs, queued.ID, queued.NextAttempt.UnixMilli())
+	}
+	zs = admin.ZRangeWithScores(bg, ns+":outbox:parked", 0, -1).Val()
+	if len(zs) != 1 || zs[0].Member != parked.ID ||
+		int64(zs[0].Score) < beforePark.UnixMilli() || int64(zs[0].Score) > time.Now().UnixMilli() {
+		t.Errorf("parked = %+v, want %s at about %d", zs, parked.ID, beforePark.UnixMilli())
+	}
+
+	// The token expires exactly at ExpiresAt, and using it keeps that.
+	tokKey := ns + ":token:" + tok.Hash
+	wantExpiry := func(when string) {
+		t.Helper()
+		at, err := admin.Do(bg, "PEXPIRETIME", tokKey).Int64()
+		if err != nil || at != tok.ExpiresAt.UnixMilli() {
+			t.Errorf("PEXPIRETIME %s %s = %d, %v; want %d", tokKey, when, at, err, tok.ExpiresAt.UnixMilli())
+		}
+	}
+	wantExpiry("after create")
+	var gotTok store.Token
+	if err := json.Unmarshal([]byte(admin.Get(bg, tokKey).Val()), &gotTok); err != nil {
+		t.Fatalf("token record is not JSON: %v", err)
+	}
+	if gotTok.Hash != tok.Hash || gotTok.UserID != u.ID || gotTok.Purpose != tok.Purpose || gotTok.UsedAt != nil {
+		t.Errorf("token record = %+v", gotTok)
+	}
+	if _, err := s.UseToken(bg, tok.Hash, now, func(u *store.User) error { u.Status = store.StatusActive; return nil }); err != nil {
+		t.Fatalf("UseToken: %v", err)
+	}
+	wantExpiry("after use")
+	if err := json.Unmarshal([]byte(admin.Get(bg, tokKey).Val()), &gotTok); err != nil {
+		t.Fatalf("token record is not JSON: %v", err)
+	}
+	if gotTok.UsedAt == nil || !gotTok.UsedAt.Equal(now) {
+		t.Errorf("token UsedAt after use = %v, want %v", gotTok.UsedAt, now)
+	}
+	if ttl := admin.PTTL(bg, ns+":user:"+u.ID).Val(); ttl != -1 {
+		t.Errorf("user PTTL after UseToken = %v, want none", ttl)
+	}
+	if ttl := admin.PTTL(bg, ns+":challenge:chal-1").Val(); ttl <= 0 || ttl > challengeTTL {
+		t.Errorf("challenge PTTL = %v, want within (0, %v]", ttl, challengeTTL)
+	}
+	if got := scanKeys(t, admin, s); !slices.Equal(got, keys) {
+		t.Fatalf("keys after UseToken:\n got  %q\n want %q", got, keys)
 	}
 }
 
@@ -364,4 +546,61 @@ func BenchmarkCreateUser(b *testing.B) {
 			}
 		}
 	})
+}
+
+// countHook counts commands sent, a pipeline or transaction counting once.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// A registration with tenant, mails and token is one round trip.
+func TestCreateUserOneRoundTrip(t *testing.T) {
+	srv := testredis.Start(t)
+	s := open(t, srv)
+	h := &countHook{}
+	s.Client().AddHook(h)
+	bg := context.Background()
+	full := func(email, code, vat string) store.NewUser {
+		tenant := storetest.NewTestTenant(code, vat)
+		u := storetest.NewTestUser(email, "")
+		u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+		return store.NewUser{
+			User: u, Tenant: tenant,
+			Mails: []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())},
+			Token: storetest.NewTestToken(u.ID, time.Now().Add(time.Hour)),
+		}
+	}
+	// The first run loads the script (EVALSHA, NOSCRIPT, EVAL).
+	if err := s.CreateUser(bg, full("a@example.com", "A", "ES11111111A")); err != nil {
+		t.Fatal(err)
+	}
+	h.n.Store(0)
+	if err := s.CreateUser(bg, full("b@example.com", "B", "ES22222222B")); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Fatalf("CreateUser took %d round trips, want 1", n)
+	}
+	h.n.Store(0)
+	var ce *store.ConflictError
+	if err := s.CreateUser(bg, full("b@example.com", "C", "ES33333333C")); !errors.As(err, &ce) {
+		t.Fatalf("duplicate CreateUser: %v", err)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Fatalf("rejected CreateUser took %d round trips, want 1", n)
+	}
 }

@@ -12,8 +12,9 @@
 //
 // The suite only uses the store.Store interface, so it holds every backend to
 // the same promises: lookups, normalized uniqueness, all-or-nothing writes
-// (a rejected registration leaves no record and no index entry behind) and a
-// single winner under concurrency.
+// (a rejected registration leaves no record, index entry, mail or token
+// behind), the outbox's claim/lease/ack/retry/park cycle, single-use
+// challenges and tokens, and a single winner under concurrency.
 package storetest
 
 import (
@@ -105,6 +106,25 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentSameEmail", testConcurrentSameEmail},
 		{"ConcurrentSecret", testConcurrentSecret},
 		{"Ping", testPing},
+		{"CreateWithMailsAndToken", testCreateWithMailsAndToken},
+		{"CreateConflictWritesNoMailOrToken", testCreateConflictWritesNoMailOrToken},
+		{"TokenAndMailIDConflict", testTokenAndMailIDConflict},
+		{"ClaimMailDueOnly", testClaimMailDueOnly},
+		{"ClaimMailOrder", testClaimMailOrder},
+		{"ClaimMailLease", testClaimMailLease},
+		{"ConcurrentClaimOne", testConcurrentClaimOne},
+		{"ConcurrentClaimDistinct", testConcurrentClaimDistinct},
+		{"AckMail", testAckMail},
+		{"RetryMail", testRetryMail},
+		{"ParkMail", testParkMail},
+		{"RetryAfterAck", testRetryAfterAck},
+		{"Challenge", testChallenge},
+		{"ChallengeExpiry", testChallengeExpiry},
+		{"ConcurrentTakeChallenge", testConcurrentTakeChallenge},
+		{"UseToken", testUseToken},
+		{"UseTokenNotFound", testUseTokenNotFound},
+		{"UseTokenMutateError", testUseTokenMutateError},
+		{"ConcurrentUseToken", testConcurrentUseToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

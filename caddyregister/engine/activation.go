@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyregister/caddyregister/caddyregister/mail"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// DefaultTokenTTL is how long an activation link stays valid.
+const DefaultTokenTTL = 24 * time.Hour
+
+// Token purposes.
+const (
+	PurposeActivate    = "activate"
+	PurposeSetPassword = "set-password"
+)
+
+// ErrTokenInvalid means an activation token is unknown or expired.
+var ErrTokenInvalid = errors.New("token is invalid or expired")
+
+// MailSpec asks Register to send the new user a mail carrying a fresh
+// single-use token.
+type MailSpec struct {
+	Template *mail.Template
+	// Link builds the URL the mail carries from the token.
+	Link func(token string) string
+	// Purpose is PurposeActivate unless the contract says otherwise.
+	Purpose string
+	// TTL of the token; DefaultTokenTTL when zero.
+	TTL time.Duration
+	// Data is extra template data; Register adds User, Link, Token and
+	// Expires.
+	Data map[string]any
+}
+
+// HashToken is how tokens are stored: hex SHA-256 of the purpose and the
+// secret. The secrets carry 256 random bits, so a fast hash is enough (no
+// guessing to slow down); the purpose in the hash keeps a token of one kind
+// from being accepted as another.
+func HashToken(purpose, secret string) string {
+	sum := sha256.Sum256([]byte(purpose + ":" + secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func newSecretToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// composeMail renders spec for u and returns the outbox record, the token
+// record and the token secret (which only ever travels in the mail).
+func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*store.Mail, *store.Token, string, error) {
+	ttl := spec.TTL
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	purpose := spec.Purpose
+	if purpose == "" {
+		purpose = PurposeActivate
+	}
+	secret := newSecretToken()
+	tok := &store.Token{Hash: HashToken(purpose, secret), Purpose: purpose, UserID: u.ID, ExpiresAt: now.Add(ttl)}
+	data := map[string]any{}
+	for k, v := range spec.Data {
+		data[k] = v
+	}
+	data["User"] = u
+	data["Token"] = secret
+	data["Link"] = spec.Link(secret)
+	data["Expires"] = tok.ExpiresAt
+	subject, text, html, err := spec.Template.Render(data)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("render mail: %w", err)
+	}
+	m := &store.Mail{
+		ID:          store.NewID(now),
+		To:          []string{u.Email},
+		Subject:     subject,
+		Text:        text,
+		HTML:        html,
+		Contract:    u.Contract,
+		UserID:      u.ID,
+		CreatedAt:   now,
+		NextAttempt: now,
+	}
+	return m, tok, secret, nil
+}
+
+// Activate uses an activation token: the user becomes active. A second use
+// of the same token answers the same (idempotent), as long as the token has
+// not expired.
+func (e *Engine) Activate(ctx context.Context, secret string) (*store.User, error) {
+	return e.useToken(ctx, secret, PurposeActivate, func(u *store.User) error {
+		u.Status = store.StatusActive
+		return nil
+	})
+}
+
+func (e *Engine) useToken(ctx context.Context, secret, purpose string, mutate func(*store.User) error) (*store.User, error) {
+	secret = strings.TrimSpace(secret)
+	if secret == "" || len(secret) > 128 {
+		return nil, ErrTokenInvalid
+	}
+	now := e.now().UTC()
+	u, err := e.cfg.Store.UseToken(ctx, HashToken(purpose, secret), now, func(u *store.User) error {
+		u.UpdatedAt = now
+		return mutate(u)
+	})
+	switch {
+	case errors.Is(err, store.ErrTokenUsed):
+		e.log.Info("token reused", zap.String("purpose", purpose), zap.String("user_id", userID(u)))
+		return u, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrTokenInvalid
+	case err != nil:
+		return nil, err
+	}
+	e.log.Info("token used", zap.String("purpose", purpose), zap.String("user_id", userID(u)))
+	return u, nil
+}
+
+func userID(u *store.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.ID
+}

@@ -1,0 +1,315 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// claimScan bounds how many dangling queue entries (a queued id whose
+// record is gone) one ClaimMail drops before giving up for this call.
+const claimScan = 10
+
+// timeKey is an outbox or token_expiry key: t as 8 bytes big-endian unix
+// ms (times before 1970 count as 1970), then id. Keys sort by time.
+func timeKey(t time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(max(t.UnixMilli(), 0)))
+	return append(k, id...)
+}
+
+// keyMillis is the time part of a timeKey.
+func keyMillis(k []byte) int64 {
+	if len(k) < 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(k[:8]))
+}
+
+// checkMails rejects nil mails, empty and repeated ids.
+func checkMails(mails []*store.Mail) error {
+	seen := make(map[string]bool, len(mails))
+	for _, m := range mails {
+		if m == nil || m.ID == "" {
+			return errors.New("create user: mail without id")
+		}
+		if seen[m.ID] {
+			return fmt.Errorf("create user: mail id %q given twice", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	return nil
+}
+
+// ClaimMail implements store.Store in one read-write transaction: the first
+// outbox key (the earliest due) is re-keyed to now+lease. An idle poll
+// looks in a read-only transaction first, so it costs no write and no
+// fsync. It also sweeps a bounded number of expired tokens.
+func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
+	const op = "claim mail"
+	if err := ctx.Err(); err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	nowMs := max(now.UnixMilli(), 0)
+	wallMs := time.Now().UnixMilli()
+	var due, sweep bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		q, err := bucket(tx, bucketOutbox)
+		if err != nil {
+			return err
+		}
+		exp, err := bucket(tx, bucketTokenExp)
+		if err != nil {
+			return err
+		}
+		k, _ := q.Cursor().First()
+		due = k != nil && keyMillis(k) <= nowMs
+		k, _ = exp.Cursor().First()
+		sweep = k != nil && keyMillis(k) <= wallMs
+		return nil
+	})
+	if err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	if !due && !sweep {
+		return nil, store.ErrNotFound
+	}
+
+	var m *store.Mail
+	var decodeErr error
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if sweep {
+			if err := sweepTokens(tx, wallMs); err != nil {
+				return err
+			}
+		}
+		if !due {
+			return nil
+		}
+		q, err := bucket(tx, bucketOutbox)
+		if err != nil {
+			return err
+		}
+		byID, err := bucket(tx, bucketOutboxByID)
+		if err != nil {
+			return err
+		}
+		mails, err := bucket(tx, bucketMail)
+		if err != nil {
+			return err
+		}
+		for range claimScan {
+			k, v := q.Cursor().First()
+			if k == nil || keyMillis(k) > nowMs {
+				return nil
+			}
+			k, id := bytes.Clone(k), bytes.Clone(v)
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+			body := mails.Get(id)
+			if body == nil { // dangling: drop it and look further
+				if err := byID.Delete(id); err != nil {
+					return err
+				}
+				continue
+			}
+			// Re-key first: even a record that fails to decode moves
+			// out of the way instead of blocking the queue.
+			nk := timeKey(time.UnixMilli(nowMs).Add(lease), string(id))
+			if err := q.Put(nk, id); err != nil {
+				return err
+			}
+			if err := byID.Put(id, nk); err != nil {
+				return err
+			}
+			var got store.Mail
+			if err := json.Unmarshal(body, &got); err != nil {
+				decodeErr = fmt.Errorf("%s: decode mail %s: %w", op, id, err)
+				return nil
+			}
+			m = &got
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	if decodeErr != nil {
+		return nil, decodeErr
+	}
+	if m == nil {
+		return nil, store.ErrNotFound
+	}
+	return m, nil
+}
+
+// dequeue removes id's outbox entry, if any.
+func dequeue(tx *bolt.Tx, id []byte) error {
+	q, err := bucket(tx, bucketOutbox)
+	if err != nil {
+		return err
+	}
+	byID, err := bucket(tx, bucketOutboxByID)
+	if err != nil {
+		return err
+	}
+	if k := byID.Get(id); k != nil {
+		if err := q.Delete(bytes.Clone(k)); err != nil {
+			return err
+		}
+		if err := byID.Delete(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AckMail implements store.Store: the record and its queue entries go in
+// one transaction. Acknowledging an unknown message is not an error.
+func (s *Store) AckMail(ctx context.Context, id string) error {
+	const op = "ack mail"
+	if id == "" {
+		return errors.New("ack mail: empty id")
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable(op, err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		mid := []byte(id)
+		if err := dequeue(tx, mid); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketMail, bucketParked} {
+			b, err := bucket(tx, name)
+			if err != nil {
+				return err
+			}
+			if err := b.Delete(mid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	return nil
+}
+
+// RetryMail implements store.Store: the message is saved and queued at
+// m.NextAttempt (and taken out of the parked set, so retrying a parked
+// message requeues it). It returns ErrNotFound when the message no longer
+// exists (acknowledged meanwhile), rather than resurrecting it.
+func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
+	return s.saveMail(ctx, "retry mail", m, func(tx *bolt.Tx, id []byte) error {
+		q, err := bucket(tx, bucketOutbox)
+		if err != nil {
+			return err
+		}
+		byID, err := bucket(tx, bucketOutboxByID)
+		if err != nil {
+			return err
+		}
+		parked, err := bucket(tx, bucketParked)
+		if err != nil {
+			return err
+		}
+		nk := timeKey(m.NextAttempt, m.ID)
+		if err := q.Put(nk, id); err != nil {
+			return err
+		}
+		if err := byID.Put(id, nk); err != nil {
+			return err
+		}
+		return parked.Delete(id)
+	})
+}
+
+// ParkMail implements store.Store: the message is saved, leaves the outbox
+// and enters the parked set. It returns ErrNotFound when the message no
+// longer exists.
+func (s *Store) ParkMail(ctx context.Context, m *store.Mail) error {
+	at := binary.BigEndian.AppendUint64(nil, uint64(max(time.Now().UnixMilli(), 0)))
+	return s.saveMail(ctx, "park mail", m, func(tx *bolt.Tx, id []byte) error {
+		parked, err := bucket(tx, bucketParked)
+		if err != nil {
+			return err
+		}
+		return parked.Put(id, at)
+	})
+}
+
+// saveMail rewrites an existing message's record, takes it out of the
+// outbox and runs then.
+func (s *Store) saveMail(ctx context.Context, op string, m *store.Mail, then func(*bolt.Tx, []byte) error) error {
+	if m == nil || m.ID == "" {
+		return fmt.Errorf("%s: mail without id", op)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Unavailable(op, err)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("%s: encode mail: %w", op, err)
+	}
+	id := []byte(m.ID)
+	found := false
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		mails, err := bucket(tx, bucketMail)
+		if err != nil {
+			return err
+		}
+		if !has(mails, id) {
+			return nil
+		}
+		found = true
+		if err := mails.Put(id, body); err != nil {
+			return err
+		}
+		if err := dequeue(tx, id); err != nil {
+			return err
+		}
+		return then(tx, id)
+	})
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	if !found {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// MailCounts implements store.Store in one read-only transaction.
+func (s *Store) MailCounts(ctx context.Context) (queued, parked int, err error) {
+	const op = "mail counts"
+	if err := ctx.Err(); err != nil {
+		return 0, 0, store.Unavailable(op, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		q, err := bucket(tx, bucketOutboxByID)
+		if err != nil {
+			return err
+		}
+		p, err := bucket(tx, bucketParked)
+		if err != nil {
+			return err
+		}
+		queued, parked = q.Stats().KeyN, p.Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, 0, store.Unavailable(op, err)
+	}
+	return queued, parked, nil
+}
