@@ -19,7 +19,7 @@
 //	{ns}:challenge:<token>           CAPTCHA answer hash, PX ttl
 //
 // Rate-limit buckets live under "rate:{ns}:..." (one key each, redis_rate's
-// layout), so they spread over the cluster.
+// layout); they carry the same hash tag, so they sit on the namespace's shard.
 //
 // Requires Redis 7 or later (script shebangs, SET ... PXAT, GETDEL).
 package redisstore
