@@ -32,6 +32,7 @@ gotest:
 # Short fuzz runs of the request decoders, seeded with the documents' samples.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/indiqus/
 
 run:
 	$(GO) run ./cmd/caddy run --config Caddyfile

@@ -3,6 +3,7 @@ package caddyregister
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -327,7 +328,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("mail_template part must be subject, text or html")
 			}
 		default:
-			return d.Errf("unknown register option %q", d.Val())
+			// A contract-specific option.
+			name := d.Val()
+			known, ok := contract.OptionNames(h.Contract)
+			if !ok {
+				return d.Errf("unknown contract %q (known: %s)", h.Contract, strings.Join(contract.Names(), ", "))
+			}
+			if !slices.Contains(known, name) {
+				return d.Errf("unknown register option %q for contract %s", name, h.Contract)
+			}
+			args := d.RemainingArgs()
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("option %q takes no block", name)
+			}
+			if h.Options == nil {
+				h.Options = contract.Options{}
+			}
+			h.Options[name] = append(h.Options[name], args)
 		}
 	}
 	return nil

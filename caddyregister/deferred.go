@@ -166,6 +166,14 @@ func (d *deferredStore) MailCounts(ctx context.Context) (int, int, error) {
 	return s.MailCounts(ctx)
 }
 
+func (d *deferredStore) GetIdempotency(ctx context.Context, key string) (*store.Idempotency, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetIdempotency(ctx, key)
+}
+
 // Close does nothing: the pool owns the real store.
 func (d *deferredStore) Close() error { return nil }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 
 	// The contracts this build speaks.
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/indiqus"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/saymon"
 )
@@ -69,6 +70,10 @@ type Handler struct {
 	PublicURL string `json:"public_url,omitempty"`
 	// MailTemplate names files replacing parts of the contract's mail.
 	MailTemplate *contract.TemplateFiles `json:"mail_template,omitempty"`
+	// Options are contract-specific options (name → lines → arguments);
+	// each contract documents its own. In the Caddyfile they are the
+	// block's other subdirectives.
+	Options contract.Options `json:"options,omitempty"`
 
 	app      *App
 	contract contract.Contract
@@ -114,6 +119,8 @@ var defaultLimits = map[string]ratelimit.Limit{
 	"signup":   {Rate: 30, Period: time.Minute, Burst: 30},
 	"captcha":  {Rate: 60, Period: time.Minute, Burst: 30},
 	"confirm":  {Rate: 60, Period: time.Minute, Burst: 30},
+	"login":    {Rate: 20, Period: time.Minute, Burst: 10},
+	"create":   {Rate: 60, Period: time.Minute, Burst: 30},
 }
 
 // CaddyModule returns the Caddy module information.
@@ -147,7 +154,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxBodySize <= 0 {
 		h.MaxBodySize = DefaultMaxBodySize
 	}
-	env := contract.Env{Engine: h.app.Engine(), Logger: h.logger, Prefix: h.Prefix}
+	env := contract.Env{Engine: h.app.Engine(), Logger: h.logger, Prefix: h.Prefix, Options: h.Options}
 	env.Settings = contract.Settings{
 		Captcha:                  h.Captcha,
 		SignupDisabled:           h.SignupDisabled,
@@ -173,6 +180,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.limits = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
 		full := h.Prefix + rt.Path
+		if rt.Absolute {
+			full = rt.Path
+		}
 		h.routes[full] = append(h.routes[full], rt)
 		l := defaultLimits[rt.Name]
 		if c, ok := h.app.RateLimits[rt.Name]; ok {

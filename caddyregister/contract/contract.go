@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +34,41 @@ type Env struct {
 	// Settings are the handler's contract options; each contract documents
 	// which it honours.
 	Settings Settings
+	// Options are contract-specific options: name → lines → arguments, as
+	// written in the handler's Caddyfile block. Contracts reject names
+	// they do not know (Options.Check).
+	Options Options
+}
+
+// Options are contract-specific handler options.
+type Options map[string][][]string
+
+// Check returns an error naming the first option not in known.
+func (o Options) Check(contractName string, known ...string) error {
+	for name := range o {
+		if !slices.Contains(known, name) {
+			return fmt.Errorf("contract %s has no option %q (known: %s)", contractName, name, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// Last returns the arguments of the last line of option name, or nil.
+func (o Options) Last(name string) []string {
+	lines := o[name]
+	if len(lines) == 0 {
+		return nil
+	}
+	return lines[len(lines)-1]
+}
+
+// All returns every argument of every line of option name.
+func (o Options) All(name string) []string {
+	var out []string
+	for _, l := range o[name] {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // Settings are per-handler contract options.
@@ -80,8 +117,10 @@ type Request struct {
 // Route is one endpoint of a contract.
 type Route struct {
 	Method string
-	// Path is relative to the prefix ("/register").
+	// Path is relative to the prefix ("/register"), unless Absolute.
 	Path string
+	// Absolute mounts Path as is, outside the prefix (indiqus' /auth/login).
+	Absolute bool
 	// Name identifies the route in rate-limit settings and metrics.
 	Name string
 	// ContentTypes the route accepts; empty means the route reads no body.
@@ -104,17 +143,29 @@ type Factory func(env Env) (Contract, error)
 var (
 	mu        sync.RWMutex
 	factories = map[string]Factory{}
+	options   = map[string][]string{}
 )
 
-// Register makes a contract available by name. Contract packages call it
-// from init, beside their type, as Caddy modules do.
-func Register(name string, f Factory) {
+// Register makes a contract available by name, with the names of its
+// contract-specific options (so the Caddyfile parser can reject a typo at
+// adapt time). Contract packages call it from init, beside their type, as
+// Caddy modules do.
+func Register(name string, f Factory, optionNames ...string) {
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := factories[name]; dup {
 		panic("contract: duplicate registration of " + name)
 	}
 	factories[name] = f
+	options[name] = optionNames
+}
+
+// OptionNames returns the contract-specific options of contract name.
+func OptionNames(name string) ([]string, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	o, ok := options[name]
+	return o, ok
 }
 
 // Lookup returns the named contract's factory.

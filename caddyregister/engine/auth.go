@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
 
@@ -194,4 +196,93 @@ func (c *credCache) put(k [32]byte, hash string) {
 		clear(c.m)
 	}
 	c.m[k] = credEntry{hash: hash, expires: time.Now().Add(c.ttl)}
+}
+
+// ErrNotActivated means the credentials were right but the account has not
+// been activated yet. It is said only after the password verified, so it
+// tells nothing to someone guessing.
+var ErrNotActivated = errors.New("account not activated")
+
+// Login checks admin or user credentials (login or e-mail) and issues an
+// access token. Every attempt is rate limited per client IP and per
+// identifier, and an unknown identifier costs a password verification like
+// a known one, so timing does not tell which exist.
+func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (*Principal, string, error) {
+	identifier = strings.TrimSpace(identifier)
+	if identifier == "" || pass == "" {
+		return nil, "", ErrUnauthenticated
+	}
+	if err := e.Allow(ctx, "login-ip", clientIP, e.cfg.AdminLoginLimit); err != nil {
+		return nil, "", err
+	}
+	if err := e.Allow(ctx, "login-id", store.LoginKey(identifier), e.cfg.AdminLoginLimit); err != nil {
+		return nil, "", err
+	}
+	var p *Principal
+	if a, ok := e.admins[identifier]; ok {
+		ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+		if err != nil {
+			return nil, "", verifyErr(err)
+		}
+		if !ok {
+			return nil, "", ErrUnauthenticated
+		}
+		p = adminPrincipal(a)
+	} else {
+		u, err := e.findUser(ctx, identifier)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "", err
+		}
+		if u == nil || u.PasswordHash == "" {
+			if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
+				return nil, "", err
+			}
+			return nil, "", ErrUnauthenticated
+		}
+		ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
+		if err != nil {
+			return nil, "", verifyErr(err)
+		}
+		if !ok {
+			return nil, "", ErrUnauthenticated
+		}
+		if u.Status != store.StatusActive {
+			return nil, "", ErrNotActivated
+		}
+		c := userClaims(u)
+		p = &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions}
+	}
+	tok, err := e.IssueToken(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, tok, nil
+}
+
+// findUser resolves an e-mail or a login.
+func (e *Engine) findUser(ctx context.Context, identifier string) (*store.User, error) {
+	id, err := e.cfg.Store.UserIDByEmail(ctx, store.EmailKey(identifier))
+	if errors.Is(err, store.ErrNotFound) {
+		id, err = e.cfg.Store.UserIDByLogin(ctx, store.LoginKey(identifier))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.cfg.Store.GetUser(ctx, id)
+}
+
+func verifyErr(err error) error {
+	if errors.Is(err, password.ErrOverloaded) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// A stored hash we cannot read: refuse without saying why.
+	return fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+}
+
+// TokenTTL is the lifetime of the access tokens the engine issues.
+func (e *Engine) TokenTTL() time.Duration {
+	if e.cfg.Token.TTL > 0 {
+		return e.cfg.Token.TTL
+	}
+	return token.DefaultTTL
 }

@@ -224,7 +224,32 @@ type Registration struct {
 	// Mail, when set, queues a mail with a fresh token for the new user in
 	// the same atomic step as the user.
 	Mail *MailSpec
+	// Sequence names a store-wide sequence to draw the user's number from
+	// (store.SeqAttr in the user's attributes), inside the atomic create so
+	// failed creates leave no gaps.
+	Sequence string
+	// Idempotency makes a retry of the same request replay the first
+	// result instead of creating again.
+	Idempotency *IdempotencySpec
 }
+
+// IdempotencySpec identifies a request for replay.
+type IdempotencySpec struct {
+	// Key is scoped by the contract (route, caller, header value).
+	Key string
+	// Fingerprint is a hash of the request body: the same key with another
+	// body is refused with ErrIdempotencyMismatch.
+	Fingerprint string
+	// TTL is how long the key is remembered; DefaultIdempotencyTTL if 0.
+	TTL time.Duration
+}
+
+// DefaultIdempotencyTTL is how long an Idempotency-Key is remembered.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
+// ErrIdempotencyMismatch means an Idempotency-Key was reused with a
+// different request body.
+var ErrIdempotencyMismatch = errors.New("idempotency key was used with a different request")
 
 // CaptchaAnswer is a challenge token and the user's answer.
 type CaptchaAnswer struct {
@@ -237,6 +262,9 @@ type Registered struct {
 	User   *store.User
 	Tenant *store.Tenant
 	Token  string
+	// Replayed is true when an idempotent retry returned the user the
+	// first request created.
+	Replayed bool
 }
 
 // MaxEmailLength is RFC 5321's limit on a forward path.
@@ -267,6 +295,13 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	start := e.now()
 	defer func() { e.logRegistration(r, res, err, start) }()
 
+	if r.Idempotency != nil {
+		// A retry of a request that already succeeded replays it, even
+		// if validation rules changed since.
+		if res, err := e.replay(ctx, r.Idempotency); res != nil || err != nil {
+			return res, err
+		}
+	}
 	var v ValidationError
 	if r.Invalid != nil {
 		v.Fields = append(v.Fields, r.Invalid.Fields...)
@@ -343,14 +378,21 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if u.Permissions == nil {
 		u.Permissions = []string{}
 	}
-	nu := store.NewUser{User: u, Tenant: t}
+	nu := store.NewUser{User: u, Tenant: t, Sequence: r.Sequence}
+	if ip := r.Idempotency; ip != nil {
+		ttl := ip.TTL
+		if ttl <= 0 {
+			ttl = DefaultIdempotencyTTL
+		}
+		nu.Idempotency = &store.Idempotency{Key: ip.Key, Fingerprint: ip.Fingerprint, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	}
 	if t != nil {
 		u.TenantID = t.ID
 		t.CreatedBy = u.ID
 	}
 
-	if err := mapConflict(e.cfg.Store.Taken(ctx, nu.Of())); err != nil {
-		return nil, err
+	if err := e.Taken(ctx, nu.Of()); err != nil {
+		return e.replayOnConflict(ctx, r, err)
 	}
 	var iss *token.Issuer
 	if r.IssueToken {
@@ -371,8 +413,8 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		}
 		nu.Mails, nu.Token = []*store.Mail{m}, tok
 	}
-	if err := mapConflict(e.cfg.Store.CreateUser(ctx, nu)); err != nil {
-		return nil, err
+	if err := e.cfg.Store.CreateUser(ctx, nu); err != nil {
+		return e.replayOnConflict(ctx, r, err)
 	}
 	if len(nu.Mails) > 0 && e.cfg.MailQueued != nil {
 		e.cfg.MailQueued()
@@ -386,6 +428,46 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		res.Token = tok
 	}
 	return res, nil
+}
+
+// Taken is the duplicate pre-check, with tenant conflicts mapped to
+// ErrTenantExists.
+func (e *Engine) Taken(ctx context.Context, k store.UniqueKeys) error {
+	return mapConflict(e.cfg.Store.Taken(ctx, k))
+}
+
+// replayOnConflict handles a conflict of an idempotent request: a
+// concurrent request with the same key may have won the race (its user then
+// holds the e-mail, or its key the idempotency claim), so the result is
+// replayed when the key is now known; otherwise the conflict stands.
+func (e *Engine) replayOnConflict(ctx context.Context, r Registration, err error) (*Registered, error) {
+	var ce *store.ConflictError
+	if r.Idempotency != nil && errors.As(err, &ce) {
+		if res, rerr := e.replay(ctx, r.Idempotency); res != nil || rerr != nil {
+			return res, rerr
+		}
+	}
+	return nil, mapConflict(err)
+}
+
+// replay returns the user an earlier request with the same idempotency key
+// created, nil if the key is unknown, or ErrIdempotencyMismatch.
+func (e *Engine) replay(ctx context.Context, ip *IdempotencySpec) (*Registered, error) {
+	rec, err := e.cfg.Store.GetIdempotency(ctx, ip.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Fingerprint != ip.Fingerprint {
+		return nil, ErrIdempotencyMismatch
+	}
+	u, err := e.cfg.Store.GetUser(ctx, rec.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	return &Registered{User: u, Replayed: true}, nil
 }
 
 func mapConflict(err error) error {
@@ -424,6 +506,8 @@ func Outcome(err error) string {
 		return "duplicate"
 	case errors.Is(err, ErrTenantExists):
 		return "tenant_exists"
+	case errors.Is(err, ErrIdempotencyMismatch):
+		return "idempotency_mismatch"
 	case errors.As(err, &rl):
 		return "rate_limited"
 	case errors.Is(err, ErrUnauthenticated):
@@ -458,6 +542,9 @@ func (e *Engine) recordOutcome(contract, outcome string) {
 
 func (e *Engine) logRegistration(r Registration, res *Registered, err error, start time.Time) {
 	outcome := Outcome(err)
+	if res != nil && res.Replayed {
+		outcome = "replayed"
+	}
 	e.recordOutcome(r.Contract, outcome)
 	fields := []zap.Field{
 		zap.String("contract", r.Contract),
@@ -473,7 +560,7 @@ func (e *Engine) logRegistration(r Registration, res *Registered, err error, sta
 		}
 	}
 	switch outcome {
-	case "created", "invalid", "duplicate", "tenant_exists", "rate_limited", "captcha_failed", "forbidden", "unauthenticated":
+	case "replayed", "created", "invalid", "duplicate", "tenant_exists", "idempotency_mismatch", "rate_limited", "captcha_failed", "forbidden", "unauthenticated":
 		e.log.Info("registration", fields...)
 	default:
 		// Store and driver errors never carry request secrets, so the

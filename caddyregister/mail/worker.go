@@ -238,6 +238,7 @@ func (w *Worker) loop(ctx context.Context, done chan struct{}) {
 func (w *Worker) runSafely(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			w.log.Error("mail worker panic; recovered", zap.Any("panic", r), zap.Stack("stack"))
 			err = fmt.Errorf("mail: worker panic: %v", r)
 		}
 	}()

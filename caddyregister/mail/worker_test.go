@@ -379,8 +379,12 @@ func TestWorkerSurvivesStoreOutage(t *testing.T) {
 
 	w.Start()
 	defer w.Stop(context.Background())
-	time.Sleep(1500 * time.Millisecond) // many polls' worth
-	if n := logs.FilterMessage("mail outbox unavailable; will retry").Len(); n != 1 {
+	// go-redis retries a refused dial with backoff, so the first failed
+	// poll can take a while under load; wait for it, then for many more.
+	const outageMsg = "mail outbox unavailable; will retry"
+	waitFor(t, 15*time.Second, func() bool { return logs.FilterMessage(outageMsg).Len() > 0 })
+	time.Sleep(time.Second)
+	if n := logs.FilterMessage(outageMsg).Len(); n != 1 {
 		t.Errorf("outage logged %d times, want once", n)
 	}
 	if err := srv.Restart(); err != nil {
@@ -415,4 +419,23 @@ func TestNewWorkerPanicsWithoutOutbox(t *testing.T) {
 		}
 	}()
 	mail.NewWorker(mail.WorkerConfig{Sender: mail.LogSender{}})
+}
+
+type panicSender struct{}
+
+func (panicSender) Send(context.Context, *mail.Message) error { panic("sender bug") }
+
+// TestWorkerRecoversFromSenderPanic: a buggy Sender must not take the
+// server down with it.
+func TestWorkerRecoversFromSenderPanic(t *testing.T) {
+	s := backends()["bolt"](t)
+	enqueue(t, s, 1, time.Now())
+	core, logs := observer.New(zapcore.InfoLevel)
+	w := mail.NewWorker(mail.WorkerConfig{Outbox: s, Sender: panicSender{}, Logger: zap.New(core), PollInterval: 5 * time.Millisecond})
+	w.Start()
+	waitFor(t, 10*time.Second, func() bool { return logs.FilterMessage("mail worker panic; recovered").Len() > 0 })
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, s, 1, 0) // still queued, to be retried after the lease
 }

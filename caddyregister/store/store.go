@@ -81,6 +81,54 @@ type NewUser struct {
 	Tenant *Tenant
 	Mails  []*Mail
 	Token  *Token
+
+	// Sequence, when set, names a store-wide sequence whose next number
+	// CreateUser draws inside its atomic step, after every claim has
+	// passed: a rejected or failed create consumes no number, so at rest
+	// every created user holds exactly one number and there are no gaps.
+	// The number (1, 2, 3, ...) is stored in the user's
+	// Attributes[SeqAttr] as a JSON number, and in the Idempotency record.
+	// On success CreateUser also sets it in n.User.Attributes[SeqAttr]
+	// (allocating the map if needed) and, with an Idempotency, in
+	// n.Idempotency.Seq. A SeqAttr the caller put in Attributes is
+	// overwritten.
+	Sequence string
+	// Idempotency, when set, claims Idempotency.Key in the same atomic
+	// step. The key is checked before every other claim: a key held by an
+	// unexpired record makes CreateUser fail with
+	// *ConflictError{Field: "idempotency"} whatever else would conflict,
+	// so the loser of a race (or a retry) can read the winner's record
+	// with GetIdempotency and replay. UserID (from n.User.ID) and Seq are
+	// filled in by CreateUser; CreatedAt too when zero. ExpiresAt is
+	// required.
+	Idempotency *Idempotency
+}
+
+// SeqAttr is the user attribute CreateUser stores a drawn sequence number
+// under (see NewUser.Sequence).
+const SeqAttr = "seq"
+
+// MaxIdempotencyKeyLen bounds Idempotency.Key (bytes); callers hash longer
+// client-supplied values.
+const MaxIdempotencyKeyLen = 1024
+
+// Idempotency records which user a request created, so a retry of the same
+// request within ExpiresAt replays instead of creating again.
+type Idempotency struct {
+	// Key is scoped by the caller (contract, principal, header value).
+	Key string `json:"key"`
+	// Fingerprint identifies the request body (hex SHA-256, computed by
+	// the caller): the same key with another fingerprint is a different
+	// request, which the caller rejects.
+	Fingerprint string `json:"fingerprint"`
+	// UserID is the created user, filled in by CreateUser.
+	UserID string `json:"user_id"`
+	// Seq is the number drawn from NewUser.Sequence, 0 when none.
+	Seq       int64     `json:"seq,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt ends the record: it reads as ErrNotFound from then on and
+	// its key can be claimed again.
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Mail is one message in the durable outbox.
@@ -131,7 +179,8 @@ var (
 type ConflictError struct {
 	// Field is "email", "login", "tenant_vat" or "tenant_code"; "id",
 	// "tenant_id", "token" or "mail_id" when a freshly drawn id or token
-	// collides (callers may retry).
+	// collides (callers may retry); "idempotency" when the
+	// NewUser.Idempotency key is held by an unexpired record.
 	Field string
 }
 
@@ -145,9 +194,14 @@ func Unavailable(op string, err error) error {
 
 // Store is what every backend implements.
 type Store interface {
-	// CreateUser writes a user, its unique index entries and the optional new
-	// tenant atomically. It returns *ConflictError when a unique key is taken.
+	// CreateUser writes a user, its unique index entries, the optional new
+	// tenant, mails, token and idempotency record atomically, drawing the
+	// optional sequence number in the same step (see NewUser). It returns
+	// *ConflictError when a unique key is taken ("idempotency" first).
 	CreateUser(ctx context.Context, n NewUser) error
+	// GetIdempotency returns the idempotency record under key, or
+	// ErrNotFound (also once it has expired).
+	GetIdempotency(ctx context.Context, key string) (*Idempotency, error)
 	// GetUser returns the user with id, or ErrNotFound.
 	GetUser(ctx context.Context, id string) (*User, error)
 	// UserIDByEmail resolves a normalized e-mail (see EmailKey).

@@ -55,6 +55,9 @@ type Contract struct {
 
 // New builds the contract.
 func New(env contract.Env) (contract.Contract, error) {
+	if err := env.Options.Check(Name); err != nil {
+		return nil, err
+	}
 	c := &Contract{env: env, policy: password.NIST()}
 	if env.Policy != nil {
 		c.policy = c.policy.Merge(*env.Policy)

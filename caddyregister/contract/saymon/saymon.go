@@ -70,6 +70,9 @@ The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did n
 // New builds the contract. Template override files are read here: they are
 // configuration, read once per config load.
 func New(env contract.Env) (contract.Contract, error) {
+	if err := env.Options.Check(Name); err != nil {
+		return nil, err
+	}
 	c := &Contract{env: env, policy: password.NIST(), captchaRequired: true}
 	if env.Policy != nil {
 		c.policy = c.policy.Merge(*env.Policy)

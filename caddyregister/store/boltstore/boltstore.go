@@ -17,19 +17,26 @@
 //	outbox_parked    <mail id>         -> when it was parked (8 bytes big-endian unix ms)
 //	tokens           <hash>            -> single-use token (JSON) by its SHA-256 hex
 //	token_expiry     <expiry><hash>    -> empty; <expiry> as <due>, for sweeping expired tokens
+//	seq              <sequence name>   -> last number drawn (8 bytes big-endian)
+//	idem             <key>             -> idempotency record (JSON)
+//	idem_expiry      <expiry><key>     -> empty; <expiry> as <due>, for sweeping expired records
 //
 // Expired tokens read as not found; they are deleted when UseToken meets
 // one and swept (a bounded number per call) by ClaimMail, which the mail
-// sender calls periodically.
+// sender calls periodically. Expired idempotency records likewise read as
+// not found and no longer hold their key; they are swept (a bounded number
+// per call) by CreateUser and ClaimMail.
 //
 // CAPTCHA challenges are not in the file: they live in process memory
 // (bounded, see maxChallenges), which is enough because the embedded store
 // serves one process anyway. A restart forgets them; a user then just gets
 // a new challenge.
 //
-// Atomicity: CreateUser checks every unique key and writes the user, its
-// indexes, its tenant, its mails and its token in one read-write
-// transaction, so a registration appears whole or not at all.
+// Atomicity: CreateUser checks every unique key (the idempotency key first),
+// draws the sequence number and writes the user, its indexes, its tenant,
+// its mails, its token and its idempotency record in one read-write
+// transaction, so a registration appears whole or not at all, and a
+// rejected one consumes no number.
 //
 // Durability: bbolt fsyncs the file on every commit (NoSync stays false), and
 // CreateUser returns only after the commit, so an acknowledged registration
@@ -51,6 +58,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -74,6 +82,9 @@ var (
 	bucketParked     = []byte("outbox_parked")
 	bucketTokens     = []byte("tokens")
 	bucketTokenExp   = []byte("token_expiry")
+	bucketSeq        = []byte("seq")
+	bucketIdem       = []byte("idem")
+	bucketIdemExp    = []byte("idem_expiry")
 
 	allBuckets = [][]byte{
 		bucketUsers, bucketEmail, bucketLogin,
@@ -81,6 +92,7 @@ var (
 		bucketSecrets,
 		bucketMail, bucketOutbox, bucketOutboxByID, bucketParked,
 		bucketTokens, bucketTokenExp,
+		bucketSeq, bucketIdem, bucketIdemExp,
 	}
 )
 
@@ -153,7 +165,10 @@ type claim struct {
 // included) is checked before anything is written; then the user, its
 // indexes, the tenant, the mails (queued at their NextAttempt) and the
 // token go in together. A mail id or token hash already stored is a
-// conflict ("mail_id", "token") like any other unique key.
+// conflict ("mail_id", "token") like any other unique key. The idempotency
+// key is checked first, so it is the conflict reported when it is held by
+// an unexpired record; the sequence number is drawn after every check
+// passed.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	const op = "create user"
 	u := n.User
@@ -165,6 +180,10 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	if u.EmailKey == "" {
 		return errors.New("create user: empty email key")
+	}
+	idem, err := idempotencyFor(n)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
@@ -232,7 +251,19 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 
 	var conflict *store.ConflictError
+	var seq int64
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		now := time.Now()
+		if idem != nil {
+			taken, err := idemTaken(tx, idem.Key, now)
+			if err != nil {
+				return err
+			}
+			if taken {
+				conflict = &store.ConflictError{Field: "idempotency"}
+				return conflict
+			}
+		}
 		for _, c := range claims {
 			b, err := bucket(tx, c.bucket)
 			if err != nil {
@@ -241,6 +272,22 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 			if has(b, c.key) {
 				conflict = &store.ConflictError{Field: c.field}
 				return conflict // rolls back; nothing was written
+			}
+		}
+		if err := sweepIdempotency(tx, now.UnixMilli()); err != nil {
+			return err
+		}
+		if n.Sequence != "" {
+			if seq, err = nextSeq(tx, n.Sequence); err != nil {
+				return err
+			}
+			if claims[0].value, err = encodeUser(u, seq); err != nil {
+				return err
+			}
+		}
+		if idem != nil {
+			if err := putIdempotency(tx, idem, seq); err != nil {
+				return err
 			}
 		}
 		for _, c := range append(claims, puts...) {
@@ -257,8 +304,22 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if conflict != nil {
 		return conflict
 	}
+	if errors.Is(err, errEncode) {
+		return err
+	}
 	if err != nil {
 		return store.Unavailable(op, err)
+	}
+	if n.Sequence != "" {
+		if u.Attributes == nil {
+			u.Attributes = store.Attrs{}
+		}
+		u.Attributes[store.SeqAttr] = json.RawMessage(strconv.FormatInt(seq, 10))
+	}
+	if n.Idempotency != nil {
+		n.Idempotency.UserID = idem.UserID
+		n.Idempotency.CreatedAt = idem.CreatedAt
+		n.Idempotency.Seq = seq
 	}
 	return nil
 }

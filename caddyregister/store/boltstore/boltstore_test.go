@@ -543,13 +543,14 @@ func TestNewMethodsUnavailable(t *testing.T) {
 	cancel()
 	m := storetest.NewTestMail("", time.Now())
 	ops := map[string]func(context.Context) error{
-		"ClaimMail":     func(c context.Context) error { _, err := s.ClaimMail(c, time.Now(), time.Minute); return err },
-		"AckMail":       func(c context.Context) error { return s.AckMail(c, m.ID) },
-		"RetryMail":     func(c context.Context) error { return s.RetryMail(c, m) },
-		"ParkMail":      func(c context.Context) error { return s.ParkMail(c, m) },
-		"MailCounts":    func(c context.Context) error { _, _, err := s.MailCounts(c); return err },
-		"PutChallenge":  func(c context.Context) error { return s.PutChallenge(c, "t", []byte("a"), time.Minute) },
-		"TakeChallenge": func(c context.Context) error { _, err := s.TakeChallenge(c, "t"); return err },
+		"ClaimMail":      func(c context.Context) error { _, err := s.ClaimMail(c, time.Now(), time.Minute); return err },
+		"AckMail":        func(c context.Context) error { return s.AckMail(c, m.ID) },
+		"RetryMail":      func(c context.Context) error { return s.RetryMail(c, m) },
+		"ParkMail":       func(c context.Context) error { return s.ParkMail(c, m) },
+		"MailCounts":     func(c context.Context) error { _, _, err := s.MailCounts(c); return err },
+		"PutChallenge":   func(c context.Context) error { return s.PutChallenge(c, "t", []byte("a"), time.Minute) },
+		"TakeChallenge":  func(c context.Context) error { _, err := s.TakeChallenge(c, "t"); return err },
+		"GetIdempotency": func(c context.Context) error { _, err := s.GetIdempotency(c, "k"); return err },
 		"UseToken": func(c context.Context) error {
 			_, err := s.UseToken(c, "abc", time.Now(), func(*store.User) error { return nil })
 			return err
@@ -570,5 +571,101 @@ func TestNewMethodsUnavailable(t *testing.T) {
 		if err := op(context.Background()); !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("%s after Close = %v, want ErrUnavailable", name, err)
 		}
+	}
+}
+
+// Expired idempotency records are swept by CreateUser and ClaimMail; a key
+// claimed again after expiry leaves one record and one expiry entry.
+func TestExpiredIdempotencySwept(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	mk := func(email, key string, ttl time.Duration) store.NewUser {
+		u := storetest.NewTestUser(email, "")
+		return store.NewUser{User: u, Idempotency: storetest.NewTestIdempotency(key, "{}", ttl)}
+	}
+	const short = 300 * time.Millisecond
+	for i, ttl := range []time.Duration{short, short, time.Hour} {
+		if err := s.CreateUser(ctx, mk(fmt.Sprintf("idem%d@example.com", i), fmt.Sprint("k", i), ttl)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 3 || e != 3 {
+		t.Fatalf("IdemCounts = %d, %d, %v; want 3, 3", n, e, err)
+	}
+	time.Sleep(short + 50*time.Millisecond)
+	// Reclaiming k0 replaces its record; the sweep in the same create
+	// takes k1.
+	if err := s.CreateUser(ctx, mk("again@example.com", "k0", time.Hour)); err != nil {
+		t.Fatalf("CreateUser reclaiming an expired key: %v", err)
+	}
+	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 2 || e != 2 {
+		t.Fatalf("IdemCounts after a create = %d, %d, %v; want 2, 2", n, e, err)
+	}
+	if err := s.CreateUser(ctx, mk("short@example.com", "k3", time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := s.ClaimMail(ctx, time.Now(), time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ClaimMail with an empty outbox: %v", err)
+	}
+	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 2 || e != 2 {
+		t.Fatalf("IdemCounts after ClaimMail = %d, %d, %v; want 2, 2", n, e, err)
+	}
+	for _, k := range []string{"k0", "k2"} {
+		if _, err := s.GetIdempotency(ctx, k); err != nil {
+			t.Fatalf("GetIdempotency(%s): %v", k, err)
+		}
+	}
+}
+
+// Sequences and idempotency records survive a reopen, and a file written
+// before they existed gets their buckets.
+func TestSequenceSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "register.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"users", "idx_email", "idx_login", "tenants", "idx_tenant_vat", "idx_tenant_code", "secrets"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	for i := range 3 {
+		u := storetest.NewTestUser(fmt.Sprintf("r%d@example.com", i), "")
+		if err := s.CreateUser(ctx, store.NewUser{User: u, Sequence: "acct", Idempotency: storetest.NewTestIdempotency(fmt.Sprint("k", i), "{}", time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if r, err := s.GetIdempotency(ctx, "k2"); err != nil || r.Seq != 3 {
+		t.Fatalf("GetIdempotency after reopen = %+v, %v; want seq 3", r, err)
+	}
+	u := storetest.NewTestUser("after@example.com", "")
+	if err := s.CreateUser(ctx, store.NewUser{User: u, Sequence: "acct"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(u.Attributes[store.SeqAttr]); got != "4" {
+		t.Fatalf("first number after reopen = %s, want 4", got)
+	}
+	var ce *store.ConflictError
+	dup := storetest.NewTestUser("dup@example.com", "")
+	if err := s.CreateUser(ctx, store.NewUser{User: dup, Idempotency: storetest.NewTestIdempotency("k1", "{}", time.Hour)}); !errors.As(err, &ce) || ce.Field != "idempotency" {
+		t.Fatalf("reused key after reopen: %v", err)
 	}
 }

@@ -18,3 +18,13 @@ func TokenCounts(s *Store) (tokens, expiry int, err error) {
 	})
 	return tokens, expiry, err
 }
+
+// IdemCounts reports the records in the idem and idem_expiry buckets.
+func IdemCounts(s *Store) (records, expiry int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		records = tx.Bucket(bucketIdem).Stats().KeyN
+		expiry = tx.Bucket(bucketIdemExp).Stats().KeyN
+		return nil
+	})
+	return records, expiry, err
+}

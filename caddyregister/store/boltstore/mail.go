@@ -52,7 +52,8 @@ func checkMails(mails []*store.Mail) error {
 // ClaimMail implements store.Store in one read-write transaction: the first
 // outbox key (the earliest due) is re-keyed to now+lease. An idle poll
 // looks in a read-only transaction first, so it costs no write and no
-// fsync. It also sweeps a bounded number of expired tokens.
+// fsync. It also sweeps a bounded number of expired tokens and idempotency
+// records.
 func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
 	const op = "claim mail"
 	if err := ctx.Err(); err != nil {
@@ -60,7 +61,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 	}
 	nowMs := max(now.UnixMilli(), 0)
 	wallMs := time.Now().UnixMilli()
-	var due, sweep bool
+	var due, sweep, sweepIdem bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		q, err := bucket(tx, bucketOutbox)
 		if err != nil {
@@ -74,12 +75,13 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 		due = k != nil && keyMillis(k) <= nowMs
 		k, _ = exp.Cursor().First()
 		sweep = k != nil && keyMillis(k) <= wallMs
-		return nil
+		sweepIdem, err = idemSweepDue(tx, wallMs)
+		return err
 	})
 	if err != nil {
 		return nil, store.Unavailable(op, err)
 	}
-	if !due && !sweep {
+	if !due && !sweep && !sweepIdem {
 		return nil, store.ErrNotFound
 	}
 
@@ -88,6 +90,11 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if sweep {
 			if err := sweepTokens(tx, wallMs); err != nil {
+				return err
+			}
+		}
+		if sweepIdem {
+			if err := sweepIdempotency(tx, wallMs); err != nil {
 				return err
 			}
 		}

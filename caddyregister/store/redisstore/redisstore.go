@@ -17,6 +17,8 @@
 //	{ns}:outbox:parked               ZSET of parked mail ids, score = when parked (unix ms)
 //	{ns}:token:<hash>                single-use token (JSON) by its SHA-256 hex, PEXPIREAT at its ExpiresAt
 //	{ns}:challenge:<token>           CAPTCHA answer hash, PX ttl
+//	{ns}:seq:<sequence>              store-wide sequence (integer string), INCRed by the create script only once every claim passed
+//	{ns}:idem:<idempotency key>      idempotency record (JSON), PEXPIREAT at its ExpiresAt
 //
 // Rate-limit buckets live under "rate:{ns}:..." (one key each, redis_rate's
 // layout); they carry the same hash tag, so they sit on the namespace's shard.
@@ -25,10 +27,15 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,11 +95,14 @@ func (s *Store) Key(parts ...string) string {
 	return k
 }
 
-// createScript claims every unique key and writes every record, or writes
-// nothing. The shebang makes Redis refuse the whole script up front when it
-// cannot write (OOM, min-replicas), instead of failing half-way; and every
-// check that could fail (a taken key, a key of the wrong type) runs before
-// the first write.
+// createScript claims every unique key, draws the optional sequence number
+// and writes every record, or writes nothing. The shebang makes Redis
+// refuse the whole script up front when it cannot write (OOM,
+// min-replicas), instead of failing half-way; and every check that could
+// fail (a taken key, a key of the wrong type) runs before the first write.
+// The INCR of the sequence is that first write: it runs only once every
+// claim passed, and if it fails (a corrupt, non-integer value) nothing else
+// is written, so a rejected create never consumes a number.
 //
 // KEYS[1..n] are claims (they must not exist), KEYS[n+1..] further writes;
 // every key is written. ARGV[1] = n, then n field names, then three
@@ -101,36 +111,64 @@ func (s *Store) Key(parts ...string) string {
 //	set    SET key a
 //	setpx  SET key a PXAT b   (b: unix ms, > 0)
 //	zadd   ZADD key a b       (score a, member b)
+//	incr   INCR key           (at most one; a is the placeholder)
+//
+// With an incr, the first occurrence of its placeholder (a random JSON
+// string literal, so it cannot occur by accident) in every set and setpx
+// value is replaced by the drawn number before the SET.
+//
+// The reply is {field, seq}: the taken claim's field name and 0, or "" and
+// the drawn number (0 without an incr).
 var createScript = redis.NewScript(`#!lua
 local n = tonumber(ARGV[1])
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    return ARGV[1 + i]
+    return {ARGV[1 + i], 0}
   end
 end
+local seqi = 0
 for i = 1, #KEYS do
   local op = ARGV[2 + n + 3 * (i - 1)]
-  if op == 'zadd' then
+  if op == 'zadd' or op == 'incr' then
+    local want = 'zset'
+    if op == 'incr' then
+      if seqi ~= 0 then
+        return redis.error_reply('ERR more than one incr')
+      end
+      seqi, want = i, 'string'
+    end
     local t = redis.call('TYPE', KEYS[i])['ok']
-    if t ~= 'none' and t ~= 'zset' then
-      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a zset')
+    if t ~= 'none' and t ~= want then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. want)
     end
   elseif op ~= 'set' and op ~= 'setpx' then
     return redis.error_reply('ERR unknown op ' .. tostring(op))
   end
 end
+local seq, ph, num = 0, nil, nil
+if seqi ~= 0 then
+  seq = redis.call('INCR', KEYS[seqi])
+  ph = ARGV[3 + n + 3 * (seqi - 1)]
+  num = string.format('%d', seq)
+end
 for i = 1, #KEYS do
   local j = 1 + n + 3 * (i - 1)
   local op, a, b = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  if ph and (op == 'set' or op == 'setpx') then
+    local from, to = string.find(a, ph, 1, true)
+    if from then
+      a = string.sub(a, 1, from - 1) .. num .. string.sub(a, to + 1)
+    end
+  end
   if op == 'set' then
     redis.call('SET', KEYS[i], a)
   elseif op == 'setpx' then
     redis.call('SET', KEYS[i], a, 'PXAT', b)
-  else
+  elseif op == 'zadd' then
     redis.call('ZADD', KEYS[i], a, b)
   end
 end
-return ''
+return {'', seq}
 `)
 
 // write is one key createScript writes; field is set for claims.
@@ -144,23 +182,47 @@ type write struct {
 func set(field, key, value string) write { return write{field, key, "set", value, ""} }
 
 // CreateUser implements store.Store in one round trip (one EVALSHA): the
-// user, its indexes, the optional tenant, the mails (queued in the outbox at
-// their NextAttempt) and the token (expiring at its ExpiresAt) are written
-// together, or nothing is. A mail id or token hash that is already stored
-// is a conflict ("mail_id", "token") like any other unique key.
+// idempotency record, the user, its indexes, the optional tenant, the mails
+// (queued in the outbox at their NextAttempt) and the token (expiring at
+// its ExpiresAt) are written together, with the sequence number drawn in
+// the same step, or nothing is. A mail id or token hash that is already
+// stored is a conflict ("mail_id", "token") like any other unique key; the
+// idempotency key is claimed first, so it is the conflict reported when
+// it is taken.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	u := n.User
 	if u == nil || u.ID == "" || u.EmailKey == "" {
 		return errors.New("create user: id and e-mail key are required")
 	}
-	userJSON, err := json.Marshal(u)
+	idem, err := idempotencyFor(n)
 	if err != nil {
-		return fmt.Errorf("encode user: %w", err)
+		return err
 	}
-	claims := []write{
+	// With a sequence, the records that carry its number are encoded with
+	// a placeholder the script replaces.
+	var ph string
+	if n.Sequence != "" {
+		ph, err = placeholder()
+		if err != nil {
+			return err
+		}
+	}
+	userJSON, err := encodeUser(u, ph)
+	if err != nil {
+		return err
+	}
+	var claims []write
+	if idem != nil {
+		idemJSON, err := encodeIdempotency(idem, ph)
+		if err != nil {
+			return err
+		}
+		claims = append(claims, write{"idempotency", s.Key("idem", idem.Key), "setpx", string(idemJSON), idem.ExpiresAt.UnixMilli()})
+	}
+	claims = append(claims,
 		set("id", s.Key("user", u.ID), string(userJSON)),
 		set("email", s.Key("idx", "email", u.EmailKey), u.ID),
-	}
+	)
 	if u.LoginKey != "" {
 		claims = append(claims, set("login", s.Key("idx", "login", u.LoginKey), u.ID))
 	}
@@ -202,6 +264,9 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
 	}
 	writes := append(claims, queue...)
+	if n.Sequence != "" {
+		writes = append(writes, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
+	}
 
 	keys := make([]string, 0, len(writes))
 	args := make([]any, 0, 1+len(claims)+3*len(writes))
@@ -214,14 +279,135 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		args = append(args, w.op, w.a, w.b)
 	}
 
-	field, err := createScript.Run(ctx, s.c, keys, args...).Text()
+	reply, err := createScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return store.Unavailable("create user", err)
+	}
+	field, seq, err := parseCreateReply(reply)
 	if err != nil {
 		return store.Unavailable("create user", err)
 	}
 	if field != "" {
 		return &store.ConflictError{Field: field}
 	}
+	if n.Sequence != "" {
+		if u.Attributes == nil {
+			u.Attributes = store.Attrs{}
+		}
+		u.Attributes[store.SeqAttr] = json.RawMessage(strconv.FormatInt(seq, 10))
+	}
+	if n.Idempotency != nil {
+		n.Idempotency.UserID = idem.UserID
+		n.Idempotency.CreatedAt = idem.CreatedAt
+		n.Idempotency.Seq = seq
+	}
 	return nil
+}
+
+// parseCreateReply decodes createScript's {field, seq}.
+func parseCreateReply(reply []any) (field string, seq int64, err error) {
+	if len(reply) == 2 {
+		f, ok1 := reply[0].(string)
+		n, ok2 := reply[1].(int64)
+		if ok1 && ok2 {
+			return f, n, nil
+		}
+	}
+	return "", 0, fmt.Errorf("unexpected script reply %v", reply)
+}
+
+// placeholder returns a fresh random JSON string literal that stands in for
+// the sequence number until the script knows it.
+func placeholder() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("create user: placeholder: %w", err)
+	}
+	return `"seq-` + hex.EncodeToString(b) + `"`, nil
+}
+
+// encodeUser encodes u; with a placeholder ph, Attributes[SeqAttr] is ph
+// (u itself is left alone).
+func encodeUser(u *store.User, ph string) ([]byte, error) {
+	if ph != "" {
+		c := *u
+		c.Attributes = maps.Clone(u.Attributes)
+		if c.Attributes == nil {
+			c.Attributes = store.Attrs{}
+		}
+		c.Attributes[store.SeqAttr] = json.RawMessage(ph)
+		u = &c
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, fmt.Errorf("encode user: %w", err)
+	}
+	if ph != "" && bytes.Count(b, []byte(ph)) != 1 {
+		return nil, errors.New("encode user: sequence placeholder not found once")
+	}
+	return b, nil
+}
+
+// encodeIdempotency encodes r; with a placeholder ph, its seq field is ph.
+func encodeIdempotency(r *store.Idempotency, ph string) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode idempotency: %w", err)
+	}
+	if ph == "" {
+		return b, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("encode idempotency: %w", err)
+	}
+	m["seq"] = json.RawMessage(ph)
+	if b, err = json.Marshal(m); err != nil {
+		return nil, fmt.Errorf("encode idempotency: %w", err)
+	}
+	if bytes.Count(b, []byte(ph)) != 1 {
+		return nil, errors.New("encode idempotency: sequence placeholder not found once")
+	}
+	return b, nil
+}
+
+// idempotencyFor validates n.Idempotency and returns the record to store:
+// a copy with UserID and (when zero) CreatedAt filled in, Seq cleared.
+func idempotencyFor(n store.NewUser) (*store.Idempotency, error) {
+	if n.Idempotency == nil {
+		return nil, nil
+	}
+	r := *n.Idempotency
+	r.Seq = 0
+	switch {
+	case r.Key == "":
+		return nil, errors.New("create user: idempotency without key")
+	case len(r.Key) > store.MaxIdempotencyKeyLen:
+		return nil, fmt.Errorf("create user: idempotency key longer than %d bytes", store.MaxIdempotencyKeyLen)
+	case r.ExpiresAt.UnixMilli() <= 0:
+		return nil, errors.New("create user: idempotency without expiry")
+	case r.UserID == "":
+		r.UserID = n.User.ID
+	case r.UserID != n.User.ID:
+		return nil, fmt.Errorf("create user: idempotency record belongs to user %q, not %q", r.UserID, n.User.ID)
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	return &r, nil
+}
+
+// GetIdempotency implements store.Store. Expiry is Redis's (PEXPIREAT), so
+// a record reads as found exactly as long as its key can not be claimed.
+func (s *Store) GetIdempotency(ctx context.Context, key string) (*store.Idempotency, error) {
+	if key == "" {
+		return nil, store.ErrNotFound
+	}
+	var r store.Idempotency
+	if err := s.getJSON(ctx, "get idempotency", s.Key("idem", key), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // tokenFor validates n.Token and returns the record to store: a copy with

@@ -71,7 +71,10 @@ func TestNoStrayKeys(t *testing.T) {
 	for i := range users {
 		wg.Go(func() {
 			<-start
-			errs[i] = s.CreateUser(context.Background(), store.NewUser{User: users[i]})
+			// Each request has its own idempotency key; only the winner's
+			// record and one sequence number may be left behind.
+			idem := storetest.NewTestIdempotency(fmt.Sprint("stray-", i), "{}", time.Hour)
+			errs[i] = s.CreateUser(context.Background(), store.NewUser{User: users[i], Sequence: "acct", Idempotency: idem})
 		})
 	}
 	close(start)
@@ -97,10 +100,16 @@ func TestNoStrayKeys(t *testing.T) {
 	want := []string{
 		s.Key("idx", "email", store.EmailKey("stray@example.com")),
 		s.Key("user", users[winner].ID),
+		s.Key("seq", "acct"),
+		s.Key("idem", fmt.Sprint("stray-", winner)),
 	}
 	slices.Sort(want)
-	if got := scanKeys(t, srv.Client(t), s); !slices.Equal(got, want) {
+	admin := srv.Client(t)
+	if got := scanKeys(t, admin, s); !slices.Equal(got, want) {
 		t.Fatalf("keys after race:\n got  %q\n want %q", got, want)
+	}
+	if v := admin.Get(context.Background(), s.Key("seq", "acct")).Val(); v != "1" {
+		t.Fatalf("sequence after race = %q, want 1", v)
 	}
 }
 
@@ -112,7 +121,8 @@ func TestOutageLeavesNothing(t *testing.T) {
 
 	first := storetest.NewTestUser("before@example.com", "before")
 	firstTok := storetest.NewTestToken(first.ID, time.Now().Add(time.Hour))
-	if err := s.CreateUser(bg, store.NewUser{User: first, Token: firstTok}); err != nil {
+	firstIdem := storetest.NewTestIdempotency("before", "{}", time.Hour)
+	if err := s.CreateUser(bg, store.NewUser{User: first, Token: firstTok, Sequence: "acct", Idempotency: firstIdem}); err != nil {
 		t.Fatalf("CreateUser before outage: %v", err)
 	}
 	if err := s.PutChallenge(bg, "before", []byte("answer"), time.Hour); err != nil {
@@ -132,7 +142,8 @@ func TestOutageLeavesNothing(t *testing.T) {
 	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
 	mails := []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())}
 	tok := storetest.NewTestToken(u.ID, time.Now().Add(time.Hour))
-	full := store.NewUser{User: u, Tenant: tenant, Mails: mails, Token: tok}
+	idem := storetest.NewTestIdempotency("during", "{}", time.Hour)
+	full := store.NewUser{User: u, Tenant: tenant, Mails: mails, Token: tok, Sequence: "acct", Idempotency: idem}
 	// Once with the script cached (EVALSHA), once after SCRIPT FLUSH (EVAL).
 	for _, flush := range []bool{false, true} {
 		if flush {
@@ -152,9 +163,15 @@ func TestOutageLeavesNothing(t *testing.T) {
 			t.Fatalf("keys changed by refused write (flushed=%v):\n before %q\n after  %q", flush, before, after)
 		}
 		for _, k := range after {
-			if strings.Contains(k, ":mail:") || strings.Contains(k, ":outbox") || k == s.Key("token", tok.Hash) {
+			if strings.Contains(k, ":mail:") || strings.Contains(k, ":outbox") || k == s.Key("token", tok.Hash) || k == s.Key("idem", "during") {
 				t.Fatalf("refused CreateUser left %s behind", k)
 			}
+		}
+		if v := admin.Get(bg, s.Key("seq", "acct")).Val(); v != "1" {
+			t.Fatalf("sequence after refused CreateUser (flushed=%v) = %q, want 1", flush, v)
+		}
+		if _, ok := u.Attributes[store.SeqAttr]; ok || idem.UserID != "" || idem.Seq != 0 {
+			t.Fatalf("refused CreateUser filled in seq %s, record %+v", u.Attributes[store.SeqAttr], idem)
 		}
 	}
 	if _, err := s.LoadOrCreateSecret(bg, "signing", []byte("x")); !errors.Is(err, store.ErrUnavailable) {
@@ -213,6 +230,9 @@ func TestOutageLeavesNothing(t *testing.T) {
 	if err := s.CreateUser(bg, full); err != nil {
 		t.Fatalf("CreateUser after writes allowed again: %v", err)
 	}
+	if v := admin.Get(bg, s.Key("seq", "acct")).Val(); v != "2" || idem.Seq != 2 || string(u.Attributes[store.SeqAttr]) != "2" {
+		t.Fatalf("after writes allowed again: sequence %q, record seq %d, user seq %s; want 2", v, idem.Seq, u.Attributes[store.SeqAttr])
+	}
 	if q, p, err := s.MailCounts(bg); err != nil || q != len(mails) || p != 0 {
 		t.Fatalf("MailCounts after writes allowed again = %d, %d, %v; want %d, 0", q, p, err, len(mails))
 	}
@@ -225,6 +245,7 @@ func TestOutageLeavesNothing(t *testing.T) {
 		fn   func(context.Context) error
 	}{
 		{"CreateUser", func(c context.Context) error { return s.CreateUser(c, store.NewUser{User: other}) }},
+		{"GetIdempotency", func(c context.Context) error { _, err := s.GetIdempotency(c, "before"); return err }},
 		{"GetUser", func(c context.Context) error { _, err := s.GetUser(c, first.ID); return err }},
 		{"UserIDByEmail", func(c context.Context) error { _, err := s.UserIDByEmail(c, first.EmailKey); return err }},
 		{"Taken", func(c context.Context) error { return s.Taken(c, store.UniqueKeys{EmailKey: other.EmailKey}) }},
@@ -342,7 +363,8 @@ func TestKeyLayout(t *testing.T) {
 	queued := storetest.NewTestMail(u.ID, now.Add(time.Hour))
 	parked := storetest.NewTestMail(u.ID, now.Add(-time.Minute))
 	tok := storetest.NewTestToken(u.ID, now.Add(48*time.Hour+123*time.Millisecond))
-	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant, Mails: []*store.Mail{queued, parked}, Token: tok}); err != nil {
+	idem := storetest.NewTestIdempotency("admin:k1", `{"email":"alice"}`, 24*time.Hour+321*time.Millisecond)
+	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: tenant, Mails: []*store.Mail{queued, parked}, Token: tok, Sequence: "accounts", Idempotency: idem}); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
 	secret := []byte("-----BEGIN PRIVATE KEY-----\n...\n")
@@ -385,6 +407,8 @@ func TestKeyLayout(t *testing.T) {
 		ns + ":outbox:parked":                     {"", "zset", false},
 		ns + ":token:" + tok.Hash:                 {"", "string", true},
 		ns + ":challenge:chal-1":                  {string(answer), "string", true},
+		ns + ":seq:accounts":                      str("1"),
+		ns + ":idem:admin:k1":                     {"", "string", true},
 	}
 
 	// The documented layout, filled in for these records, is exactly that
@@ -409,6 +433,8 @@ func TestKeyLayout(t *testing.T) {
 				"<name>", "signing_key",
 				"<hash>", tok.Hash,
 				"<token>", "chal-1",
+				"<sequence>", "accounts",
+				"<idempotency key>", "admin:k1",
 			).Replace(p)
 			if strings.ContainsAny(k, "<>") {
 				t.Fatalf("documented key pattern %q has a placeholder this test does not know", p)
@@ -460,8 +486,24 @@ func TestKeyLayout(t *testing.T) {
 	if err := json.Unmarshal([]byte(admin.Get(bg, ns+":user:"+u.ID).Val()), &gotUser); err != nil {
 		t.Fatalf("user record is not JSON: %v", err)
 	}
-	if gotUser.ID != u.ID || gotUser.Email != u.Email || gotUser.EmailKey != u.EmailKey || gotUser.TenantID != tenant.ID {
+	if gotUser.ID != u.ID || gotUser.Email != u.Email || gotUser.EmailKey != u.EmailKey || gotUser.TenantID != tenant.ID ||
+		string(gotUser.Attributes[store.SeqAttr]) != "1" || string(gotUser.Attributes["phone"]) != `"+34 600 000 000"` {
 		t.Errorf("user record = %+v", gotUser)
+	}
+
+	// The idempotency record carries the drawn number and expires exactly
+	// at ExpiresAt.
+	idemKey := ns + ":idem:admin:k1"
+	var gotIdem store.Idempotency
+	if err := json.Unmarshal([]byte(admin.Get(bg, idemKey).Val()), &gotIdem); err != nil {
+		t.Fatalf("idempotency record is not JSON: %v", err)
+	}
+	if gotIdem.Key != idem.Key || gotIdem.UserID != u.ID || gotIdem.Seq != 1 || gotIdem.Fingerprint != idem.Fingerprint ||
+		!gotIdem.ExpiresAt.Equal(idem.ExpiresAt) || !gotIdem.CreatedAt.Equal(idem.CreatedAt) {
+		t.Errorf("idempotency record = %+v, want %+v", gotIdem, idem)
+	}
+	if at, err := admin.Do(bg, "PEXPIRETIME", idemKey).Int64(); err != nil || at != idem.ExpiresAt.UnixMilli() {
+		t.Errorf("PEXPIRETIME %s = %d, %v; want %d", idemKey, at, err, idem.ExpiresAt.UnixMilli())
 	}
 	var gotTenant store.Tenant
 	if err := json.Unmarshal([]byte(admin.Get(bg, ns+":tenant:"+tenant.ID).Val()), &gotTenant); err != nil {
@@ -567,7 +609,8 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-// A registration with tenant, mails and token is one round trip.
+// A registration with tenant, mails, token, sequence and idempotency record
+// is one round trip.
 func TestCreateUserOneRoundTrip(t *testing.T) {
 	srv := testredis.Start(t)
 	s := open(t, srv)
@@ -580,8 +623,10 @@ func TestCreateUserOneRoundTrip(t *testing.T) {
 		u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
 		return store.NewUser{
 			User: u, Tenant: tenant,
-			Mails: []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())},
-			Token: storetest.NewTestToken(u.ID, time.Now().Add(time.Hour)),
+			Mails:       []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())},
+			Token:       storetest.NewTestToken(u.ID, time.Now().Add(time.Hour)),
+			Sequence:    "acct",
+			Idempotency: storetest.NewTestIdempotency("key-"+code, "{}", time.Hour),
 		}
 	}
 	// The first run loads the script (EVALSHA, NOSCRIPT, EVAL).

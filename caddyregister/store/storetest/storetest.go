@@ -14,7 +14,8 @@
 // the same promises: lookups, normalized uniqueness, all-or-nothing writes
 // (a rejected registration leaves no record, index entry, mail or token
 // behind), the outbox's claim/lease/ack/retry/park cycle, single-use
-// challenges and tokens, and a single winner under concurrency.
+// challenges and tokens, gap-free sequences, expiring idempotency records,
+// and a single winner under concurrency.
 package storetest
 
 import (
@@ -125,6 +126,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UseTokenNotFound", testUseTokenNotFound},
 		{"UseTokenMutateError", testUseTokenMutateError},
 		{"ConcurrentUseToken", testConcurrentUseToken},
+		{"Sequence", testSequence},
+		{"SequenceNoGapOnConflict", testSequenceNoGapOnConflict},
+		{"ConcurrentSequence", testConcurrentSequence},
+		{"ConcurrentSequenceWithConflicts", testConcurrentSequenceWithConflicts},
+		{"SequencesIndependent", testSequencesIndependent},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyExpiry", testIdempotencyExpiry},
+		{"ConcurrentIdempotency", testConcurrentIdempotency},
+		{"FailedCreateWritesNoIdempotency", testFailedCreateWritesNoIdempotency},
+		{"IdempotencyInvalid", testIdempotencyInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
