@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 

@@ -27,7 +27,9 @@ type fields struct {
 
 func (f *fields) fail(field, rule, msg string) { f.v.Add(field, rule, msg) }
 
-func isNull(r json.RawMessage) bool { return r == nil || bytes.Equal(bytes.TrimSpace(r), []byte("null")) }
+func isNull(r json.RawMessage) bool {
+	return r == nil || bytes.Equal(bytes.TrimSpace(r), []byte("null"))
+}
 
 // str returns a string field. Absent, null and "" count as not given.
 func (f *fields) str(name string, required bool) string {
