@@ -80,6 +80,10 @@ type App struct {
 	// CaptchaTTL is how long a CAPTCHA may take to solve. Default 5m.
 	CaptchaTTL caddy.Duration `json:"captcha_ttl,omitempty"`
 
+	// Tenants are declared tenants, written to the store at start
+	// (idempotently; declared groups are added to existing tenants).
+	Tenants []TenantConfig `json:"tenants,omitempty"`
+
 	engine   *engine.Engine
 	worker   *mail.Worker
 	storeKey string
@@ -116,6 +120,15 @@ type AdminConfig struct {
 	// no secrets set.
 	Hash        string   `json:"hash"`
 	Permissions []string `json:"permissions,omitempty"`
+}
+
+// TenantConfig declares a tenant.
+type TenantConfig struct {
+	// ID is ObjectID-shaped: 24 hex digits.
+	ID     string   `json:"id"`
+	Code   string   `json:"code"`
+	Name   string   `json:"name,omitempty"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // HashConfig selects the password hash.
@@ -270,7 +283,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 	} else {
 		limiter = a.deferredLim
 	}
+	var tenants []store.Tenant
+	for _, tc := range a.Tenants {
+		if !store.IsID(tc.ID) {
+			return fmt.Errorf("register: tenant %s: id %q is not 24 lowercase hex digits", tc.Code, tc.ID)
+		}
+		if tc.Code == "" {
+			return fmt.Errorf("register: tenant %s has no code", tc.ID)
+		}
+		tenants = append(tenants, store.Tenant{ID: tc.ID, Code: tc.Code, Name: tc.Name, Groups: tc.Groups})
+	}
 	a.engine, err = engine.New(engine.Config{
+		Tenants:         tenants,
 		Store:           st,
 		Limiter:         limiter,
 		Hasher:          hasher,

@@ -41,6 +41,8 @@ func init() {
 //		public_url <url>
 //		captcha_length <n>
 //		captcha_ttl <duration>
+//		tenant <code> <id> [<name>...]
+//		group <tenant code> <group code>...
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -151,6 +153,33 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "public_url":
 			if !d.AllArgs(&a.PublicURL) {
 				return d.ArgErr()
+			}
+		case "tenant":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("tenant needs <code> <id> [<name>...]")
+			}
+			t := TenantConfig{Code: args[0], ID: args[1], Name: strings.Join(args[2:], " ")}
+			for _, x := range a.Tenants {
+				if x.Code == t.Code || x.ID == t.ID {
+					return d.Errf("tenant %s (%s) declared twice", t.Code, t.ID)
+				}
+			}
+			a.Tenants = append(a.Tenants, t)
+		case "group":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("group needs <tenant code> <group code>...")
+			}
+			found := false
+			for i := range a.Tenants {
+				if a.Tenants[i].Code == args[0] {
+					a.Tenants[i].Groups = append(a.Tenants[i].Groups, args[1:]...)
+					found = true
+				}
+			}
+			if !found {
+				return d.Errf("group: declare tenant %s before its groups", args[0])
 			}
 		case "captcha_length":
 			n, err := intArg(d)

@@ -86,6 +86,38 @@ func (d *deferredStore) TenantIDByVAT(ctx context.Context, k string) (string, er
 	return s.TenantIDByVAT(ctx, k)
 }
 
+func (d *deferredStore) CreateTenant(ctx context.Context, t *store.Tenant) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.CreateTenant(ctx, t)
+}
+
+func (d *deferredStore) EnsureTenant(ctx context.Context, t *store.Tenant) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.EnsureTenant(ctx, t)
+}
+
+func (d *deferredStore) TenantIDByCode(ctx context.Context, code string) (string, error) {
+	s, err := d.get()
+	if err != nil {
+		return "", err
+	}
+	return s.TenantIDByCode(ctx, code)
+}
+
+func (d *deferredStore) ListTenants(ctx context.Context) ([]*store.Tenant, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListTenants(ctx)
+}
+
 func (d *deferredStore) LoadOrCreateSecret(ctx context.Context, name string, v []byte) ([]byte, error) {
 	s, err := d.get()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyregister/caddyregister/caddyregister/mail"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
@@ -59,6 +60,21 @@ func newSecretToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// newToken draws a token for u and returns its record and its secret.
+func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, now time.Time) (*store.Token, string) {
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	if purpose == "" {
+		purpose = PurposeActivate
+	}
+	secret := newSecretToken()
+	if uuidShape {
+		secret = newChallengeToken()
+	}
+	return &store.Token{Hash: HashToken(purpose, secret), Purpose: purpose, UserID: u.ID, ExpiresAt: now.Add(ttl)}, secret
+}
+
 // composeMail renders spec for u and returns the outbox record, the token
 // record and the token secret (which only ever travels in the mail).
 func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*store.Mail, *store.Token, string, error) {
@@ -70,8 +86,7 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 	if purpose == "" {
 		purpose = PurposeActivate
 	}
-	secret := newSecretToken()
-	tok := &store.Token{Hash: HashToken(purpose, secret), Purpose: purpose, UserID: u.ID, ExpiresAt: now.Add(ttl)}
+	tok, secret := newToken(u, purpose, ttl, false, now)
 	data := map[string]any{}
 	for k, v := range spec.Data {
 		data[k] = v
@@ -102,13 +117,40 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 // of the same token answers the same (idempotent), as long as the token has
 // not expired.
 func (e *Engine) Activate(ctx context.Context, secret string) (*store.User, error) {
-	return e.useToken(ctx, secret, PurposeActivate, func(u *store.User) error {
+	return e.useToken(ctx, secret, PurposeActivate, true, func(u *store.User) error {
 		u.Status = store.StatusActive
 		return nil
 	})
 }
 
-func (e *Engine) useToken(ctx context.Context, secret, purpose string, mutate func(*store.User) error) (*store.User, error) {
+// ErrTokenUsed means a single-use token that may not be replayed (setting
+// a password) was used before.
+var ErrTokenUsed = errors.New("token already used")
+
+// SetPassword uses a set-password token: the password is checked against
+// policy, hashed (before the store's atomic step, which must stay cheap)
+// and saved, and the user becomes active. The token works once.
+func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, policy password.Policy) (*store.User, error) {
+	var pe *password.PolicyError
+	if err := policy.Check(pass); errors.As(err, &pe) {
+		v := &ValidationError{}
+		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
+		return nil, v
+	} else if err != nil {
+		return nil, &ValidationError{Fields: []*FieldError{{Field: "password", Rule: "policy", Message: err.Error()}}}
+	}
+	hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(pass))
+	if err != nil {
+		return nil, err
+	}
+	return e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
+		u.PasswordHash = hash
+		u.Status = store.StatusActive
+		return nil
+	})
+}
+
+func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempotent bool, mutate func(*store.User) error) (*store.User, error) {
 	secret = strings.TrimSpace(secret)
 	if secret == "" || len(secret) > 128 {
 		return nil, ErrTokenInvalid
@@ -119,6 +161,8 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, mutate fu
 		return mutate(u)
 	})
 	switch {
+	case errors.Is(err, store.ErrTokenUsed) && !idempotent:
+		return nil, ErrTokenUsed
 	case errors.Is(err, store.ErrTokenUsed):
 		e.log.Info("token reused", zap.String("purpose", purpose), zap.String("user_id", userID(u)))
 		return u, nil

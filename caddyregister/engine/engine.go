@@ -53,6 +53,9 @@ type Config struct {
 	// ChallengeTTL is how long a challenge lives; DefaultChallengeTTL
 	// when zero.
 	ChallengeTTL time.Duration
+	// Tenants are declared by the operator and ensured into the store at
+	// Start.
+	Tenants []store.Tenant
 	// MailQueued is called after a registration put mail in the outbox, so
 	// the delivery worker sends it at once instead of at its next poll.
 	MailQueued func()
@@ -122,6 +125,9 @@ func New(cfg Config) (*Engine, error) {
 // while the store is briefly down.
 func (e *Engine) Start(ctx context.Context) error {
 	_, err := e.tokens(ctx)
+	if len(e.cfg.Tenants) > 0 {
+		err = errors.Join(err, e.EnsureTenants(ctx))
+	}
 	return err
 }
 
@@ -231,6 +237,26 @@ type Registration struct {
 	// Idempotency makes a retry of the same request replay the first
 	// result instead of creating again.
 	Idempotency *IdempotencySpec
+	// UserToken, when set (and Mail is not), creates a single-use token
+	// for the new user that Register returns instead of mailing it.
+	UserToken *TokenSpec
+	// TenantID joins the user to an existing tenant (checked by the
+	// contract; the store checks it still exists when it writes).
+	TenantID string
+	// NoPassword creates the user without a password when Password is
+	// empty: the user sets one later through a set-password token
+	// (UserToken with PurposeSetPassword) and cannot log in before.
+	NoPassword bool
+}
+
+// TokenSpec asks for a single-use token.
+type TokenSpec struct {
+	Purpose string
+	// TTL; DefaultTokenTTL when zero.
+	TTL time.Duration
+	// UUIDShape draws 128 random bits written as a UUID, for contracts
+	// whose clients expect that shape; otherwise 256 bits, base64url.
+	UUIDShape bool
 }
 
 // IdempotencySpec identifies a request for replay.
@@ -262,6 +288,8 @@ type Registered struct {
 	User   *store.User
 	Tenant *store.Tenant
 	Token  string
+	// UserToken is the secret of Registration.UserToken (never stored).
+	UserToken string
 	// Replayed is true when an idempotent retry returned the user the
 	// first request created.
 	Replayed bool
@@ -314,8 +342,8 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		ids = append(ids, r.Login)
 	}
 	var pe *password.PolicyError
-	if v.Has("password") {
-		// Already reported by the contract.
+	if v.Has("password") || (r.NoPassword && r.Password == "") {
+		// Already reported by the contract, or deliberately absent.
 	} else if err := r.Policy.Check(r.Password, ids...); errors.As(err, &pe) {
 		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
 	} else if err != nil {
@@ -378,6 +406,9 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if u.Permissions == nil {
 		u.Permissions = []string{}
 	}
+	if t == nil {
+		u.TenantID = r.TenantID
+	}
 	nu := store.NewUser{User: u, Tenant: t, Sequence: r.Sequence}
 	if ip := r.Idempotency; ip != nil {
 		ttl := ip.TTL
@@ -401,17 +432,25 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 			return nil, err
 		}
 	}
-	hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(r.Password))
-	if err != nil {
-		return nil, err
+	if !(r.NoPassword && r.Password == "") {
+		hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(r.Password))
+		if err != nil {
+			return nil, err
+		}
+		u.PasswordHash = hash
 	}
-	u.PasswordHash = hash
-	if r.Mail != nil {
+	var userSecret string
+	switch {
+	case r.Mail != nil:
 		m, tok, _, err := e.composeMail(u, r.Mail, now)
 		if err != nil {
 			return nil, err
 		}
 		nu.Mails, nu.Token = []*store.Mail{m}, tok
+	case r.UserToken != nil:
+		var tok *store.Token
+		tok, userSecret = newToken(u, r.UserToken.Purpose, r.UserToken.TTL, r.UserToken.UUIDShape, now)
+		nu.Token = tok
 	}
 	if err := e.cfg.Store.CreateUser(ctx, nu); err != nil {
 		return e.replayOnConflict(ctx, r, err)
@@ -419,7 +458,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if len(nu.Mails) > 0 && e.cfg.MailQueued != nil {
 		e.cfg.MailQueued()
 	}
-	res = &Registered{User: u, Tenant: t}
+	res = &Registered{User: u, Tenant: t, UserToken: userSecret}
 	if iss != nil {
 		tok, _, err := iss.Issue(userClaims(u))
 		if err != nil {

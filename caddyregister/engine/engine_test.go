@@ -120,11 +120,23 @@ func openRedis(t *testing.T) *env {
 			sort.Strings(keys)
 			var b strings.Builder
 			for _, k := range keys {
-				v, err := c.Get(ctx, k).Result()
-				if err != nil {
-					t.Fatalf("GET %s: %v", k, err)
+				var v any
+				var err error
+				switch typ := c.Type(ctx, k).Val(); typ {
+				case "set":
+					var m []string
+					m, err = c.SMembers(ctx, k).Result()
+					sort.Strings(m)
+					v = m
+				case "zset":
+					v, err = c.ZRangeWithScores(ctx, k, 0, -1).Result()
+				default:
+					v, err = c.Get(ctx, k).Result()
 				}
-				fmt.Fprintf(&b, "%s=%s\n", k, v)
+				if err != nil {
+					t.Fatalf("read %s: %v", k, err)
+				}
+				fmt.Fprintf(&b, "%s=%v\n", k, v)
 			}
 			return b.String()
 		},

@@ -8,10 +8,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -58,6 +60,7 @@ type Tenant struct {
 	ID        string    `json:"id"`
 	Code      string    `json:"code"`
 	Name      string    `json:"name"`
+	Groups    []string  `json:"groups,omitempty"` // group codes (case-sensitive); the tenant's users may only be put in these
 	Billing   *Billing  `json:"billing,omitempty"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
@@ -179,8 +182,10 @@ var (
 type ConflictError struct {
 	// Field is "email", "login", "tenant_vat" or "tenant_code"; "id",
 	// "tenant_id", "token" or "mail_id" when a freshly drawn id or token
-	// collides (callers may retry); "idempotency" when the
-	// NewUser.Idempotency key is held by an unexpired record.
+	// collides (callers may retry); "tenant_id" also when CreateTenant or
+	// EnsureTenant is given an id already taken (by a tenant with another
+	// code, for EnsureTenant); "idempotency" when the NewUser.Idempotency
+	// key is held by an unexpired record.
 	Field string
 }
 
@@ -198,6 +203,10 @@ type Store interface {
 	// tenant, mails, token and idempotency record atomically, drawing the
 	// optional sequence number in the same step (see NewUser). It returns
 	// *ConflictError when a unique key is taken ("idempotency" first).
+	// A user joining an existing tenant (n.Tenant nil, n.User.TenantID
+	// set) needs that tenant to exist when the step commits: otherwise
+	// nothing is written and the error wraps ErrNotFound (checked after
+	// the unique keys, so a conflict is reported first).
 	CreateUser(ctx context.Context, n NewUser) error
 	// GetIdempotency returns the idempotency record under key, or
 	// ErrNotFound (also once it has expired).
@@ -216,6 +225,30 @@ type Store interface {
 	GetTenant(ctx context.Context, id string) (*Tenant, error)
 	// TenantIDByVAT resolves a normalized VAT id (see VATKey).
 	TenantIDByVAT(ctx context.Context, vatKey string) (string, error)
+	// CreateTenant writes a tenant and its code index (and, when it has
+	// Billing with a VATKey, its VAT index) atomically. It returns
+	// *ConflictError{Field: "tenant_id"} when the id is taken,
+	// "tenant_code" when the code is (case-insensitively, see
+	// TenantCodeKey), "tenant_vat" when the VAT key is; nothing is written
+	// then.
+	CreateTenant(ctx context.Context, t *Tenant) error
+	// EnsureTenant creates t as CreateTenant does or, when a tenant with
+	// t's ID and t's code (case-insensitively) already exists, updates it
+	// in one atomic step: its Name becomes t.Name (unless t.Name is empty)
+	// and t.Groups missing from its Groups are appended (union, existing
+	// order kept); everything else (Code spelling, Billing, CreatedBy,
+	// CreatedAt) stays. So declaring the same tenant at every start is
+	// idempotent. An id held by a tenant with another code is a
+	// *ConflictError{Field: "tenant_id"}; a code held by another id
+	// "tenant_code"; a new tenant's VAT key held by another "tenant_vat".
+	// t itself is not modified.
+	EnsureTenant(ctx context.Context, t *Tenant) error
+	// TenantIDByCode resolves a tenant code, case-insensitively (the
+	// backend applies TenantCodeKey).
+	TenantIDByCode(ctx context.Context, code string) (string, error)
+	// ListTenants returns every tenant, sorted by SortTenants. It reads
+	// them all: meant for tens or hundreds of tenants, not millions.
+	ListTenants(ctx context.Context) ([]*Tenant, error)
 	// LoadOrCreateSecret returns the secret stored under name, storing value
 	// first if none exists. Concurrent callers all get the same winner, which
 	// is how every instance on one store ends up signing with one key.
@@ -297,6 +330,35 @@ func LoginKey(login string) string {
 
 // TenantCodeKey is the form tenant codes are unique on (case-insensitive).
 func TenantCodeKey(code string) string { return LoginKey(code) }
+
+// SortTenants sorts ts by code, case-insensitively (TenantCodeKey), then
+// by code and id, so the order is total.
+func SortTenants(ts []*Tenant) {
+	slices.SortFunc(ts, func(a, b *Tenant) int {
+		return cmp.Or(
+			cmp.Compare(TenantCodeKey(a.Code), TenantCodeKey(b.Code)),
+			cmp.Compare(a.Code, b.Code),
+			cmp.Compare(a.ID, b.ID),
+		)
+	})
+}
+
+// MergeTenant applies a redeclaration of a tenant to its stored record cur,
+// as EnsureTenant does: cur.Name becomes decl.Name unless that is empty,
+// and decl.Groups missing from cur.Groups are appended (case-sensitive,
+// duplicates and empty codes skipped). It reports whether cur changed.
+func MergeTenant(cur, decl *Tenant) bool {
+	changed := false
+	if decl.Name != "" && decl.Name != cur.Name {
+		cur.Name, changed = decl.Name, true
+	}
+	for _, g := range decl.Groups {
+		if g != "" && !slices.Contains(cur.Groups, g) {
+			cur.Groups, changed = append(cur.Groups, g), true
+		}
+	}
+	return changed
+}
 
 // VATKey normalizes a VAT id so "es 12.345.678-x" and "ES12345678X" are one
 // company: separators dropped, letters upper-cased.

@@ -36,7 +36,10 @@
 // draws the sequence number and writes the user, its indexes, its tenant,
 // its mails, its token and its idempotency record in one read-write
 // transaction, so a registration appears whole or not at all, and a
-// rejected one consumes no number.
+// rejected one consumes no number. CreateTenant and EnsureTenant likewise
+// check and write a tenant and its indexes in one transaction each.
+// ListTenants walks the tenants bucket (fine for the tens or hundreds of
+// tenants an operator runs).
 //
 // Durability: bbolt fsyncs the file on every commit (NoSync stays false), and
 // CreateUser returns only after the commit, so an acknowledged registration
@@ -164,7 +167,9 @@ type claim struct {
 // unique key (the user and tenant ids, the mail ids and the token hash
 // included) is checked before anything is written; then the user, its
 // indexes, the tenant, the mails (queued at their NextAttempt) and the
-// token go in together. A mail id or token hash already stored is a
+// token go in together. A user joining an existing tenant (no n.Tenant,
+// TenantID set) is refused with an ErrNotFound-wrapped error, in the same
+// transaction, when that tenant does not exist. A mail id or token hash already stored is a
 // conflict ("mail_id", "token") like any other unique key. The idempotency
 // key is checked first, so it is the conflict reported when it is held by
 // an unexpired record; the sequence number is drawn after every check
@@ -250,7 +255,14 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 			claim{"", bucketOutboxByID, mid, qkey})
 	}
 
+	// A user joining an existing tenant needs it to exist at commit.
+	var joins []byte
+	if n.Tenant == nil && u.TenantID != "" {
+		joins = []byte(u.TenantID)
+	}
+
 	var conflict *store.ConflictError
+	var missing error
 	var seq int64
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		now := time.Now()
@@ -272,6 +284,16 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 			if has(b, c.key) {
 				conflict = &store.ConflictError{Field: c.field}
 				return conflict // rolls back; nothing was written
+			}
+		}
+		if joins != nil {
+			b, err := bucket(tx, bucketTenants)
+			if err != nil {
+				return err
+			}
+			if !has(b, joins) {
+				missing = fmt.Errorf("%s: tenant %s: %w", op, u.TenantID, store.ErrNotFound)
+				return missing
 			}
 		}
 		if err := sweepIdempotency(tx, now.UnixMilli()); err != nil {
@@ -303,6 +325,9 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	})
 	if conflict != nil {
 		return conflict
+	}
+	if missing != nil {
+		return missing
 	}
 	if errors.Is(err, errEncode) {
 		return err

@@ -551,6 +551,10 @@ func TestNewMethodsUnavailable(t *testing.T) {
 		"PutChallenge":   func(c context.Context) error { return s.PutChallenge(c, "t", []byte("a"), time.Minute) },
 		"TakeChallenge":  func(c context.Context) error { _, err := s.TakeChallenge(c, "t"); return err },
 		"GetIdempotency": func(c context.Context) error { _, err := s.GetIdempotency(c, "k"); return err },
+		"CreateTenant":   func(c context.Context) error { return s.CreateTenant(c, storetest.NewTestRegistryTenant("c")) },
+		"EnsureTenant":   func(c context.Context) error { return s.EnsureTenant(c, storetest.NewTestRegistryTenant("e")) },
+		"TenantIDByCode": func(c context.Context) error { _, err := s.TenantIDByCode(c, "c"); return err },
+		"ListTenants":    func(c context.Context) error { _, err := s.ListTenants(c); return err },
 		"UseToken": func(c context.Context) error {
 			_, err := s.UseToken(c, "abc", time.Now(), func(*store.User) error { return nil })
 			return err

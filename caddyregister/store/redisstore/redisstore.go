@@ -11,6 +11,7 @@
 //	{ns}:tenant:<id>                 tenant record (JSON)
 //	{ns}:idx:tenant_vat:<vat key>    tenant id, unique on the normalized VAT id
 //	{ns}:idx:tenant_code:<code key>  tenant id, unique on the lowercased code
+//	{ns}:tenants                     SET of every tenant id (for listing), added to in the step that writes the tenant
 //	{ns}:secret:<name>               secrets shared by every instance (signing key PEM)
 //	{ns}:mail:<id>                   outbox message (JSON), until delivered
 //	{ns}:outbox                      ZSET of queued mail ids, score = due time (unix ms); a claim moves it to the lease's end
@@ -104,21 +105,24 @@ func (s *Store) Key(parts ...string) string {
 // claim passed, and if it fails (a corrupt, non-integer value) nothing else
 // is written, so a rejected create never consumes a number.
 //
-// KEYS[1..n] are claims (they must not exist), KEYS[n+1..] further writes;
-// every key is written. ARGV[1] = n, then n field names, then three
-// arguments per key, op a b:
+// KEYS[1..n] are claims (they must not exist), KEYS[n+1..] further writes
+// and requirements; every key but a requirement is written. ARGV[1] = n,
+// then n field names, then three arguments per key, op a b:
 //
 //	set    SET key a
 //	setpx  SET key a PXAT b   (b: unix ms, > 0)
 //	zadd   ZADD key a b       (score a, member b)
+//	sadd   SADD key a
 //	incr   INCR key           (at most one; a is the placeholder)
+//	need   nothing: key must exist, checked after the claims (a: its name)
 //
 // With an incr, the first occurrence of its placeholder (a random JSON
 // string literal, so it cannot occur by accident) in every set and setpx
 // value is replaced by the drawn number before the SET.
 //
-// The reply is {field, seq}: the taken claim's field name and 0, or "" and
-// the drawn number (0 without an incr).
+// The reply is {field, seq}: the taken claim's field name and 0, "!" plus
+// the missing requirement's name and 0, or "" and the drawn number (0
+// without an incr).
 var createScript = redis.NewScript(`#!lua
 local n = tonumber(ARGV[1])
 for i = 1, n do
@@ -129,9 +133,15 @@ end
 local seqi = 0
 for i = 1, #KEYS do
   local op = ARGV[2 + n + 3 * (i - 1)]
-  if op == 'zadd' or op == 'incr' then
+  if op == 'need' then
+    if redis.call('EXISTS', KEYS[i]) == 0 then
+      return {'!' .. ARGV[3 + n + 3 * (i - 1)], 0}
+    end
+  elseif op == 'zadd' or op == 'sadd' or op == 'incr' then
     local want = 'zset'
-    if op == 'incr' then
+    if op == 'sadd' then
+      want = 'set'
+    elseif op == 'incr' then
       if seqi ~= 0 then
         return redis.error_reply('ERR more than one incr')
       end
@@ -166,6 +176,8 @@ for i = 1, #KEYS do
     redis.call('SET', KEYS[i], a, 'PXAT', b)
   elseif op == 'zadd' then
     redis.call('ZADD', KEYS[i], a, b)
+  elseif op == 'sadd' then
+    redis.call('SADD', KEYS[i], a)
   end
 end
 return {'', seq}
@@ -188,7 +200,10 @@ func set(field, key, value string) write { return write{field, key, "set", value
 // the same step, or nothing is. A mail id or token hash that is already
 // stored is a conflict ("mail_id", "token") like any other unique key; the
 // idempotency key is claimed first, so it is the conflict reported when
-// it is taken.
+// it is taken. A founded tenant's id joins {ns}:tenants in the same step;
+// a user joining an existing tenant is refused (ErrNotFound-wrapped, after
+// the claims passed, nothing written) when that tenant's record is absent
+// as the script runs.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	u := n.User
 	if u == nil || u.ID == "" || u.EmailKey == "" {
@@ -240,6 +255,14 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 			claims = append(claims, set("tenant_code", s.Key("idx", "tenant_code", keys.TenantCodeKey), t.ID))
 		}
 	}
+	// Further writes and requirements, after the claims.
+	var more []write
+	if t := n.Tenant; t != nil {
+		more = append(more, write{"", s.Key("tenants"), "sadd", t.ID, ""})
+	} else if u.TenantID != "" {
+		// Joining an existing tenant: it must exist at commit.
+		more = append(more, write{"", s.Key("tenant", u.TenantID), "need", "tenant", ""})
+	}
 	tok, err := tokenFor(n)
 	if err != nil {
 		return err
@@ -263,7 +286,7 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		claims = append(claims, set("mail_id", s.Key("mail", m.ID), string(mailJSON)))
 		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
 	}
-	writes := append(claims, queue...)
+	writes := append(append(claims, queue...), more...)
 	if n.Sequence != "" {
 		writes = append(writes, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
 	}
@@ -286,6 +309,9 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	field, seq, err := parseCreateReply(reply)
 	if err != nil {
 		return store.Unavailable("create user", err)
+	}
+	if what, ok := strings.CutPrefix(field, "!"); ok {
+		return fmt.Errorf("create user: %s %s: %w", what, u.TenantID, store.ErrNotFound)
 	}
 	if field != "" {
 		return &store.ConflictError{Field: field}

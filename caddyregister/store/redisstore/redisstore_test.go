@@ -197,6 +197,8 @@ func TestOutageLeavesNothing(t *testing.T) {
 		{"AckMail", func() error { return s.AckMail(bg, mails[0].ID) }},
 		{"RetryMail", func() error { return s.RetryMail(bg, mails[0]) }},
 		{"ParkMail", func() error { return s.ParkMail(bg, mails[0]) }},
+		{"CreateTenant", func() error { return s.CreateTenant(bg, storetest.NewTestRegistryTenant("down-create")) }},
+		{"EnsureTenant", func() error { return s.EnsureTenant(bg, storetest.NewTestRegistryTenant("down-ensure")) }},
 	}
 	for _, w := range writes {
 		if err := w.fn(); !errors.Is(err, store.ErrUnavailable) {
@@ -220,6 +222,12 @@ func TestOutageLeavesNothing(t *testing.T) {
 	}
 	if err := s.Taken(bg, store.NewUser{User: u, Tenant: tenant}.Of()); err != nil {
 		t.Fatalf("Taken with writes refused: %v", err)
+	}
+	if ts, err := s.ListTenants(bg); err != nil || len(ts) != 0 {
+		t.Fatalf("ListTenants with writes refused = %v, %v; want none", ts, err)
+	}
+	if _, err := s.TenantIDByCode(bg, "outage"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("TenantIDByCode with writes refused = %v, want ErrNotFound", err)
 	}
 	if after := scanKeys(t, admin, s); !slices.Equal(after, before) {
 		t.Fatalf("keys changed during outage:\n before %q\n after  %q", before, after)
@@ -262,6 +270,10 @@ func TestOutageLeavesNothing(t *testing.T) {
 		{"RetryMail", func(c context.Context) error { return s.RetryMail(c, mails[0]) }},
 		{"ParkMail", func(c context.Context) error { return s.ParkMail(c, mails[0]) }},
 		{"MailCounts", func(c context.Context) error { _, _, err := s.MailCounts(c); return err }},
+		{"CreateTenant", func(c context.Context) error { return s.CreateTenant(c, storetest.NewTestRegistryTenant("down")) }},
+		{"EnsureTenant", func(c context.Context) error { return s.EnsureTenant(c, storetest.NewTestRegistryTenant("down")) }},
+		{"TenantIDByCode", func(c context.Context) error { _, err := s.TenantIDByCode(c, "outage"); return err }},
+		{"ListTenants", func(c context.Context) error { _, err := s.ListTenants(c); return err }},
 	}
 	for _, op := range ops {
 		c, cancel := context.WithTimeout(bg, 2*time.Second)
@@ -400,6 +412,7 @@ func TestKeyLayout(t *testing.T) {
 		ns + ":tenant:" + tenant.ID:               str(""),
 		ns + ":idx:tenant_vat:ES12345678X":        str(tenant.ID),
 		ns + ":idx:tenant_code:acme":              str(tenant.ID),
+		ns + ":tenants":                           {"", "set", false},
 		ns + ":secret:signing_key":                str(string(secret)),
 		ns + ":mail:" + queued.ID:                 str(""),
 		ns + ":mail:" + parked.ID:                 str(""),
@@ -504,6 +517,9 @@ func TestKeyLayout(t *testing.T) {
 	}
 	if at, err := admin.Do(bg, "PEXPIRETIME", idemKey).Int64(); err != nil || at != idem.ExpiresAt.UnixMilli() {
 		t.Errorf("PEXPIRETIME %s = %d, %v; want %d", idemKey, at, err, idem.ExpiresAt.UnixMilli())
+	}
+	if ids := admin.SMembers(bg, ns+":tenants").Val(); !slices.Equal(ids, []string{tenant.ID}) {
+		t.Errorf("SMEMBERS %s:tenants = %q, want [%s]", ns, ids, tenant.ID)
 	}
 	var gotTenant store.Tenant
 	if err := json.Unmarshal([]byte(admin.Get(bg, ns+":tenant:"+tenant.ID).Val()), &gotTenant); err != nil {
@@ -647,5 +663,121 @@ func TestCreateUserOneRoundTrip(t *testing.T) {
 	}
 	if n := h.n.Load(); n != 1 {
 		t.Fatalf("rejected CreateUser took %d round trips, want 1", n)
+	}
+}
+
+// CreateTenant, EnsureTenant (creating, or finding nothing to change),
+// ListTenants and a CreateUser joining a tenant are one round trip each; a
+// redeclaration that changes the tenant two.
+func TestTenantRoundTrips(t *testing.T) {
+	srv := testredis.Start(t)
+	s := open(t, srv)
+	h := &countHook{}
+	s.Client().AddHook(h)
+	bg := context.Background()
+	// Load the scripts (EVALSHA, NOSCRIPT, EVAL) first.
+	warm := storetest.NewTestRegistryTenant("warm")
+	if err := s.CreateTenant(bg, warm); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureTenant(bg, storetest.NewTestRegistryTenant("warm2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListTenants(bg); err != nil {
+		t.Fatal(err)
+	}
+	member := storetest.NewTestUser("warm@example.com", "")
+	member.TenantID = warm.ID
+	if err := s.CreateUser(bg, store.NewUser{User: member}); err != nil {
+		t.Fatal(err)
+	}
+
+	decl := storetest.NewTestRegistryTenant("Ops", "admin")
+	member2 := storetest.NewTestUser("ops@example.com", "")
+	member2.TenantID = decl.ID
+	redecl := *decl
+	redecl.Groups = []string{"admin", "dev"}
+	for _, step := range []struct {
+		name  string
+		trips int64
+		fn    func() error
+	}{
+		{"CreateTenant", 1, func() error { return s.CreateTenant(bg, storetest.NewTestTenant("Billed", "ES1")) }},
+		{"EnsureTenant creating", 1, func() error { return s.EnsureTenant(bg, decl) }},
+		{"EnsureTenant unchanged", 1, func() error { return s.EnsureTenant(bg, decl) }},
+		{"EnsureTenant changing", 2, func() error { return s.EnsureTenant(bg, &redecl) }},
+		{"ListTenants", 1, func() error { _, err := s.ListTenants(bg); return err }},
+		{"CreateUser joining", 1, func() error { return s.CreateUser(bg, store.NewUser{User: member2}) }},
+	} {
+		h.n.Store(0)
+		if err := step.fn(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if n := h.n.Load(); n != step.trips {
+			t.Errorf("%s took %d round trips, want %d", step.name, n, step.trips)
+		}
+	}
+	got, err := s.GetTenant(bg, decl.ID)
+	if err != nil || !slices.Equal(got.Groups, []string{"admin", "dev"}) {
+		t.Fatalf("GetTenant after redeclaration = %+v, %v", got, err)
+	}
+}
+
+// A tenant missing from {ns}:tenants (written before the set existed) is
+// added back by EnsureTenant, and ids in the set without a record are
+// skipped by ListTenants.
+func TestTenantSetHealing(t *testing.T) {
+	srv := testredis.Start(t)
+	s := open(t, srv)
+	admin := srv.Client(t)
+	bg := context.Background()
+	old := storetest.NewTestTenant("Legacy", "ES99")
+	u := storetest.NewTestUser("legacy@example.com", "")
+	u.TenantID, old.CreatedBy = old.ID, u.ID
+	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: old}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Del(bg, s.Key("tenants")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.SAdd(bg, s.Key("tenants"), "000000000000000000000000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := s.ListTenants(bg); err != nil || len(ts) != 0 {
+		t.Fatalf("ListTenants = %v, %v; want none", ts, err)
+	}
+	if err := s.EnsureTenant(bg, &store.Tenant{ID: old.ID, Code: "legacy"}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.ListTenants(bg)
+	if err != nil || len(ts) != 1 || ts[0].ID != old.ID || !reflect.DeepEqual(ts[0].Billing, old.Billing) {
+		t.Fatalf("ListTenants after EnsureTenant = %v, %v; want the legacy tenant", ts, err)
+	}
+}
+
+// A {ns}:tenants of the wrong type refuses tenant writes whole.
+func TestTenantSetWrongType(t *testing.T) {
+	srv := testredis.Start(t)
+	s := open(t, srv)
+	admin := srv.Client(t)
+	bg := context.Background()
+	if err := admin.Set(bg, s.Key("tenants"), "oops", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := scanKeys(t, admin, s)
+	tn := storetest.NewTestTenant("Typed", "ES77")
+	u := storetest.NewTestUser("typed@example.com", "")
+	u.TenantID, tn.CreatedBy = tn.ID, u.ID
+	for name, fn := range map[string]func() error{
+		"CreateTenant": func() error { return s.CreateTenant(bg, tn) },
+		"EnsureTenant": func() error { return s.EnsureTenant(bg, tn) },
+		"CreateUser":   func() error { return s.CreateUser(bg, store.NewUser{User: u, Tenant: tn}) },
+	} {
+		if err := fn(); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Errorf("%s with a wrong-typed set = %v, want ErrUnavailable (WRONGTYPE)", name, err)
+		}
+	}
+	if after := scanKeys(t, admin, s); !slices.Equal(after, before) {
+		t.Fatalf("keys changed:\n before %q\n after  %q", before, after)
 	}
 }

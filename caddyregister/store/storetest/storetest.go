@@ -15,7 +15,9 @@
 // (a rejected registration leaves no record, index entry, mail or token
 // behind), the outbox's claim/lease/ack/retry/park cycle, single-use
 // challenges and tokens, gap-free sequences, expiring idempotency records,
-// and a single winner under concurrency.
+// and a single winner under concurrency; the tenant registry (create,
+// ensure, look up by code, list) and that users join only existing
+// tenants.
 package storetest
 
 import (
@@ -136,6 +138,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentIdempotency", testConcurrentIdempotency},
 		{"FailedCreateWritesNoIdempotency", testFailedCreateWritesNoIdempotency},
 		{"IdempotencyInvalid", testIdempotencyInvalid},
+		{"TenantCreateGetList", testTenantCreateGetList},
+		{"TenantDuplicates", testTenantDuplicates},
+		{"EnsureTenant", testEnsureTenant},
+		{"ConcurrentEnsureTenant", testConcurrentEnsureTenant},
+		{"FoundedTenantsListed", testFoundedTenantsListed},
+		{"JoinTenantMustExist", testJoinTenantMustExist},
+		{"ConcurrentCreateTenant", testConcurrentCreateTenant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,7 +285,10 @@ func wantTenant(t *testing.T, s store.Store, want *store.Tenant) {
 func testRoundTrip(t *testing.T, s store.Store) {
 	u := NewTestUser("Round.Trip@Example.com", "RoundTrip")
 	u.Status = store.StatusActive
-	u.TenantID = store.NewID(time.Now())
+	// Joining a tenant needs it to exist.
+	tenant := NewTestRegistryTenant("RoundTrip", "members")
+	createTenant(t, s, tenant)
+	u.TenantID = tenant.ID
 	// A non-UTC zone and a nanosecond part must survive too.
 	zone := time.FixedZone("CET", 3600)
 	u.CreatedAt = time.Date(2024, 3, 5, 10, 11, 12, 123456789, zone)
