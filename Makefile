@@ -33,6 +33,8 @@ gotest:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/indiqus/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAddUser$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/soajs/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/rpost/
 
 run:
 	$(GO) run ./cmd/caddy run --config Caddyfile
@@ -43,3 +45,12 @@ run:
 xcaddy:
 	@[ -x "$(XCADDY)" ] || $(GO) install github.com/caddyserver/xcaddy/cmd/xcaddy@latest
 	$(XCADDY) build $$($(GO) run ./internal/xcaddyargs xcaddy.json) --output ./caddy
+
+# Performance figures on this machine (not part of `make test`; takes a few
+# minutes, loopback only): bare hash rate, registrations/s on Redis and on
+# the embedded store, cheap paths vs `respond`, the 500-client overload
+# check and Redis round trips per registration. Prints a summary table with
+# PASS/FAIL against the targets; fails only when a step could not run.
+# Flags: make bench BENCHFLAGS='-reg-d 10s -over-c 200' (see internal/bench).
+bench: deps
+	GO=$(GO) $(GO) run ./internal/bench $(BENCHFLAGS)

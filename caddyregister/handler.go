@@ -22,7 +22,9 @@ import (
 	// The contracts this build speaks.
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/indiqus"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/rpost"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/saymon"
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/soajs"
 )
 
 func init() {
@@ -121,6 +123,9 @@ var defaultLimits = map[string]ratelimit.Limit{
 	"confirm":  {Rate: 60, Period: time.Minute, Burst: 30},
 	"login":    {Rate: 20, Period: time.Minute, Burst: 10},
 	"create":   {Rate: 60, Period: time.Minute, Burst: 30},
+	"addUser":  {Rate: 60, Period: time.Minute, Burst: 30},
+	// Unauthenticated and each costs a hash: keep it tight.
+	"resetPassword": {Rate: 10, Period: time.Minute, Burst: 10},
 }
 
 // CaddyModule returns the Caddy module information.

@@ -43,7 +43,7 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
-	trimmed := bytes.TrimSpace(body)
+	trimmed := trimJSONSpace(body)
 	if len(trimmed) == 0 {
 		return &DecodeError{Problem: "request body is empty"}
 	}
@@ -62,12 +62,18 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(body, err)
 	}
-	if rest := dec.InputOffset(); len(bytes.TrimSpace(body[rest:])) > 0 {
-		off := rest + int64(len(body[rest:])-len(bytes.TrimLeft(body[rest:], " \t\r\n")))
+	if rest := dec.InputOffset(); len(trimJSONSpace(body[rest:])) > 0 {
+		off := rest + int64(len(body[rest:])-len(bytes.TrimLeft(body[rest:], jsonSpace)))
 		return at(body, off, "unexpected data after the JSON object")
 	}
 	return nil
 }
+
+// jsonSpace is JSON's whitespace (RFC 8259): bytes.TrimSpace also strips
+// \v, \f and Unicode spaces, which JSON does not allow.
+const jsonSpace = " \t\r\n"
+
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, jsonSpace) }
 
 func decodeError(body []byte, err error) error {
 	var se *json.SyntaxError

@@ -60,6 +60,17 @@ func newSecretToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// newUUIDv4 is a random RFC 9562 version 4 UUID (122 random bits), for
+// clients that validate the version and variant.
+func newUUIDv4() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
 // newToken draws a token for u and returns its record and its secret.
 func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, now time.Time) (*store.Token, string) {
 	if ttl <= 0 {
@@ -70,7 +81,7 @@ func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, 
 	}
 	secret := newSecretToken()
 	if uuidShape {
-		secret = newChallengeToken()
+		secret = newUUIDv4()
 	}
 	return &store.Token{Hash: HashToken(purpose, secret), Purpose: purpose, UserID: u.ID, ExpiresAt: now.Add(ttl)}, secret
 }
@@ -144,6 +155,11 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 		return nil, err
 	}
 	return e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
+		// The identifiers are known only now; a refusal here writes
+		// nothing and leaves the token usable.
+		if err := policy.Check(pass, u.Email, u.Login); errors.As(err, &pe) {
+			return &ValidationError{Fields: []*FieldError{{Field: "password", Rule: pe.Rule, Message: pe.Message}}}
+		}
 		u.PasswordHash = hash
 		u.Status = store.StatusActive
 		return nil

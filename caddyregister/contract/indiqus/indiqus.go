@@ -285,10 +285,11 @@ func (c *Contract) create(w http.ResponseWriter, r *http.Request, req *contract.
 	_ = json.Unmarshal(u.Attributes[store.SeqAttr], &seq)
 	var jobID string
 	_ = json.Unmarshal(u.Attributes["jobId"], &jobID)
-	ok(w, jobID, res.Replayed, map[string]string{
-		"id":    c.accountID(seq),
-		"email": u.Email,
-	})
+	// A struct, not a map: the document prints id before email.
+	ok(w, jobID, res.Replayed, struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	}{c.accountID(seq), u.Email})
 }
 
 // accountID is the document's id: prefix, "E" for Enterprise, and the
