@@ -19,6 +19,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -405,13 +406,30 @@ func domainOf(addr string) string {
 // SMTP server is configured, so that development setups work and a
 // misconfigured production is visible rather than silent.
 //
-// It deliberately logs the recipients and the full plain-text body: without
-// SMTP the log is the only place an operator can see an activation link and
-// hand it on. Those bodies hold single-use tokens, so the log is then as
-// sensitive as a mailbox; production should configure SMTP. The HTML body
-// is not logged, since it repeats the text.
+// Logs never carry secrets: recipients are masked, and anything in the body
+// that looks like a token (UUIDs, long base64url runs such as the 256-bit
+// link tokens) is replaced by "[redacted]". The log shows that a mail would
+// have gone out and what it said; to follow its link, configure SMTP (any
+// local sink will do). The HTML body is not logged, since it repeats the
+// text.
 type LogSender struct {
 	Logger *zap.Logger
+}
+
+// secretLike matches what tokens look like in mail bodies.
+var secretLike = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Za-z0-9_-]{22,}`)
+
+// Redact replaces token-like substrings of s with "[redacted]".
+func Redact(s string) string { return secretLike.ReplaceAllString(s, "[redacted]") }
+
+// maskAddress keeps the first character and the domain of an address.
+func maskAddress(a string) string {
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 {
+		return "***"
+	}
+	r := []rune(a[:at])
+	return string(r[0]) + "***" + a[at:]
 }
 
 // Send logs m at Warn level with mail_not_sent=true and returns nil, so the
@@ -424,12 +442,16 @@ func (l LogSender) Send(_ context.Context, m *Message) error {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
+	to := make([]string, len(m.To))
+	for i, a := range m.To {
+		to[i] = maskAddress(a)
+	}
 	lg.Warn("no SMTP configured; mail not sent, logged instead",
 		zap.Bool("mail_not_sent", true),
 		zap.String("id", m.ID),
-		zap.Strings("to", m.To),
-		zap.String("subject", SanitizeHeader(m.Subject)),
-		zap.String("text", m.Text),
+		zap.Strings("to", to),
+		zap.String("subject", Redact(SanitizeHeader(m.Subject))),
+		zap.String("text", Redact(m.Text)),
 	)
 	return nil
 }

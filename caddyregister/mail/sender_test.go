@@ -405,7 +405,7 @@ func TestLogSender(t *testing.T) {
 	s := mail.LogSender{Logger: zap.New(core)}
 	err := s.Send(context.Background(), &mail.Message{
 		To: []string{"ana@example.com"}, Subject: "Activate\nnow", ID: "m1",
-		Text: "open https://app.example/activate?t=abc", HTML: "<p>html</p>",
+		Text: "open https://app.example/activate?t=abc&code=Qx1vA8u0nW3-kZ_9sJ2hL5pR7tY4eB6cD8fG0iK2mN4", HTML: "<p>html</p>",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -416,10 +416,10 @@ func TestLogSender(t *testing.T) {
 	}
 	f := entries[0].ContextMap()
 	if f["mail_not_sent"] != true || f["id"] != "m1" || f["subject"] != "Activate now" ||
-		f["text"] != "open https://app.example/activate?t=abc" {
+		f["text"] != "open https://app.example/activate?t=abc&code=[redacted]" {
 		t.Errorf("fields = %v", f)
 	}
-	if to, ok := f["to"].([]any); !ok || len(to) != 1 || to[0] != "ana@example.com" {
+	if to, ok := f["to"].([]any); !ok || len(to) != 1 || to[0] != "a***@example.com" {
 		t.Errorf("to = %#v", f["to"])
 	}
 	if _, ok := f["html"]; ok {
