@@ -8,7 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -80,12 +83,23 @@ type App struct {
 	// CaptchaTTL is how long a CAPTCHA may take to solve. Default 5m.
 	CaptchaTTL caddy.Duration `json:"captcha_ttl,omitempty"`
 
+	// MemoryLimit is "auto" (the default), "off" or a size ("256MiB"). Each
+	// running hash holds its whole argon2 memory, and Go's collector lets
+	// the heap grow to twice what is live, so under a flood of
+	// registrations the process would swell far past what it uses. auto
+	// sets Go's soft memory limit to hash_pool_size × hash memory + 128 MiB
+	// (at least the heap in use at start + 64 MiB), only when no limit is
+	// set already (GOMEMLIMIT, or Caddy's own in a container).
+	MemoryLimit string `json:"memory_limit,omitempty"`
+
 	// Tenants are declared tenants, written to the store at start
 	// (idempotently; declared groups are added to existing tenants).
 	Tenants []TenantConfig `json:"tenants,omitempty"`
 
 	engine   *engine.Engine
 	worker   *mail.Worker
+	hashMem  int64 // bytes one hash holds
+	poolSize int
 	storeKey string
 	logger   *zap.Logger
 
@@ -220,11 +234,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("register: hash parameters: %w", err)
 		}
 	}
+	a.hashMem = 4 << 10 // bcrypt's state is a few KiB
+	if ar, ok := hasher.(password.Argon2id); ok {
+		m := ar.MemoryKiB
+		if m == 0 {
+			m = password.DefaultArgon2id().MemoryKiB
+		}
+		a.hashMem = int64(m) << 10
+	}
+	if err := a.checkMemoryLimit(); err != nil {
+		return err
+	}
 	pool := password.NewPool(password.PoolConfig{
 		Size:     a.HashPoolSize,
 		MaxWait:  time.Duration(a.HashQueueWait),
 		Observer: hashObserver{},
 	})
+	a.poolSize = pool.Size()
 
 	var admins []engine.Admin
 	for _, ac := range a.Admins {
@@ -390,6 +416,39 @@ func (a *App) openEmbedded() error {
 	return nil
 }
 
+func (a *App) checkMemoryLimit() error {
+	switch a.MemoryLimit {
+	case "", "auto", "off":
+		return nil
+	}
+	if _, err := parseSize(a.MemoryLimit); err != nil {
+		return fmt.Errorf("register: memory_limit: %w", err)
+	}
+	return nil
+}
+
+// applyMemoryLimit sets Go's soft memory limit (see MemoryLimit). It is
+// process-wide, so it only ever lowers an unset limit and never overrides
+// one the operator or Caddy chose.
+func (a *App) applyMemoryLimit() {
+	if a.MemoryLimit == "off" {
+		return
+	}
+	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
+		return
+	}
+	var limit int64
+	if a.MemoryLimit == "" || a.MemoryLimit == "auto" {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		limit = max(int64(a.poolSize)*a.hashMem+128<<20, int64(ms.HeapInuse)+64<<20)
+	} else {
+		limit, _ = parseSize(a.MemoryLimit)
+	}
+	debug.SetMemoryLimit(limit)
+	a.logger.Info("go memory limit set", zap.Int64("bytes", limit), zap.String("why", "bound memory under registration floods; set GOMEMLIMIT or memory_limit to change"))
+}
+
 // Engine returns the engine handlers serve with.
 func (a *App) Engine() *engine.Engine { return a.engine }
 
@@ -403,6 +462,7 @@ func (a *App) Start() error {
 			return err
 		}
 	}
+	a.applyMemoryLimit()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.engine.Start(ctx); err != nil {

@@ -41,6 +41,7 @@ func init() {
 //		public_url <url>
 //		captcha_length <n>
 //		captcha_ttl <duration>
+//		memory_limit auto|off|<size>
 //		tenant <code> <id> [<name>...]
 //		group <tenant code> <group code>...
 //	}
@@ -180,6 +181,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if !found {
 				return d.Errf("group: declare tenant %s before its groups", args[0])
+			}
+		case "memory_limit":
+			if !d.AllArgs(&a.MemoryLimit) {
+				return d.ArgErr()
+			}
+			if a.MemoryLimit != "auto" && a.MemoryLimit != "off" {
+				if _, err := parseSize(a.MemoryLimit); err != nil {
+					return d.Errf("memory_limit: want auto, off or a size: %v", err)
+				}
 			}
 		case "captcha_length":
 			n, err := intArg(d)

@@ -208,6 +208,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	arrival := time.Now()
 	if r.URL.Path == JWKSPath && !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return h.serveJWKS(w, r)
 	}
@@ -234,6 +235,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.contract.WriteError(w, r, err)
 		return nil
 	}
+	// The hash queue budget counts from here (see password.WithArrival).
+	r = r.WithContext(password.WithArrival(r.Context(), arrival))
 	req := &contract.Request{ClientIP: clientIP}
 	if len(rt.ContentTypes) > 0 {
 		body, err := h.readBody(w, r, rt)

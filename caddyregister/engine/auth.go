@@ -59,15 +59,19 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 	if tok == "" {
 		return nil, ErrUnauthenticated
 	}
-	iss, err := e.tokens(ctx)
-	if err != nil {
-		return nil, err
+	key := sha256.Sum256([]byte(tok))
+	c, ok := e.verified.get(key, e.now())
+	if !ok {
+		iss, err := e.tokens(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = iss.Verify(tok); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		e.verified.put(key, c)
 	}
-	c, err := iss.Verify(tok)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
-	}
-	p := &Principal{Kind: c.Kind, ID: c.Subject, TenantID: c.Tenant, Status: c.Status, Permissions: c.Permissions}
+	p := &Principal{Kind: c.Kind, ID: c.Subject, TenantID: c.Tenant, Status: c.Status, Permissions: slices.Clone(c.Permissions)}
 	if p.Kind == "" {
 		p.Kind = KindUser
 	}
@@ -285,4 +289,55 @@ func (e *Engine) TokenTTL() time.Duration {
 		return e.cfg.Token.TTL
 	}
 	return token.DefaultTTL
+}
+
+// verifiedCacheSize bounds the verified-token cache (entries of ~200 bytes).
+const verifiedCacheSize = 10000
+
+// verifiedCache remembers tokens whose signature verified, until they
+// expire, so a client presenting its token on every request pays one
+// Ed25519 verification, not one per request. Keys are SHA-256 of the whole
+// token, so only a byte-identical token hits.
+type verifiedCache struct {
+	max int
+	mu  sync.RWMutex
+	m   map[[32]byte]*token.Claims
+}
+
+func newVerifiedCache(max int) *verifiedCache {
+	return &verifiedCache{max: max, m: map[[32]byte]*token.Claims{}}
+}
+
+func (c *verifiedCache) get(k [32]byte, now time.Time) (*token.Claims, bool) {
+	c.mu.RLock()
+	cl, ok := c.m[k]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	// Expiry is checked on every hit, with no leeway: a cached token is
+	// never accepted longer than it would verify.
+	if cl.ExpiresAt == nil || !now.Before(cl.ExpiresAt.Time) {
+		c.mu.Lock()
+		delete(c.m, k)
+		c.mu.Unlock()
+		return nil, false
+	}
+	return cl, true
+}
+
+func (c *verifiedCache) put(k [32]byte, cl *token.Claims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		// Evict an arbitrary half: cheap, and the cache only saves work.
+		n := 0
+		for key := range c.m {
+			delete(c.m, key)
+			if n++; n >= c.max/2 {
+				break
+			}
+		}
+	}
+	c.m[k] = cl
 }

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -75,8 +76,10 @@ type Engine struct {
 	now    func() time.Time
 	admins map[string]Admin
 
-	mu     sync.Mutex
-	issuer *token.Issuer
+	mu     sync.Mutex // serializes loading the key
+	issuer atomic.Pointer[token.Issuer]
+
+	verified *verifiedCache
 
 	basicCache *credCache
 
@@ -91,7 +94,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Hasher == nil || cfg.Pool == nil {
 		return nil, errors.New("engine: store, hasher and pool are required")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute)}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize)}
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
@@ -115,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.SigningKey != nil {
-		e.issuer = token.NewIssuer(e.cfg.Token, cfg.SigningKey)
+		e.issuer.Store(token.NewIssuer(e.cfg.Token, cfg.SigningKey))
 	}
 	return e, nil
 }
@@ -139,10 +142,13 @@ func (e *Engine) Now() time.Time { return e.now() }
 
 // tokens returns the issuer, loading the signing key on first use.
 func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
+	if iss := e.issuer.Load(); iss != nil {
+		return iss, nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.issuer != nil {
-		return e.issuer, nil
+	if iss := e.issuer.Load(); iss != nil {
+		return iss, nil
 	}
 	fresh, err := token.GenerateKey()
 	if err != nil {
@@ -160,8 +166,9 @@ func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored signing key: %w", err)
 	}
-	e.issuer = token.NewIssuer(e.cfg.Token, key)
-	return e.issuer, nil
+	iss := token.NewIssuer(e.cfg.Token, key)
+	e.issuer.Store(iss)
+	return iss, nil
 }
 
 // JWKS returns the public key set, loading the key if needed.

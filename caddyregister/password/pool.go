@@ -139,7 +139,18 @@ func (p *Pool) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
-	timer := time.NewTimer(p.maxWait)
+	wait := p.maxWait
+	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
+		// The budget counts from the request's arrival, so time spent
+		// before queueing (parsing, the duplicate pre-check) is not added
+		// to the client's wait on top of MaxWait.
+		wait = min(wait, time.Until(t.Add(p.maxWait)))
+	}
+	if wait <= 0 {
+		observe()
+		return p.overloaded()
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case p.sem <- struct{}{}:
@@ -152,6 +163,14 @@ func (p *Pool) acquire(ctx context.Context) error {
 		observe()
 		return p.overloaded()
 	}
+}
+
+type arrivalKey struct{}
+
+// WithArrival records when the request arrived: the pool's MaxWait is then
+// measured from that moment rather than from when the caller queues.
+func WithArrival(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, arrivalKey{}, t)
 }
 
 // overloaded builds the error for a shed request. The hint is at least a

@@ -309,9 +309,7 @@ func (n NewUser) Of() UniqueKeys {
 	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey}
 	if n.Tenant != nil {
 		k.TenantCodeKey = TenantCodeKey(n.Tenant.Code)
-		if n.Tenant.Billing != nil {
-			k.TenantVATKey = n.Tenant.Billing.VATKey
-		}
+		k.TenantVATKey = TenantVATKey(n.Tenant)
 	}
 	return k
 }

@@ -61,7 +61,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -176,20 +175,11 @@ type claim struct {
 // passed.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	const op = "create user"
-	u := n.User
-	if u == nil {
-		return errors.New("create user: nil user")
-	}
-	if u.ID == "" {
-		return errors.New("create user: empty user id")
-	}
-	if u.EmailKey == "" {
-		return errors.New("create user: empty email key")
-	}
-	idem, err := idempotencyFor(n)
+	idem, err := store.PrepareIdempotency(n) // checks n.User first
 	if err != nil {
 		return err
 	}
+	u := n.User
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
@@ -227,29 +217,22 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	// Further writes, after the claims: queue entries and the token's
 	// expiry index.
 	var puts []claim
-	tok, err := tokenFor(n)
+	tok, tokJSON, err := store.PrepareToken(n)
 	if err != nil {
 		return err
 	}
 	if tok != nil {
-		tokJSON, err := json.Marshal(tok)
-		if err != nil {
-			return fmt.Errorf("encode token: %w", err)
-		}
 		claims = append(claims, claim{"token", bucketTokens, []byte(tok.Hash), tokJSON})
 		puts = append(puts, claim{"", bucketTokenExp, timeKey(tok.ExpiresAt, tok.Hash), []byte{}})
 	}
-	if err := checkMails(n.Mails); err != nil {
+	mailJSON, err := store.PrepareMails(n.Mails)
+	if err != nil {
 		return err
 	}
-	for _, m := range n.Mails {
-		mailJSON, err := json.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode mail: %w", err)
-		}
+	for i, m := range n.Mails {
 		mid := []byte(m.ID)
 		qkey := timeKey(m.NextAttempt, m.ID)
-		claims = append(claims, claim{"mail_id", bucketMail, mid, mailJSON})
+		claims = append(claims, claim{"mail_id", bucketMail, mid, mailJSON[i]})
 		puts = append(puts,
 			claim{"", bucketOutbox, qkey, mid},
 			claim{"", bucketOutboxByID, mid, qkey})
@@ -276,15 +259,8 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 				return conflict
 			}
 		}
-		for _, c := range claims {
-			b, err := bucket(tx, c.bucket)
-			if err != nil {
-				return err
-			}
-			if has(b, c.key) {
-				conflict = &store.ConflictError{Field: c.field}
-				return conflict // rolls back; nothing was written
-			}
+		if err := checkClaims(tx, claims, &conflict); err != nil {
+			return err // a conflict rolls back; nothing was written
 		}
 		if joins != nil {
 			b, err := bucket(tx, bucketTenants)
@@ -312,16 +288,7 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 				return err
 			}
 		}
-		for _, c := range append(claims, puts...) {
-			b, err := bucket(tx, c.bucket)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(c.key, c.value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putAll(tx, append(claims, puts...))
 	})
 	if conflict != nil {
 		return conflict
@@ -335,17 +302,7 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if err != nil {
 		return store.Unavailable(op, err)
 	}
-	if n.Sequence != "" {
-		if u.Attributes == nil {
-			u.Attributes = store.Attrs{}
-		}
-		u.Attributes[store.SeqAttr] = json.RawMessage(strconv.FormatInt(seq, 10))
-	}
-	if n.Idempotency != nil {
-		n.Idempotency.UserID = idem.UserID
-		n.Idempotency.CreatedAt = idem.CreatedAt
-		n.Idempotency.Seq = seq
-	}
+	store.FinishCreate(n, idem, seq)
 	return nil
 }
 
@@ -476,23 +433,23 @@ func (s *Store) Ping(ctx context.Context) error {
 // releases the file lock.
 func (s *Store) Close() error { return s.db.Close() }
 
-func (s *Store) getJSON(ctx context.Context, op string, name []byte, key string, v any) error {
+// lookup runs use on the value under key in bucket name, in a read-only
+// transaction, or returns ErrNotFound. The value lives in the mmap: use
+// must copy what it keeps.
+func (s *Store) lookup(ctx context.Context, op string, name []byte, key string, use func(v []byte)) error {
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
 	var found bool
-	var decodeErr error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, name)
 		if err != nil {
 			return err
 		}
-		data := get(b, key)
-		if data == nil {
-			return nil
+		if v := get(b, key); v != nil {
+			found = true
+			use(v)
 		}
-		found = true
-		decodeErr = json.Unmarshal(data, v) // copies out of the mmap
 		return nil
 	})
 	if err != nil {
@@ -501,6 +458,17 @@ func (s *Store) getJSON(ctx context.Context, op string, name []byte, key string,
 	if !found {
 		return store.ErrNotFound
 	}
+	return nil
+}
+
+func (s *Store) getJSON(ctx context.Context, op string, name []byte, key string, v any) error {
+	var decodeErr error
+	err := s.lookup(ctx, op, name, key, func(data []byte) {
+		decodeErr = json.Unmarshal(data, v) // copies out of the mmap
+	})
+	if err != nil {
+		return err
+	}
 	if decodeErr != nil {
 		return fmt.Errorf("%s: decode %s/%s: %w", op, name, key, decodeErr)
 	}
@@ -508,28 +476,11 @@ func (s *Store) getJSON(ctx context.Context, op string, name []byte, key string,
 }
 
 func (s *Store) getString(ctx context.Context, op string, name []byte, key string) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", store.Unavailable(op, err)
-	}
 	var out string
-	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, name)
-		if err != nil {
-			return err
-		}
-		if v := get(b, key); v != nil {
-			out, found = string(v), true // string() copies out of the mmap
-		}
-		return nil
+	err := s.lookup(ctx, op, name, key, func(v []byte) {
+		out = string(v) // string() copies out of the mmap
 	})
-	if err != nil {
-		return "", store.Unavailable(op, err)
-	}
-	if !found {
-		return "", store.ErrNotFound
-	}
-	return out, nil
+	return out, err
 }
 
 // bucket returns the named bucket; Open creates them all, so a missing one
@@ -540,6 +491,19 @@ func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
 		return nil, fmt.Errorf("bucket %s missing", name)
 	}
 	return b, nil
+}
+
+// buckets returns the named buckets, in order (see bucket).
+func buckets(tx *bolt.Tx, names ...[]byte) ([]*bolt.Bucket, error) {
+	bs := make([]*bolt.Bucket, len(names))
+	for i, name := range names {
+		b, err := bucket(tx, name)
+		if err != nil {
+			return nil, err
+		}
+		bs[i] = b
+	}
+	return bs, nil
 }
 
 // get returns the value under key, or nil. Empty keys are never stored.

@@ -106,8 +106,7 @@ func TestSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "register.db")
 	s := open(t, path)
 	tenant := storetest.NewTestTenant("Reopen", "ES B12345678")
-	u := storetest.NewTestUser("Reopen@Example.com", "Reopener")
-	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+	u := storetest.NewTestFounder("Reopen@Example.com", "Reopener", tenant)
 	if err := s.CreateUser(ctx, store.NewUser{User: u, Tenant: tenant}); err != nil {
 		t.Fatal(err)
 	}
@@ -505,9 +504,11 @@ func TestOutboxSurvivesReopen(t *testing.T) {
 	}
 }
 
-// A file written before the outbox existed gets the new buckets on Open.
-func TestOpenAddsMissingBuckets(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "register.db")
+// writeFirstLayout writes a bbolt file at path holding only the buckets of
+// the first layout (users, indexes, tenants, secrets), as a file written
+// before the outbox, tokens, sequences and idempotency records existed.
+func writeFirstLayout(t *testing.T, path string) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -524,6 +525,12 @@ func TestOpenAddsMissingBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+}
+
+// A file written before the outbox existed gets the new buckets on Open.
+func TestOpenAddsMissingBuckets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "register.db")
+	writeFirstLayout(t, path)
 
 	s := open(t, path)
 	defer s.Close()
@@ -628,22 +635,7 @@ func TestExpiredIdempotencySwept(t *testing.T) {
 func TestSequenceSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "register.db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{"users", "idx_email", "idx_login", "tenants", "idx_tenant_vat", "idx_tenant_code", "secrets"} {
-			if _, err := tx.CreateBucket([]byte(name)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	writeFirstLayout(t, path)
 
 	s := open(t, path)
 	for i := range 3 {

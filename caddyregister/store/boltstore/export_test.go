@@ -11,20 +11,20 @@ func SetChallengeLimit(s *Store, n int) {
 
 // TokenCounts reports the records in the tokens and token_expiry buckets.
 func TokenCounts(s *Store) (tokens, expiry int, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		tokens = tx.Bucket(bucketTokens).Stats().KeyN
-		expiry = tx.Bucket(bucketTokenExp).Stats().KeyN
-		return nil
-	})
-	return tokens, expiry, err
+	return keyCounts(s, bucketTokens, bucketTokenExp)
 }
 
 // IdemCounts reports the records in the idem and idem_expiry buckets.
 func IdemCounts(s *Store) (records, expiry int, err error) {
+	return keyCounts(s, bucketIdem, bucketIdemExp)
+}
+
+// keyCounts reports the keys in buckets a and b.
+func keyCounts(s *Store, a, b []byte) (na, nb int, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		records = tx.Bucket(bucketIdem).Stats().KeyN
-		expiry = tx.Bucket(bucketIdemExp).Stats().KeyN
+		na = tx.Bucket(a).Stats().KeyN
+		nb = tx.Bucket(b).Stats().KeyN
 		return nil
 	})
-	return records, expiry, err
+	return na, nb, err
 }

@@ -1,15 +1,12 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,42 +22,10 @@ const idemSweepBatch = 100
 // bug or bad input, not a backend failure.
 var errEncode = errors.New("encode")
 
-// idempotencyFor validates n.Idempotency and returns the record to store:
-// a copy with UserID and (when zero) CreatedAt filled in, Seq cleared.
-func idempotencyFor(n store.NewUser) (*store.Idempotency, error) {
-	if n.Idempotency == nil {
-		return nil, nil
-	}
-	r := *n.Idempotency
-	r.Seq = 0
-	switch {
-	case r.Key == "":
-		return nil, errors.New("create user: idempotency without key")
-	case len(r.Key) > store.MaxIdempotencyKeyLen:
-		return nil, fmt.Errorf("create user: idempotency key longer than %d bytes", store.MaxIdempotencyKeyLen)
-	case r.ExpiresAt.UnixMilli() <= 0:
-		return nil, errors.New("create user: idempotency without expiry")
-	case r.UserID == "":
-		r.UserID = n.User.ID
-	case r.UserID != n.User.ID:
-		return nil, fmt.Errorf("create user: idempotency record belongs to user %q, not %q", r.UserID, n.User.ID)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	return &r, nil
-}
-
 // encodeUser encodes u with Attributes[SeqAttr] = seq (u itself is left
 // alone).
 func encodeUser(u *store.User, seq int64) ([]byte, error) {
-	c := *u
-	c.Attributes = maps.Clone(u.Attributes)
-	if c.Attributes == nil {
-		c.Attributes = store.Attrs{}
-	}
-	c.Attributes[store.SeqAttr] = json.RawMessage(strconv.FormatInt(seq, 10))
-	b, err := json.Marshal(&c)
+	b, err := json.Marshal(store.UserWithSeq(u, store.SeqJSON(seq)))
 	if err != nil {
 		return nil, fmt.Errorf("%w user: %w", errEncode, err)
 	}
@@ -122,30 +87,16 @@ func idemTaken(tx *bolt.Tx, key string, now time.Time) (bool, error) {
 }
 
 func deleteIdem(tx *bolt.Tx, key string, expiresAt time.Time) error {
-	b, err := bucket(tx, bucketIdem)
-	if err != nil {
-		return err
-	}
-	exp, err := bucket(tx, bucketIdemExp)
-	if err != nil {
-		return err
-	}
-	if err := b.Delete([]byte(key)); err != nil {
-		return err
-	}
-	return exp.Delete(timeKey(expiresAt, key))
+	return deleteExpiring(tx, bucketIdem, bucketIdemExp, []byte(key), expiresAt)
 }
 
 // putIdempotency stores r with Seq = seq, and its expiry entry.
 func putIdempotency(tx *bolt.Tx, r *store.Idempotency, seq int64) error {
-	b, err := bucket(tx, bucketIdem)
+	bs, err := buckets(tx, bucketIdem, bucketIdemExp)
 	if err != nil {
 		return err
 	}
-	exp, err := bucket(tx, bucketIdemExp)
-	if err != nil {
-		return err
-	}
+	b, exp := bs[0], bs[1]
 	c := *r
 	c.Seq = seq
 	body, err := json.Marshal(&c)
@@ -160,45 +111,15 @@ func putIdempotency(tx *bolt.Tx, r *store.Idempotency, seq int64) error {
 
 // sweepIdempotency deletes up to idemSweepBatch records expired at nowMs.
 func sweepIdempotency(tx *bolt.Tx, nowMs int64) error {
-	b, err := bucket(tx, bucketIdem)
-	if err != nil {
-		return err
-	}
-	exp, err := bucket(tx, bucketIdemExp)
-	if err != nil {
-		return err
-	}
-	var expired [][]byte
-	c := exp.Cursor()
-	for k, _ := c.First(); k != nil && keyMillis(k) <= nowMs && len(expired) < idemSweepBatch; k, _ = c.Next() {
-		expired = append(expired, bytes.Clone(k))
-	}
-	for _, k := range expired {
+	return sweepExpired(tx, bucketIdem, bucketIdemExp, nowMs, idemSweepBatch, func(entry, raw []byte) bool {
 		// The record may have been replaced by a newer one under the same
 		// key (with another expiry entry): only delete it if it is this one.
-		if raw := b.Get(k[8:]); raw != nil {
-			var r store.Idempotency
-			if json.Unmarshal(raw, &r) != nil || max(r.ExpiresAt.UnixMilli(), 0) == keyMillis(k) {
-				if err := b.Delete(k[8:]); err != nil {
-					return err
-				}
-			}
+		if raw == nil {
+			return true
 		}
-		if err := exp.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// idemSweepDue reports whether an idempotency record has expired at nowMs.
-func idemSweepDue(tx *bolt.Tx, nowMs int64) (bool, error) {
-	exp, err := bucket(tx, bucketIdemExp)
-	if err != nil {
-		return false, err
-	}
-	k, _ := exp.Cursor().First()
-	return k != nil && keyMillis(k) <= nowMs, nil
+		var r store.Idempotency
+		return json.Unmarshal(raw, &r) == nil && max(r.ExpiresAt.UnixMilli(), 0) != keyMillis(entry)
+	})
 }
 
 // GetIdempotency implements store.Store. A record expired by the wall

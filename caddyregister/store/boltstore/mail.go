@@ -34,19 +34,21 @@ func keyMillis(k []byte) int64 {
 	return int64(binary.BigEndian.Uint64(k[:8]))
 }
 
-// checkMails rejects nil mails, empty and repeated ids.
-func checkMails(mails []*store.Mail) error {
-	seen := make(map[string]bool, len(mails))
-	for _, m := range mails {
-		if m == nil || m.ID == "" {
-			return errors.New("create user: mail without id")
-		}
-		if seen[m.ID] {
-			return fmt.Errorf("create user: mail id %q given twice", m.ID)
-		}
-		seen[m.ID] = true
+// dueAt reports whether the first key of b, a bucket of timeKeys, is due
+// at ms.
+func dueAt(b *bolt.Bucket, ms int64) bool {
+	k, _ := b.Cursor().First()
+	return k != nil && keyMillis(k) <= ms
+}
+
+// enqueue queues message id in the outbox q at at, and records its outbox
+// key in byID.
+func enqueue(q, byID *bolt.Bucket, id []byte, at time.Time) error {
+	k := timeKey(at, string(id))
+	if err := q.Put(k, id); err != nil {
+		return err
 	}
-	return nil
+	return byID.Put(id, k)
 }
 
 // ClaimMail implements store.Store in one read-write transaction: the first
@@ -63,20 +65,12 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 	wallMs := time.Now().UnixMilli()
 	var due, sweep, sweepIdem bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		q, err := bucket(tx, bucketOutbox)
+		bs, err := buckets(tx, bucketOutbox, bucketTokenExp, bucketIdemExp)
 		if err != nil {
 			return err
 		}
-		exp, err := bucket(tx, bucketTokenExp)
-		if err != nil {
-			return err
-		}
-		k, _ := q.Cursor().First()
-		due = k != nil && keyMillis(k) <= nowMs
-		k, _ = exp.Cursor().First()
-		sweep = k != nil && keyMillis(k) <= wallMs
-		sweepIdem, err = idemSweepDue(tx, wallMs)
-		return err
+		due, sweep, sweepIdem = dueAt(bs[0], nowMs), dueAt(bs[1], wallMs), dueAt(bs[2], wallMs)
+		return nil
 	})
 	if err != nil {
 		return nil, store.Unavailable(op, err)
@@ -101,18 +95,11 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 		if !due {
 			return nil
 		}
-		q, err := bucket(tx, bucketOutbox)
+		bs, err := buckets(tx, bucketOutbox, bucketOutboxByID, bucketMail)
 		if err != nil {
 			return err
 		}
-		byID, err := bucket(tx, bucketOutboxByID)
-		if err != nil {
-			return err
-		}
-		mails, err := bucket(tx, bucketMail)
-		if err != nil {
-			return err
-		}
+		q, byID, mails := bs[0], bs[1], bs[2]
 		for range claimScan {
 			k, v := q.Cursor().First()
 			if k == nil || keyMillis(k) > nowMs {
@@ -131,11 +118,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 			}
 			// Re-key first: even a record that fails to decode moves
 			// out of the way instead of blocking the queue.
-			nk := timeKey(time.UnixMilli(nowMs).Add(lease), string(id))
-			if err := q.Put(nk, id); err != nil {
-				return err
-			}
-			if err := byID.Put(id, nk); err != nil {
+			if err := enqueue(q, byID, id, time.UnixMilli(nowMs).Add(lease)); err != nil {
 				return err
 			}
 			var got store.Mail
@@ -162,14 +145,11 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 
 // dequeue removes id's outbox entry, if any.
 func dequeue(tx *bolt.Tx, id []byte) error {
-	q, err := bucket(tx, bucketOutbox)
+	bs, err := buckets(tx, bucketOutbox, bucketOutboxByID)
 	if err != nil {
 		return err
 	}
-	byID, err := bucket(tx, bucketOutboxByID)
-	if err != nil {
-		return err
-	}
+	q, byID := bs[0], bs[1]
 	if k := byID.Get(id); k != nil {
 		if err := q.Delete(bytes.Clone(k)); err != nil {
 			return err
@@ -196,11 +176,11 @@ func (s *Store) AckMail(ctx context.Context, id string) error {
 		if err := dequeue(tx, mid); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketMail, bucketParked} {
-			b, err := bucket(tx, name)
-			if err != nil {
-				return err
-			}
+		bs, err := buckets(tx, bucketMail, bucketParked)
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
 			if err := b.Delete(mid); err != nil {
 				return err
 			}
@@ -219,26 +199,14 @@ func (s *Store) AckMail(ctx context.Context, id string) error {
 // exists (acknowledged meanwhile), rather than resurrecting it.
 func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
 	return s.saveMail(ctx, "retry mail", m, func(tx *bolt.Tx, id []byte) error {
-		q, err := bucket(tx, bucketOutbox)
+		bs, err := buckets(tx, bucketOutbox, bucketOutboxByID, bucketParked)
 		if err != nil {
 			return err
 		}
-		byID, err := bucket(tx, bucketOutboxByID)
-		if err != nil {
+		if err := enqueue(bs[0], bs[1], id, m.NextAttempt); err != nil {
 			return err
 		}
-		parked, err := bucket(tx, bucketParked)
-		if err != nil {
-			return err
-		}
-		nk := timeKey(m.NextAttempt, m.ID)
-		if err := q.Put(nk, id); err != nil {
-			return err
-		}
-		if err := byID.Put(id, nk); err != nil {
-			return err
-		}
-		return parked.Delete(id)
+		return bs[2].Delete(id)
 	})
 }
 
@@ -304,15 +272,11 @@ func (s *Store) MailCounts(ctx context.Context) (queued, parked int, err error) 
 		return 0, 0, store.Unavailable(op, err)
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		q, err := bucket(tx, bucketOutboxByID)
+		bs, err := buckets(tx, bucketOutboxByID, bucketParked)
 		if err != nil {
 			return err
 		}
-		p, err := bucket(tx, bucketParked)
-		if err != nil {
-			return err
-		}
-		queued, parked = q.Stats().KeyN, p.Stats().KeyN
+		queued, parked = bs[0].Stats().KeyN, bs[1].Stats().KeyN
 		return nil
 	})
 	if err != nil {

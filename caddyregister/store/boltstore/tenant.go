@@ -13,54 +13,64 @@ import (
 
 // tenantClaims validates t and returns what creating it claims: the
 // record under its id, its code and, with a VAT key, its VAT index entry.
-func tenantClaims(op string, t *store.Tenant) ([]claim, error) {
-	if t == nil {
-		return nil, fmt.Errorf("%s: nil tenant", op)
-	}
-	if t.ID == "" {
-		return nil, fmt.Errorf("%s: empty tenant id", op)
-	}
-	code := store.TenantCodeKey(t.Code)
-	if code == "" {
-		return nil, fmt.Errorf("%s: empty tenant code", op)
-	}
-	tenantJSON, err := json.Marshal(t)
+// A done ctx (checked after t) is ErrUnavailable.
+func tenantClaims(ctx context.Context, op string, t *store.Tenant) ([]claim, error) {
+	body, code, err := store.PrepareTenant(op, t)
 	if err != nil {
-		return nil, fmt.Errorf("%s: encode tenant: %w", op, err)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, store.Unavailable(op, err)
 	}
 	tid := []byte(t.ID)
 	claims := []claim{
-		{"tenant_id", bucketTenants, tid, tenantJSON},
+		{"tenant_id", bucketTenants, tid, body},
 		{"tenant_code", bucketTenantCode, []byte(code), tid},
 	}
-	if t.Billing != nil && t.Billing.VATKey != "" {
-		claims = append(claims, claim{"tenant_vat", bucketTenantVAT, []byte(t.Billing.VATKey), tid})
+	if vat := store.TenantVATKey(t); vat != "" {
+		claims = append(claims, claim{"tenant_vat", bucketTenantVAT, []byte(vat), tid})
 	}
 	return claims, nil
 }
 
-// claimAll checks every claim (a taken one is returned as a conflict, and
-// nothing is written), then writes them all.
-func claimAll(tx *bolt.Tx, claims []claim) (*store.ConflictError, error) {
+// checkClaims fails with the first claim already taken, as a
+// *store.ConflictError it also stores in *conflict, so that the caller can
+// tell it from a backend failure once the transaction has rolled back.
+func checkClaims(tx *bolt.Tx, claims []claim, conflict **store.ConflictError) error {
 	for _, c := range claims {
 		b, err := bucket(tx, c.bucket)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if has(b, c.key) {
-			return &store.ConflictError{Field: c.field}, nil
+			*conflict = &store.ConflictError{Field: c.field}
+			return *conflict
 		}
 	}
+	return nil
+}
+
+// putAll writes every claim's value under its key.
+func putAll(tx *bolt.Tx, claims []claim) error {
 	for _, c := range claims {
 		b, err := bucket(tx, c.bucket)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := b.Put(c.key, c.value); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return nil, nil
+	return nil
+}
+
+// claimAll checks every claim (a taken one fails it as by checkClaims, and
+// nothing is written), then writes them all.
+func claimAll(tx *bolt.Tx, claims []claim, conflict **store.ConflictError) error {
+	if err := checkClaims(tx, claims, conflict); err != nil {
+		return err
+	}
+	return putAll(tx, claims)
 }
 
 // CreateTenant implements store.Store in one read-write transaction: the id,
@@ -68,23 +78,13 @@ func claimAll(tx *bolt.Tx, claims []claim) (*store.ConflictError, error) {
 // record and its index entries written.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	const op = "create tenant"
-	claims, err := tenantClaims(op, t)
+	claims, err := tenantClaims(ctx, op, t)
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return store.Unavailable(op, err)
-	}
 	var conflict *store.ConflictError
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		if conflict, err = claimAll(tx, claims); err != nil {
-			return err
-		}
-		if conflict != nil {
-			return conflict // rolls back
-		}
-		return nil
+		return claimAll(tx, claims, &conflict) // a conflict rolls back
 	})
 	if conflict != nil {
 		return conflict
@@ -105,34 +105,22 @@ var errCorrupt = errors.New("corrupt record")
 // changed it; an absent one is created as by CreateTenant.
 func (s *Store) EnsureTenant(ctx context.Context, t *store.Tenant) error {
 	const op = "ensure tenant"
-	claims, err := tenantClaims(op, t)
+	claims, err := tenantClaims(ctx, op, t)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Unavailable(op, err)
 	}
 	id := []byte(t.ID)
 	code := []byte(store.TenantCodeKey(t.Code))
 	var conflict *store.ConflictError
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		tenants, err := bucket(tx, bucketTenants)
+		bs, err := buckets(tx, bucketTenants, bucketTenantCode)
 		if err != nil {
 			return err
 		}
-		codes, err := bucket(tx, bucketTenantCode)
-		if err != nil {
-			return err
-		}
+		tenants, codes := bs[0], bs[1]
 		raw := tenants.Get(id)
 		if raw == nil {
-			if conflict, err = claimAll(tx, claims); err != nil {
-				return err
-			}
-			if conflict != nil {
-				return conflict
-			}
-			return nil
+			return claimAll(tx, claims, &conflict)
 		}
 		if owner := codes.Get(code); owner == nil || string(owner) != t.ID {
 			conflict = &store.ConflictError{Field: "tenant_id"}

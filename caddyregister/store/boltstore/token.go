@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,62 +16,50 @@ import (
 // sweepBatch bounds how many expired tokens one ClaimMail deletes.
 const sweepBatch = 1000
 
-// tokenFor validates n.Token and returns the record to store: a copy with
-// UserID filled in when the caller left it empty.
-func tokenFor(n store.NewUser) (*store.Token, error) {
-	if n.Token == nil {
-		return nil, nil
-	}
-	t := *n.Token
-	switch {
-	case t.Hash == "":
-		return nil, errors.New("create user: token without hash")
-	case t.ExpiresAt.UnixMilli() <= 0:
-		return nil, errors.New("create user: token without expiry")
-	case t.UserID == "":
-		t.UserID = n.User.ID
-	case t.UserID != n.User.ID:
-		return nil, fmt.Errorf("create user: token belongs to user %q, not %q", t.UserID, n.User.ID)
-	}
-	return &t, nil
-}
-
 // deleteToken removes a token and its expiry entry.
 func deleteToken(tx *bolt.Tx, hash []byte, expiresAt time.Time) error {
-	tokens, err := bucket(tx, bucketTokens)
-	if err != nil {
-		return err
-	}
-	exp, err := bucket(tx, bucketTokenExp)
-	if err != nil {
-		return err
-	}
-	if err := tokens.Delete(hash); err != nil {
-		return err
-	}
-	return exp.Delete(timeKey(expiresAt, string(hash)))
+	return deleteExpiring(tx, bucketTokens, bucketTokenExp, hash, expiresAt)
 }
 
 // sweepTokens deletes up to sweepBatch tokens expired at nowMs (wall clock).
 func sweepTokens(tx *bolt.Tx, nowMs int64) error {
-	tokens, err := bucket(tx, bucketTokens)
+	return sweepExpired(tx, bucketTokens, bucketTokenExp, nowMs, sweepBatch, nil)
+}
+
+// deleteExpiring deletes the record under key from bucket recs and its
+// entry (a timeKey of expiresAt and key) from the expiry index exp.
+func deleteExpiring(tx *bolt.Tx, recs, exp []byte, key []byte, expiresAt time.Time) error {
+	bs, err := buckets(tx, recs, exp)
 	if err != nil {
 		return err
 	}
-	exp, err := bucket(tx, bucketTokenExp)
+	if err := bs[0].Delete(key); err != nil {
+		return err
+	}
+	return bs[1].Delete(timeKey(expiresAt, string(key)))
+}
+
+// sweepExpired deletes up to limit entries of the expiry index exp due at
+// nowMs, and with each the record under its key in recs, unless keep
+// (when not nil) holds for the entry and the record (nil when absent).
+func sweepExpired(tx *bolt.Tx, recs, exp []byte, nowMs int64, limit int, keep func(entry, record []byte) bool) error {
+	bs, err := buckets(tx, recs, exp)
 	if err != nil {
 		return err
 	}
+	r, e := bs[0], bs[1]
 	var expired [][]byte
-	c := exp.Cursor()
-	for k, _ := c.First(); k != nil && keyMillis(k) <= nowMs && len(expired) < sweepBatch; k, _ = c.Next() {
+	c := e.Cursor()
+	for k, _ := c.First(); k != nil && keyMillis(k) <= nowMs && len(expired) < limit; k, _ = c.Next() {
 		expired = append(expired, bytes.Clone(k))
 	}
 	for _, k := range expired {
-		if err := tokens.Delete(k[8:]); err != nil {
-			return err
+		if keep == nil || !keep(k, r.Get(k[8:])) {
+			if err := r.Delete(k[8:]); err != nil {
+				return err
+			}
 		}
-		if err := exp.Delete(k); err != nil {
+		if err := e.Delete(k); err != nil {
 			return err
 		}
 	}
@@ -103,14 +90,11 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 	var result error
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out, result = nil, nil
-		tokens, err := bucket(tx, bucketTokens)
+		bs, err := buckets(tx, bucketTokens, bucketUsers)
 		if err != nil {
 			return err
 		}
-		users, err := bucket(tx, bucketUsers)
-		if err != nil {
-			return err
-		}
+		tokens, users := bs[0], bs[1]
 		raw := tokens.Get(hash)
 		if raw == nil {
 			result = store.ErrNotFound
@@ -138,67 +122,17 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 			result = fmt.Errorf("%s: decode user %s: %w", op, tok.UserID, err)
 			return errAbort
 		}
-		if tok.UsedAt != nil {
-			out, result = &u, store.ErrTokenUsed
+		var use store.TokenUse
+		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return errAbort
 		}
-		before := u
-		if err := mutate(&u); err != nil {
-			result = err
-			return errAbort
-		}
-		if err := checkMutation(&before, &u); err != nil {
-			result = err
-			return errAbort
-		}
-		userJSON, err := json.Marshal(&u)
-		if err != nil {
-			result = fmt.Errorf("%s: encode user: %w", op, err)
-			return errAbort
-		}
-		used := now
-		tok.UsedAt = &used
-		tokJSON, err := json.Marshal(&tok)
-		if err != nil {
-			result = fmt.Errorf("%s: encode token: %w", op, err)
-			return errAbort
-		}
-		if err := users.Put([]byte(u.ID), userJSON); err != nil {
+		if err := users.Put([]byte(u.ID), use.User); err != nil {
 			return err
 		}
-		if err := tokens.Put(hash, tokJSON); err != nil {
-			return err
-		}
-		out = &u
-		return nil
+		return tokens.Put(hash, use.Token)
 	})
 	if err != nil && !errors.Is(err, errAbort) {
 		return nil, store.Unavailable(op, err)
 	}
 	return out, result
-}
-
-// checkMutation refuses changes UseToken cannot make: it rewrites the user
-// record only, so the fields its indexes (and tenant) hang on must stay.
-func checkMutation(before, after *store.User) error {
-	var changed []string
-	for _, f := range []struct {
-		name     string
-		old, new string
-	}{
-		{"ID", before.ID, after.ID},
-		{"TenantID", before.TenantID, after.TenantID},
-		{"Email", before.Email, after.Email},
-		{"EmailKey", before.EmailKey, after.EmailKey},
-		{"Login", before.Login, after.Login},
-		{"LoginKey", before.LoginKey, after.LoginKey},
-	} {
-		if f.old != f.new {
-			changed = append(changed, f.name)
-		}
-	}
-	if len(changed) > 0 {
-		return fmt.Errorf("use token: mutate changed %s, which UseToken may not change", strings.Join(changed, ", "))
-	}
-	return nil
 }

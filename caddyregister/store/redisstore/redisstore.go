@@ -35,8 +35,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"strconv"
 	"strings"
 	"time"
 
@@ -205,14 +203,11 @@ func set(field, key, value string) write { return write{field, key, "set", value
 // the claims passed, nothing written) when that tenant's record is absent
 // as the script runs.
 func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
-	u := n.User
-	if u == nil || u.ID == "" || u.EmailKey == "" {
-		return errors.New("create user: id and e-mail key are required")
-	}
-	idem, err := idempotencyFor(n)
+	idem, err := store.PrepareIdempotency(n) // checks n.User first
 	if err != nil {
 		return err
 	}
+	u := n.User
 	// With a sequence, the records that carry its number are encoded with
 	// a placeholder the script replaces.
 	var ph string
@@ -263,52 +258,30 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		// Joining an existing tenant: it must exist at commit.
 		more = append(more, write{"", s.Key("tenant", u.TenantID), "need", "tenant", ""})
 	}
-	tok, err := tokenFor(n)
+	tok, tokJSON, err := store.PrepareToken(n)
 	if err != nil {
 		return err
 	}
 	if tok != nil {
-		tokJSON, err := json.Marshal(tok)
-		if err != nil {
-			return fmt.Errorf("encode token: %w", err)
-		}
 		claims = append(claims, write{"token", s.Key("token", tok.Hash), "setpx", string(tokJSON), tok.ExpiresAt.UnixMilli()})
 	}
-	if err := checkMails(n.Mails); err != nil {
+	mailJSON, err := store.PrepareMails(n.Mails)
+	if err != nil {
 		return err
 	}
 	var queue []write
-	for _, m := range n.Mails {
-		mailJSON, err := json.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode mail: %w", err)
-		}
-		claims = append(claims, set("mail_id", s.Key("mail", m.ID), string(mailJSON)))
+	for i, m := range n.Mails {
+		claims = append(claims, set("mail_id", s.Key("mail", m.ID), string(mailJSON[i])))
 		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
 	}
-	writes := append(append(claims, queue...), more...)
+	more = append(queue, more...) // queue entries, then the tenant write or requirement
 	if n.Sequence != "" {
-		writes = append(writes, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
+		more = append(more, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
 	}
 
-	keys := make([]string, 0, len(writes))
-	args := make([]any, 0, 1+len(claims)+3*len(writes))
-	args = append(args, len(claims))
-	for _, c := range claims {
-		args = append(args, c.field)
-	}
-	for _, w := range writes {
-		keys = append(keys, w.key)
-		args = append(args, w.op, w.a, w.b)
-	}
-
-	reply, err := createScript.Run(ctx, s.c, keys, args...).Slice()
+	field, seq, err := s.runCreate(ctx, "create user", claims, more)
 	if err != nil {
-		return store.Unavailable("create user", err)
-	}
-	field, seq, err := parseCreateReply(reply)
-	if err != nil {
-		return store.Unavailable("create user", err)
+		return err
 	}
 	if what, ok := strings.CutPrefix(field, "!"); ok {
 		return fmt.Errorf("create user: %s %s: %w", what, u.TenantID, store.ErrNotFound)
@@ -316,30 +289,41 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if field != "" {
 		return &store.ConflictError{Field: field}
 	}
-	if n.Sequence != "" {
-		if u.Attributes == nil {
-			u.Attributes = store.Attrs{}
-		}
-		u.Attributes[store.SeqAttr] = json.RawMessage(strconv.FormatInt(seq, 10))
-	}
-	if n.Idempotency != nil {
-		n.Idempotency.UserID = idem.UserID
-		n.Idempotency.CreatedAt = idem.CreatedAt
-		n.Idempotency.Seq = seq
-	}
+	store.FinishCreate(n, idem, seq)
 	return nil
 }
 
-// parseCreateReply decodes createScript's {field, seq}.
-func parseCreateReply(reply []any) (field string, seq int64, err error) {
-	if len(reply) == 2 {
-		f, ok1 := reply[0].(string)
-		n, ok2 := reply[1].(int64)
-		if ok1 && ok2 {
-			return f, n, nil
+// runCreate runs createScript, in one round trip, on the claims followed
+// by the further writes and requirements more, and returns its reply: the
+// field of a taken claim, "!" and the name of a missing requirement, or ""
+// and the drawn sequence number. A failure to run it is ErrUnavailable.
+func (s *Store) runCreate(ctx context.Context, op string, claims, more []write) (field string, seq int64, err error) {
+	total := len(claims) + len(more)
+	keys := make([]string, 0, total)
+	args := make([]any, 0, 1+len(claims)+3*total)
+	args = append(args, len(claims))
+	for _, c := range claims {
+		args = append(args, c.field)
+	}
+	for _, ws := range [][]write{claims, more} {
+		for _, w := range ws {
+			keys = append(keys, w.key)
+			args = append(args, w.op, w.a, w.b)
 		}
 	}
-	return "", 0, fmt.Errorf("unexpected script reply %v", reply)
+	reply, err := createScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return "", 0, store.Unavailable(op, err)
+	}
+	if len(reply) == 2 {
+		var ok1, ok2 bool
+		field, ok1 = reply[0].(string)
+		seq, ok2 = reply[1].(int64)
+		if ok1 && ok2 {
+			return field, seq, nil
+		}
+	}
+	return "", 0, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply))
 }
 
 // placeholder returns a fresh random JSON string literal that stands in for
@@ -356,13 +340,7 @@ func placeholder() (string, error) {
 // (u itself is left alone).
 func encodeUser(u *store.User, ph string) ([]byte, error) {
 	if ph != "" {
-		c := *u
-		c.Attributes = maps.Clone(u.Attributes)
-		if c.Attributes == nil {
-			c.Attributes = store.Attrs{}
-		}
-		c.Attributes[store.SeqAttr] = json.RawMessage(ph)
-		u = &c
+		u = store.UserWithSeq(u, json.RawMessage(ph))
 	}
 	b, err := json.Marshal(u)
 	if err != nil {
@@ -397,32 +375,6 @@ func encodeIdempotency(r *store.Idempotency, ph string) ([]byte, error) {
 	return b, nil
 }
 
-// idempotencyFor validates n.Idempotency and returns the record to store:
-// a copy with UserID and (when zero) CreatedAt filled in, Seq cleared.
-func idempotencyFor(n store.NewUser) (*store.Idempotency, error) {
-	if n.Idempotency == nil {
-		return nil, nil
-	}
-	r := *n.Idempotency
-	r.Seq = 0
-	switch {
-	case r.Key == "":
-		return nil, errors.New("create user: idempotency without key")
-	case len(r.Key) > store.MaxIdempotencyKeyLen:
-		return nil, fmt.Errorf("create user: idempotency key longer than %d bytes", store.MaxIdempotencyKeyLen)
-	case r.ExpiresAt.UnixMilli() <= 0:
-		return nil, errors.New("create user: idempotency without expiry")
-	case r.UserID == "":
-		r.UserID = n.User.ID
-	case r.UserID != n.User.ID:
-		return nil, fmt.Errorf("create user: idempotency record belongs to user %q, not %q", r.UserID, n.User.ID)
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	return &r, nil
-}
-
 // GetIdempotency implements store.Store. Expiry is Redis's (PEXPIREAT), so
 // a record reads as found exactly as long as its key can not be claimed.
 func (s *Store) GetIdempotency(ctx context.Context, key string) (*store.Idempotency, error) {
@@ -434,41 +386,6 @@ func (s *Store) GetIdempotency(ctx context.Context, key string) (*store.Idempote
 		return nil, err
 	}
 	return &r, nil
-}
-
-// tokenFor validates n.Token and returns the record to store: a copy with
-// UserID filled in when the caller left it empty.
-func tokenFor(n store.NewUser) (*store.Token, error) {
-	if n.Token == nil {
-		return nil, nil
-	}
-	t := *n.Token
-	switch {
-	case t.Hash == "":
-		return nil, errors.New("create user: token without hash")
-	case t.ExpiresAt.UnixMilli() <= 0:
-		return nil, errors.New("create user: token without expiry")
-	case t.UserID == "":
-		t.UserID = n.User.ID
-	case t.UserID != n.User.ID:
-		return nil, fmt.Errorf("create user: token belongs to user %q, not %q", t.UserID, n.User.ID)
-	}
-	return &t, nil
-}
-
-// checkMails rejects nil mails, empty and repeated ids.
-func checkMails(mails []*store.Mail) error {
-	seen := make(map[string]bool, len(mails))
-	for _, m := range mails {
-		if m == nil || m.ID == "" {
-			return errors.New("create user: mail without id")
-		}
-		if seen[m.ID] {
-			return fmt.Errorf("create user: mail id %q given twice", m.ID)
-		}
-		seen[m.ID] = true
-	}
-	return nil
 }
 
 // dueMillis is t as an outbox score (unix ms).
@@ -650,41 +567,16 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 		if err := getJSON(ctx, tx, op, userKey, &u); err != nil {
 			return err
 		}
-		if tok.UsedAt != nil {
-			out, result = &u, store.ErrTokenUsed
-			return nil
+		var use store.TokenUse
+		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
+			return nil // answered; nothing to write
 		}
-		before := u
-		if err := mutate(&u); err != nil {
-			result = err
-			return nil
-		}
-		if err := checkMutation(&before, &u); err != nil {
-			result = err
-			return nil
-		}
-		userJSON, err := json.Marshal(&u)
-		if err != nil {
-			result = fmt.Errorf("%s: encode user: %w", op, err)
-			return nil
-		}
-		used := now
-		tok.UsedAt = &used
-		tokJSON, err := json.Marshal(&tok)
-		if err != nil {
-			result = fmt.Errorf("%s: encode token: %w", op, err)
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, userKey, userJSON, 0)
-			p.SetArgs(ctx, tokKey, tokJSON, redis.SetArgs{KeepTTL: true})
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, userKey, use.User, 0)
+			p.SetArgs(ctx, tokKey, use.Token, redis.SetArgs{KeepTTL: true})
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		out = &u
-		return nil
+		return err
 	}
 	for range useTokenAttempts {
 		err := s.c.Watch(ctx, attempt, tokKey)
@@ -717,31 +609,6 @@ func getJSON(ctx context.Context, c redis.StringCmdable, op, key string, v any) 
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
-	}
-	return nil
-}
-
-// checkMutation refuses changes UseToken cannot make: it rewrites the user
-// record only, so the fields its indexes (and tenant) hang on must stay.
-func checkMutation(before, after *store.User) error {
-	var changed []string
-	for _, f := range []struct {
-		name      string
-		old, new_ string
-	}{
-		{"ID", before.ID, after.ID},
-		{"TenantID", before.TenantID, after.TenantID},
-		{"Email", before.Email, after.Email},
-		{"EmailKey", before.EmailKey, after.EmailKey},
-		{"Login", before.Login, after.Login},
-		{"LoginKey", before.LoginKey, after.LoginKey},
-	} {
-		if f.old != f.new_ {
-			changed = append(changed, f.name)
-		}
-	}
-	if len(changed) > 0 {
-		return fmt.Errorf("use token: mutate changed %s, which UseToken may not change", strings.Join(changed, ", "))
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +34,23 @@ func open(tb testing.TB, srv *testredis.Server) *redisstore.Store {
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// openAdmin starts a server and returns a store on it and an admin client.
+func openAdmin(t *testing.T) (*redisstore.Store, *redis.Client) {
+	t.Helper()
+	srv := testredis.Start(t)
+	return open(t, srv), srv.Client(t)
+}
+
+// openCounted starts a server and returns a store on it with a countHook
+// counting its round trips.
+func openCounted(t *testing.T) (*redisstore.Store, *countHook) {
+	t.Helper()
+	s := open(t, testredis.Start(t))
+	h := &countHook{}
+	s.Client().AddHook(h)
+	return s, h
 }
 
 // scanKeys lists every key of the store's namespace, sorted.
@@ -65,38 +81,13 @@ func TestNoStrayKeys(t *testing.T) {
 	for i := range users {
 		users[i] = storetest.NewTestUser("stray@example.com", "")
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range users {
-		wg.Go(func() {
-			<-start
-			// Each request has its own idempotency key; only the winner's
-			// record and one sequence number may be left behind.
-			idem := storetest.NewTestIdempotency(fmt.Sprint("stray-", i), "{}", time.Hour)
-			errs[i] = s.CreateUser(context.Background(), store.NewUser{User: users[i], Sequence: "acct", Idempotency: idem})
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	winner := -1
-	for i, err := range errs {
-		var ce *store.ConflictError
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("users %d and %d both created", winner, i)
-			}
-			winner = i
-		case errors.As(err, &ce) && ce.Field == "email":
-		default:
-			t.Fatalf("CreateUser %d: %v", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no user created")
-	}
+	errs := storetest.RunConcurrent(n, func(i int) error {
+		// Each request has its own idempotency key; only the winner's
+		// record and one sequence number may be left behind.
+		idem := storetest.NewTestIdempotency(fmt.Sprint("stray-", i), "{}", time.Hour)
+		return s.CreateUser(context.Background(), store.NewUser{User: users[i], Sequence: "acct", Idempotency: idem})
+	})
+	winner := storetest.OneWinner(t, errs, "email")
 	want := []string{
 		s.Key("idx", "email", store.EmailKey("stray@example.com")),
 		s.Key("user", users[winner].ID),
@@ -138,8 +129,7 @@ func TestOutageLeavesNothing(t *testing.T) {
 	t.Cleanup(func() { admin.ConfigSet(bg, "min-replicas-to-write", "0") })
 
 	tenant := storetest.NewTestTenant("OUTAGE", "NL123456789B01")
-	u := storetest.NewTestUser("during@example.com", "during")
-	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+	u := storetest.NewTestFounder("during@example.com", "during", tenant)
 	mails := []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())}
 	tok := storetest.NewTestToken(u.ID, time.Now().Add(time.Hour))
 	idem := storetest.NewTestIdempotency("during", "{}", time.Hour)
@@ -363,15 +353,12 @@ func layoutPatterns(t *testing.T) []string {
 }
 
 func TestKeyLayout(t *testing.T) {
-	srv := testredis.Start(t)
-	s := open(t, srv)
-	admin := srv.Client(t)
+	s, admin := openAdmin(t)
 	bg := context.Background()
 
 	now := time.Now()
 	tenant := storetest.NewTestTenant("ACME", "es 12.345.678-x")
-	u := storetest.NewTestUser(" Alice.Smith@Example.COM", "Alice_S")
-	u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+	u := storetest.NewTestFounder(" Alice.Smith@Example.COM", "Alice_S", tenant)
 	queued := storetest.NewTestMail(u.ID, now.Add(time.Hour))
 	parked := storetest.NewTestMail(u.ID, now.Add(-time.Minute))
 	tok := storetest.NewTestToken(u.ID, now.Add(48*time.Hour+123*time.Millisecond))
@@ -628,15 +615,11 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // A registration with tenant, mails, token, sequence and idempotency record
 // is one round trip.
 func TestCreateUserOneRoundTrip(t *testing.T) {
-	srv := testredis.Start(t)
-	s := open(t, srv)
-	h := &countHook{}
-	s.Client().AddHook(h)
+	s, h := openCounted(t)
 	bg := context.Background()
 	full := func(email, code, vat string) store.NewUser {
 		tenant := storetest.NewTestTenant(code, vat)
-		u := storetest.NewTestUser(email, "")
-		u.TenantID, tenant.CreatedBy = tenant.ID, u.ID
+		u := storetest.NewTestFounder(email, "", tenant)
 		return store.NewUser{
 			User: u, Tenant: tenant,
 			Mails:       []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())},
@@ -670,10 +653,7 @@ func TestCreateUserOneRoundTrip(t *testing.T) {
 // ListTenants and a CreateUser joining a tenant are one round trip each; a
 // redeclaration that changes the tenant two.
 func TestTenantRoundTrips(t *testing.T) {
-	srv := testredis.Start(t)
-	s := open(t, srv)
-	h := &countHook{}
-	s.Client().AddHook(h)
+	s, h := openCounted(t)
 	bg := context.Background()
 	// Load the scripts (EVALSHA, NOSCRIPT, EVAL) first.
 	warm := storetest.NewTestRegistryTenant("warm")
@@ -727,13 +707,10 @@ func TestTenantRoundTrips(t *testing.T) {
 // added back by EnsureTenant, and ids in the set without a record are
 // skipped by ListTenants.
 func TestTenantSetHealing(t *testing.T) {
-	srv := testredis.Start(t)
-	s := open(t, srv)
-	admin := srv.Client(t)
+	s, admin := openAdmin(t)
 	bg := context.Background()
 	old := storetest.NewTestTenant("Legacy", "ES99")
-	u := storetest.NewTestUser("legacy@example.com", "")
-	u.TenantID, old.CreatedBy = old.ID, u.ID
+	u := storetest.NewTestFounder("legacy@example.com", "", old)
 	if err := s.CreateUser(bg, store.NewUser{User: u, Tenant: old}); err != nil {
 		t.Fatal(err)
 	}
@@ -757,17 +734,14 @@ func TestTenantSetHealing(t *testing.T) {
 
 // A {ns}:tenants of the wrong type refuses tenant writes whole.
 func TestTenantSetWrongType(t *testing.T) {
-	srv := testredis.Start(t)
-	s := open(t, srv)
-	admin := srv.Client(t)
+	s, admin := openAdmin(t)
 	bg := context.Background()
 	if err := admin.Set(bg, s.Key("tenants"), "oops", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	before := scanKeys(t, admin, s)
 	tn := storetest.NewTestTenant("Typed", "ES77")
-	u := storetest.NewTestUser("typed@example.com", "")
-	u.TenantID, tn.CreatedBy = tn.ID, u.ID
+	u := storetest.NewTestFounder("typed@example.com", "", tn)
 	for name, fn := range map[string]func() error{
 		"CreateTenant": func() error { return s.CreateTenant(bg, tn) },
 		"EnsureTenant": func() error { return s.EnsureTenant(bg, tn) },

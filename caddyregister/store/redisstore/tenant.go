@@ -10,38 +10,12 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
-// checkTenant validates a tenant to create and returns its encoding and
-// code key.
-func checkTenant(op string, t *store.Tenant) (body []byte, code string, err error) {
-	if t == nil {
-		return nil, "", fmt.Errorf("%s: nil tenant", op)
-	}
-	if t.ID == "" {
-		return nil, "", fmt.Errorf("%s: empty tenant id", op)
-	}
-	if code = store.TenantCodeKey(t.Code); code == "" {
-		return nil, "", fmt.Errorf("%s: empty tenant code", op)
-	}
-	if body, err = json.Marshal(t); err != nil {
-		return nil, "", fmt.Errorf("%s: encode tenant: %w", op, err)
-	}
-	return body, code, nil
-}
-
-// vatKeyOf is t's VAT key, "" without billing.
-func vatKeyOf(t *store.Tenant) string {
-	if t.Billing == nil {
-		return ""
-	}
-	return t.Billing.VATKey
-}
-
 // CreateTenant implements store.Store in one round trip (createScript): the
 // record, its code and VAT index entries are claimed, and the id added to
 // {ns}:tenants, together or not at all.
 func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	const op = "create tenant"
-	body, code, err := checkTenant(op, t)
+	body, code, err := store.PrepareTenant(op, t)
 	if err != nil {
 		return err
 	}
@@ -49,27 +23,12 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 		set("tenant_id", s.Key("tenant", t.ID), string(body)),
 		set("tenant_code", s.Key("idx", "tenant_code", code), t.ID),
 	}
-	if vat := vatKeyOf(t); vat != "" {
+	if vat := store.TenantVATKey(t); vat != "" {
 		claims = append(claims, set("tenant_vat", s.Key("idx", "tenant_vat", vat), t.ID))
 	}
-	writes := append(claims, write{"", s.Key("tenants"), "sadd", t.ID, ""})
-	keys := make([]string, 0, len(writes))
-	args := make([]any, 0, 1+len(claims)+3*len(writes))
-	args = append(args, len(claims))
-	for _, c := range claims {
-		args = append(args, c.field)
-	}
-	for _, w := range writes {
-		keys = append(keys, w.key)
-		args = append(args, w.op, w.a, w.b)
-	}
-	reply, err := createScript.Run(ctx, s.c, keys, args...).Slice()
+	field, _, err := s.runCreate(ctx, op, claims, []write{{"", s.Key("tenants"), "sadd", t.ID, ""}})
 	if err != nil {
-		return store.Unavailable(op, err)
-	}
-	field, _, err := parseCreateReply(reply)
-	if err != nil {
-		return store.Unavailable(op, err)
+		return err
 	}
 	if field != "" {
 		return &store.ConflictError{Field: field}
@@ -141,12 +100,12 @@ const ensureAttempts = 64
 // atomic, so concurrent EnsureTenant calls of one tenant all land.
 func (s *Store) EnsureTenant(ctx context.Context, t *store.Tenant) error {
 	const op = "ensure tenant"
-	body, code, err := checkTenant(op, t)
+	body, code, err := store.PrepareTenant(op, t)
 	if err != nil {
 		return err
 	}
 	keys := []string{s.Key("tenant", t.ID), s.Key("idx", "tenant_code", code), s.Key("tenants")}
-	if vat := vatKeyOf(t); vat != "" {
+	if vat := store.TenantVATKey(t); vat != "" {
 		keys = append(keys, s.Key("idx", "tenant_vat", vat))
 	}
 	var expect, merged string

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,7 +118,7 @@ func testSequenceNoGapOnConflict(t *testing.T, s store.Store) {
 		t.Fatalf("first create drew %d", n)
 	}
 	tenant := NewTestTenant("SEQCO", "ES99999999Z")
-	founder := newFounder("founder@seq.example", "founder", tenant)
+	founder := NewTestFounder("founder@seq.example", "founder", tenant)
 	create(t, s, store.NewUser{User: founder, Tenant: tenant, Sequence: "acct"})
 	holder := NewTestUser("other@seq.example", "")
 	tok := NewTestToken(holder.ID, time.Now().Add(time.Hour))
@@ -136,11 +135,11 @@ func testSequenceNoGapOnConflict(t *testing.T, s store.Store) {
 		{"login", func() store.NewUser { return store.NewUser{User: NewTestUser("l@seq.example", "Founder")} }},
 		{"tenant_code", func() store.NewUser {
 			tt := NewTestTenant("seqco", "ES11111111Z")
-			return store.NewUser{User: newFounder("tc@seq.example", "", tt), Tenant: tt}
+			return store.NewUser{User: NewTestFounder("tc@seq.example", "", tt), Tenant: tt}
 		}},
 		{"tenant_vat", func() store.NewUser {
 			tt := NewTestTenant("other", "es 99999999-z")
-			return store.NewUser{User: newFounder("tv@seq.example", "", tt), Tenant: tt}
+			return store.NewUser{User: NewTestFounder("tv@seq.example", "", tt), Tenant: tt}
 		}},
 		{"id", func() store.NewUser {
 			u := NewTestUser("id@seq.example", "")
@@ -176,30 +175,13 @@ func testSequenceNoGapOnConflict(t *testing.T, s store.Store) {
 	}
 }
 
-// runConcurrent runs fn(i) for i in [0, n) all at once and returns the
-// errors.
-func runConcurrent(n int, fn func(i int) error) []error {
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			errs[i] = fn(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
-
 func testConcurrentSequence(t *testing.T, s store.Store) {
 	const n = 50
 	users := make([]*store.User, n)
 	for i := range users {
 		users[i] = NewTestUser(fmt.Sprintf("conc%d@example.com", i), "")
 	}
-	errs := runConcurrent(n, func(i int) error {
+	errs := RunConcurrent(n, func(i int) error {
 		return s.CreateUser(ctx(t), store.NewUser{User: users[i], Sequence: "acct"})
 	})
 	var got []int64
@@ -231,7 +213,7 @@ func testConcurrentSequenceWithConflicts(t *testing.T, s store.Store) {
 	for i := range users {
 		users[i] = NewTestUser(fmt.Sprintf("pair%d@example.com", i%emails), "")
 	}
-	errs := runConcurrent(n, func(i int) error {
+	errs := RunConcurrent(n, func(i int) error {
 		return s.CreateUser(ctx(t), store.NewUser{User: users[i], Sequence: "acct"})
 	})
 	var got []int64
@@ -267,10 +249,8 @@ func testSequencesIndependent(t *testing.T, s store.Store) {
 
 func testIdempotency(t *testing.T, s store.Store) {
 	c := ctx(t)
-	_, err := s.GetIdempotency(c, "k1")
-	wantNotFound(t, "GetIdempotency(unknown)", err)
-	_, err = s.GetIdempotency(c, "")
-	wantNotFound(t, `GetIdempotency("")`, err)
+	wantAbsent(t, s.GetIdempotency, "k1", "GetIdempotency(unknown)")
+	wantAbsent(t, s.GetIdempotency, "", `GetIdempotency("")`)
 
 	u := NewTestUser("idem@example.com", "idem")
 	idem := NewTestIdempotency("k1", `{"email":"idem@example.com"}`, 24*time.Hour)
@@ -292,8 +272,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 			t.Fatalf("rejected create filled in its record: %+v", again)
 		}
 	}
-	_, err = s.UserIDByEmail(c, store.EmailKey("other@example.com"))
-	wantNotFound(t, "e-mail index of user rejected on idempotency", err)
+	wantAbsent(t, s.UserIDByEmail, store.EmailKey("other@example.com"), "e-mail index of user rejected on idempotency")
 	wantIdempotency(t, s, idem)
 	wantEmailIndex(t, s, u.EmailKey, u.ID)
 
@@ -318,8 +297,7 @@ func testIdempotencyExpiry(t *testing.T, s store.Store) {
 	wantIdempotency(t, s, idem)
 	time.Sleep(time.Until(idem.ExpiresAt) + 100*time.Millisecond)
 
-	_, err := s.GetIdempotency(ctx(t), "short")
-	wantNotFound(t, "GetIdempotency of an expired record", err)
+	wantAbsent(t, s.GetIdempotency, "short", "GetIdempotency of an expired record")
 	v := NewTestUser("exp2@example.com", "")
 	again := NewTestIdempotency("short", "body-2", time.Hour)
 	create(t, s, store.NewUser{User: v, Sequence: "acct", Idempotency: again})
@@ -339,30 +317,16 @@ func testConcurrentIdempotency(t *testing.T, s store.Store) {
 		users[i] = NewTestUser(fmt.Sprintf("same-key%d@example.com", i), "")
 		recs[i] = NewTestIdempotency("race", "same body", time.Hour)
 	}
-	errs := runConcurrent(n, func(i int) error {
+	errs := RunConcurrent(n, func(i int) error {
 		return s.CreateUser(ctx(t), store.NewUser{User: users[i], Sequence: "acct", Idempotency: recs[i]})
 	})
-	winner := -1
-	for i, err := range errs {
-		if err == nil {
-			if winner >= 0 {
-				t.Fatalf("creates %d and %d both succeeded with one idempotency key", winner, i)
-			}
-			winner = i
-			continue
-		}
-		wantConflict(t, err, "idempotency")
-	}
-	if winner < 0 {
-		t.Fatal("no create succeeded")
-	}
+	winner := OneWinner(t, errs, "idempotency")
 	for i, u := range users {
 		if i == winner {
 			continue
 		}
 		wantUserAbsent(t, s, u)
-		_, err := s.UserIDByEmail(ctx(t), u.EmailKey)
-		wantNotFound(t, "e-mail index of a loser", err)
+		wantAbsent(t, s.UserIDByEmail, u.EmailKey, "e-mail index of a loser")
 	}
 	if seqOf(t, users[winner]) != 1 {
 		t.Fatalf("winner drew %s, want 1", users[winner].Attributes[store.SeqAttr])
@@ -380,8 +344,7 @@ func testFailedCreateWritesNoIdempotency(t *testing.T, s store.Store) {
 	dup := NewTestUser("first@example.com", "")
 	idem := NewTestIdempotency("k", "body", time.Hour)
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: dup, Sequence: "acct", Idempotency: idem}), "email")
-	_, err := s.GetIdempotency(ctx(t), "k")
-	wantNotFound(t, "GetIdempotency after a create rejected on its e-mail", err)
+	wantAbsent(t, s.GetIdempotency, "k", "GetIdempotency after a create rejected on its e-mail")
 
 	// The key is still free.
 	u := NewTestUser("second@example.com", "")

@@ -202,30 +202,91 @@ func wantNotFound(t *testing.T, what string, err error) {
 
 func wantUserAbsent(t *testing.T, s store.Store, u *store.User) {
 	t.Helper()
-	_, err := s.GetUser(ctx(t), u.ID)
-	wantNotFound(t, "GetUser of rejected user "+u.ID, err)
+	wantAbsent(t, s.GetUser, u.ID, "GetUser of rejected user "+u.ID)
+}
+
+// wantAbsent asserts that lookup (a Store lookup such as s.UserIDByEmail)
+// finds nothing under key; what names the case.
+func wantAbsent[T any](t *testing.T, lookup func(context.Context, string) (T, error), key, what string) {
+	t.Helper()
+	_, err := lookup(ctx(t), key)
+	wantNotFound(t, what, err)
+}
+
+// RunConcurrent runs fn(i) for every i in [0, n) at once (each in its own
+// goroutine, all released together) and returns the errors, by i.
+func RunConcurrent(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// runConcurrentResults is RunConcurrent for calls with a result: it
+// returns the results and the errors, by i.
+func runConcurrentResults[T any](n int, fn func(i int) (T, error)) ([]T, []error) {
+	got := make([]T, n)
+	errs := RunConcurrent(n, func(i int) (err error) {
+		got[i], err = fn(i)
+		return err
+	})
+	return got, errs
+}
+
+// OneWinner asserts that of errs, the errors of racing calls, exactly one
+// is nil and every other a *store.ConflictError on field (not also
+// ErrUnavailable), and returns the winner's index.
+func OneWinner(t testing.TB, errs []error, field string) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		var ce *store.ConflictError
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("calls %d and %d both succeeded, want one winner", winner, i)
+			}
+			winner = i
+		case errors.As(err, &ce) && ce.Field == field && !errors.Is(err, store.ErrUnavailable):
+		default:
+			t.Fatalf("call %d: unexpected error %v, want success or a conflict on %q", i, err, field)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("none of %d racing calls succeeded", len(errs))
+	}
+	return winner
+}
+
+// wantIndex asserts that lookup, the Store method called name (such as
+// s.UserIDByEmail), resolves key to id.
+func wantIndex(t *testing.T, name string, lookup func(context.Context, string) (string, error), key, id string) {
+	t.Helper()
+	got, err := lookup(ctx(t), key)
+	if err != nil {
+		t.Fatalf("%s(%q): %v", name, key, err)
+	}
+	if got != id {
+		t.Fatalf("%s(%q) = %q, want %q", name, key, got, id)
+	}
 }
 
 func wantEmailIndex(t *testing.T, s store.Store, emailKey, id string) {
 	t.Helper()
-	got, err := s.UserIDByEmail(ctx(t), emailKey)
-	if err != nil {
-		t.Fatalf("UserIDByEmail(%q): %v", emailKey, err)
-	}
-	if got != id {
-		t.Fatalf("UserIDByEmail(%q) = %q, want %q", emailKey, got, id)
-	}
+	wantIndex(t, "UserIDByEmail", s.UserIDByEmail, emailKey, id)
 }
 
 func wantLoginIndex(t *testing.T, s store.Store, loginKey, id string) {
 	t.Helper()
-	got, err := s.UserIDByLogin(ctx(t), loginKey)
-	if err != nil {
-		t.Fatalf("UserIDByLogin(%q): %v", loginKey, err)
-	}
-	if got != id {
-		t.Fatalf("UserIDByLogin(%q) = %q, want %q", loginKey, got, id)
-	}
+	wantIndex(t, "UserIDByLogin", s.UserIDByLogin, loginKey, id)
 }
 
 // normUser returns a copy of u that compares equal across a storage round
@@ -318,14 +379,10 @@ func testUnknownNotFound(t *testing.T, s store.Store) {
 	unknown := store.NewID(time.Now())
 	_, err := s.GetUser(c, unknown)
 	wantNotFound(t, "GetUser(unknown)", err)
-	_, err = s.GetTenant(c, unknown)
-	wantNotFound(t, "GetTenant(unknown)", err)
-	_, err = s.UserIDByEmail(c, store.EmailKey("nobody@example.com"))
-	wantNotFound(t, "UserIDByEmail(unknown)", err)
-	_, err = s.UserIDByLogin(c, store.LoginKey("nobody"))
-	wantNotFound(t, "UserIDByLogin(unknown)", err)
-	_, err = s.TenantIDByVAT(c, store.VATKey("XX000000"))
-	wantNotFound(t, "TenantIDByVAT(unknown)", err)
+	wantAbsent(t, s.GetTenant, unknown, "GetTenant(unknown)")
+	wantAbsent(t, s.UserIDByEmail, store.EmailKey("nobody@example.com"), "UserIDByEmail(unknown)")
+	wantAbsent(t, s.UserIDByLogin, store.LoginKey("nobody"), "UserIDByLogin(unknown)")
+	wantAbsent(t, s.TenantIDByVAT, store.VATKey("XX000000"), "TenantIDByVAT(unknown)")
 
 	// Known records do not make unknown ones visible.
 	create(t, s, store.NewUser{User: NewTestUser("someone@example.com", "someone")})
@@ -345,8 +402,7 @@ func testIndexesResolve(t *testing.T, s store.Store) {
 	wantUser(t, s, a)
 	wantUser(t, s, b)
 	// A user without login claims no login index entry.
-	_, err := s.UserIDByLogin(ctx(t), "")
-	wantNotFound(t, `UserIDByLogin("") after a user without login`, err)
+	wantAbsent(t, s.UserIDByLogin, "", `UserIDByLogin("") after a user without login`)
 }
 
 func testDuplicateEmail(t *testing.T, s store.Store) {
@@ -356,8 +412,7 @@ func testDuplicateEmail(t *testing.T, s store.Store) {
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second}), "email")
 
 	wantUserAbsent(t, s, second)
-	_, err := s.UserIDByLogin(ctx(t), second.LoginKey)
-	wantNotFound(t, "login index of rejected user", err)
+	wantAbsent(t, s.UserIDByLogin, second.LoginKey, "login index of rejected user")
 	wantEmailIndex(t, s, first.EmailKey, first.ID)
 	wantLoginIndex(t, s, first.LoginKey, first.ID)
 	wantUser(t, s, first)
@@ -370,8 +425,7 @@ func testDuplicateLogin(t *testing.T, s store.Store) {
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second}), "login")
 
 	wantUserAbsent(t, s, second)
-	_, err := s.UserIDByEmail(ctx(t), second.EmailKey)
-	wantNotFound(t, "e-mail index of user rejected on login", err)
+	wantAbsent(t, s.UserIDByEmail, second.EmailKey, "e-mail index of user rejected on login")
 	wantLoginIndex(t, s, first.LoginKey, first.ID)
 	wantUser(t, s, first)
 }
@@ -387,10 +441,8 @@ func testRejectedCreateLeavesKeysFree(t *testing.T, s store.Store) {
 	second.TenantID = tenant.ID
 	tenant.CreatedBy = second.ID
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: second, Tenant: tenant}), "login")
-	_, err := s.GetTenant(ctx(t), tenant.ID)
-	wantNotFound(t, "tenant of user rejected on login", err)
-	_, err = s.TenantIDByVAT(ctx(t), tenant.Billing.VATKey)
-	wantNotFound(t, "VAT index of user rejected on login", err)
+	wantAbsent(t, s.GetTenant, tenant.ID, "tenant of user rejected on login")
+	wantAbsent(t, s.TenantIDByVAT, tenant.Billing.VATKey, "VAT index of user rejected on login")
 	if err := s.Taken(ctx(t), store.UniqueKeys{EmailKey: second.EmailKey, TenantVATKey: tenant.Billing.VATKey, TenantCodeKey: "retry"}); err != nil {
 		t.Fatalf("Taken after rejected create: %v, want nil", err)
 	}
@@ -450,7 +502,9 @@ func testAliasesDistinct(t *testing.T, s store.Store) {
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: again}), "email")
 }
 
-func newFounder(email, login string, tenant *store.Tenant) *store.User {
+// NewTestFounder returns NewTestUser(email, login) as the founder of
+// tenant: its TenantID is tenant.ID and tenant.CreatedBy its id.
+func NewTestFounder(email, login string, tenant *store.Tenant) *store.User {
 	u := NewTestUser(email, login)
 	u.TenantID = tenant.ID
 	tenant.CreatedBy = u.ID
@@ -459,7 +513,7 @@ func newFounder(email, login string, tenant *store.Tenant) *store.User {
 
 func testUserWithTenant(t *testing.T, s store.Store) {
 	tenant := NewTestTenant("ACME", "es 12.345.678-x")
-	u := newFounder("founder@acme.example", "founder", tenant)
+	u := NewTestFounder("founder@acme.example", "founder", tenant)
 	create(t, s, store.NewUser{User: u, Tenant: tenant})
 
 	wantUser(t, s, u)
@@ -484,21 +538,18 @@ func testUserWithTenant(t *testing.T, s store.Store) {
 
 func testDuplicateTenantVAT(t *testing.T, s store.Store) {
 	t1 := NewTestTenant("ACME", "ES12345678X")
-	u1 := newFounder("a@acme.example", "acme-a", t1)
+	u1 := NewTestFounder("a@acme.example", "acme-a", t1)
 	create(t, s, store.NewUser{User: u1, Tenant: t1})
 
 	// Same company, VAT id written differently, different code.
 	t2 := NewTestTenant("ACME2", "es 12.345.678-x")
-	u2 := newFounder("b@other.example", "acme-b", t2)
+	u2 := NewTestFounder("b@other.example", "acme-b", t2)
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: u2, Tenant: t2}), "tenant*")
 
 	wantUserAbsent(t, s, u2)
-	_, err := s.GetTenant(ctx(t), t2.ID)
-	wantNotFound(t, "GetTenant of rejected tenant", err)
-	_, err = s.UserIDByEmail(ctx(t), u2.EmailKey)
-	wantNotFound(t, "e-mail index of user rejected on tenant", err)
-	_, err = s.UserIDByLogin(ctx(t), u2.LoginKey)
-	wantNotFound(t, "login index of user rejected on tenant", err)
+	wantAbsent(t, s.GetTenant, t2.ID, "GetTenant of rejected tenant")
+	wantAbsent(t, s.UserIDByEmail, u2.EmailKey, "e-mail index of user rejected on tenant")
+	wantAbsent(t, s.UserIDByLogin, u2.LoginKey, "login index of user rejected on tenant")
 	if err := s.Taken(ctx(t), store.UniqueKeys{TenantCodeKey: "acme2"}); err != nil {
 		t.Fatalf("code of rejected tenant is claimed: Taken = %v", err)
 	}
@@ -513,26 +564,23 @@ func testDuplicateTenantVAT(t *testing.T, s store.Store) {
 
 func testDuplicateTenantCode(t *testing.T, s store.Store) {
 	t1 := NewTestTenant("Globex", "FR12345678901")
-	u1 := newFounder("a@globex.example", "", t1)
+	u1 := NewTestFounder("a@globex.example", "", t1)
 	create(t, s, store.NewUser{User: u1, Tenant: t1})
 
 	t2 := NewTestTenant("GLOBEX", "IT12345678901")
-	u2 := newFounder("b@globex.example", "", t2)
+	u2 := NewTestFounder("b@globex.example", "", t2)
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: u2, Tenant: t2}), "tenant*")
 
 	wantUserAbsent(t, s, u2)
-	_, err := s.GetTenant(ctx(t), t2.ID)
-	wantNotFound(t, "GetTenant of rejected tenant", err)
-	_, err = s.TenantIDByVAT(ctx(t), t2.Billing.VATKey)
-	wantNotFound(t, "VAT index of rejected tenant", err)
-	_, err = s.UserIDByEmail(ctx(t), u2.EmailKey)
-	wantNotFound(t, "e-mail index of user rejected on tenant code", err)
+	wantAbsent(t, s.GetTenant, t2.ID, "GetTenant of rejected tenant")
+	wantAbsent(t, s.TenantIDByVAT, t2.Billing.VATKey, "VAT index of rejected tenant")
+	wantAbsent(t, s.UserIDByEmail, u2.EmailKey, "e-mail index of user rejected on tenant code")
 	wantTenant(t, s, t1)
 }
 
 func testTaken(t *testing.T, s store.Store) {
 	tenant := NewTestTenant("Initech", "GB 123 4567 89")
-	u := newFounder("Taken@Example.com", "TakenLogin", tenant)
+	u := NewTestFounder("Taken@Example.com", "TakenLogin", tenant)
 	n := store.NewUser{User: u, Tenant: tenant}
 	create(t, s, n)
 	keys := n.Of()
@@ -606,38 +654,11 @@ func testConcurrentSameEmail(t *testing.T, s store.Store) {
 	for i := range users {
 		users[i] = NewTestUser("race@example.com", "")
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
 	c := ctx(t)
-	for i := range users {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.CreateUser(c, store.NewUser{User: users[i]})
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	winner := -1
-	conflicts := 0
-	for i, err := range errs {
-		var ce *store.ConflictError
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Errorf("users %d and %d both created with the same e-mail", winner, i)
-			}
-			winner = i
-		case errors.As(err, &ce) && ce.Field == "email":
-			conflicts++
-		default:
-			t.Errorf("CreateUser %d: unexpected error %v", i, err)
-		}
-	}
-	if winner < 0 || conflicts != n-1 {
-		t.Fatalf("got winner %d and %d e-mail conflicts, want one winner and %d conflicts", winner, conflicts, n-1)
-	}
+	errs := RunConcurrent(n, func(i int) error {
+		return s.CreateUser(c, store.NewUser{User: users[i]})
+	})
+	winner := OneWinner(t, errs, "email")
 	readable := 0
 	for i, u := range users {
 		_, err := s.GetUser(c, u.ID)
@@ -661,19 +682,10 @@ func testConcurrentSameEmail(t *testing.T, s store.Store) {
 
 func testConcurrentSecret(t *testing.T, s store.Store) {
 	const n = 20
-	got := make([][]byte, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
 	c := ctx(t)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			got[i], errs[i] = s.LoadOrCreateSecret(c, "race", fmt.Appendf(nil, "value-%02d", i))
-		})
-	}
-	close(start)
-	wg.Wait()
+	got, errs := runConcurrentResults(n, func(i int) ([]byte, error) {
+		return s.LoadOrCreateSecret(c, "race", fmt.Appendf(nil, "value-%02d", i))
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("LoadOrCreateSecret %d: %v", i, err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,19 +40,12 @@ func ensureTenant(t *testing.T, s store.Store, tn *store.Tenant) {
 
 func wantCodeIndex(t *testing.T, s store.Store, code, id string) {
 	t.Helper()
-	got, err := s.TenantIDByCode(ctx(t), code)
-	if err != nil {
-		t.Fatalf("TenantIDByCode(%q): %v", code, err)
-	}
-	if got != id {
-		t.Fatalf("TenantIDByCode(%q) = %q, want %q", code, got, id)
-	}
+	wantIndex(t, "TenantIDByCode", s.TenantIDByCode, code, id)
 }
 
 func wantCodeAbsent(t *testing.T, s store.Store, code string) {
 	t.Helper()
-	_, err := s.TenantIDByCode(ctx(t), code)
-	wantNotFound(t, fmt.Sprintf("TenantIDByCode(%q)", code), err)
+	wantAbsent(t, s.TenantIDByCode, code, fmt.Sprintf("TenantIDByCode(%q)", code))
 }
 
 // wantTenants asserts ListTenants returns exactly want, in order, each
@@ -160,12 +152,10 @@ func testTenantDuplicates(t *testing.T, s store.Store) {
 
 	// Nothing of the rejected tenants was written.
 	for _, tn := range []*store.Tenant{sameCode, sameVAT} {
-		_, err := s.GetTenant(ctx(t), tn.ID)
-		wantNotFound(t, "GetTenant of rejected tenant "+tn.Code, err)
+		wantAbsent(t, s.GetTenant, tn.ID, "GetTenant of rejected tenant "+tn.Code)
 	}
 	for _, vat := range []string{"DE222222222", "DE333333333"} {
-		_, err := s.TenantIDByVAT(ctx(t), vat)
-		wantNotFound(t, "VAT index of rejected tenant "+vat, err)
+		wantAbsent(t, s.TenantIDByVAT, vat, "VAT index of rejected tenant "+vat)
 	}
 	wantCodeAbsent(t, s, "other")
 	wantCodeAbsent(t, s, "third")
@@ -175,7 +165,7 @@ func testTenantDuplicates(t *testing.T, s store.Store) {
 
 	// A registration cannot found a tenant on a code CreateTenant holds.
 	founded := NewTestTenant("aCmE", "DE444444444")
-	u := newFounder("f@acme.example", "", founded)
+	u := NewTestFounder("f@acme.example", "", founded)
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: u, Tenant: founded}), "tenant_code")
 	wantUserAbsent(t, s, u)
 	wantTenants(t, s, first)
@@ -216,8 +206,7 @@ func testEnsureTenant(t *testing.T, s store.Store) {
 	want.Groups = []string{"admin", "dev", "Admin", "qa"}
 	wantTenant(t, s, &want)
 	wantTenants(t, s, &want)
-	_, err := s.TenantIDByVAT(ctx(t), "FR1")
-	wantNotFound(t, "VAT of a redeclared tenant", err)
+	wantAbsent(t, s.TenantIDByVAT, "FR1", "VAT of a redeclared tenant")
 
 	// An empty name keeps the stored one.
 	ensureTenant(t, s, &store.Tenant{ID: decl.ID, Code: "ops"})
@@ -230,8 +219,7 @@ func testEnsureTenant(t *testing.T, s store.Store) {
 	otherID := NewTestRegistryTenant("oPs", "x")
 	wantConflict(t, s.EnsureTenant(ctx(t), otherID), "tenant_code")
 	wantCodeAbsent(t, s, "other")
-	_, err = s.GetTenant(ctx(t), otherID.ID)
-	wantNotFound(t, "GetTenant of tenant rejected on code", err)
+	wantAbsent(t, s.GetTenant, otherID.ID, "GetTenant of tenant rejected on code")
 	wantTenant(t, s, &want)
 	wantTenants(t, s, &want)
 
@@ -241,12 +229,11 @@ func testEnsureTenant(t *testing.T, s store.Store) {
 	sameVAT := NewTestTenant("Copy", "it123")
 	wantConflict(t, s.EnsureTenant(ctx(t), sameVAT), "tenant_vat")
 	wantCodeAbsent(t, s, "copy")
-	_, err = s.GetTenant(ctx(t), sameVAT.ID)
-	wantNotFound(t, "GetTenant of tenant rejected on VAT", err)
+	wantAbsent(t, s.GetTenant, sameVAT.ID, "GetTenant of tenant rejected on VAT")
 
 	// A tenant founded by a registration can be redeclared too.
 	founded := NewTestTenant("Founded", "PT 999")
-	u := newFounder("f@founded.example", "", founded)
+	u := NewTestFounder("f@founded.example", "", founded)
 	create(t, s, store.NewUser{User: u, Tenant: founded})
 	ensureTenant(t, s, &store.Tenant{ID: founded.ID, Code: "founded", Groups: []string{"members"}})
 	wantFounded := *founded
@@ -260,20 +247,12 @@ func testEnsureTenant(t *testing.T, s store.Store) {
 func testConcurrentEnsureTenant(t *testing.T, s store.Store) {
 	const n = 20
 	base := NewTestRegistryTenant("Shared", "base")
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
 	c := ctx(t)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			d := *base
-			d.Groups = []string{"base", fmt.Sprintf("g%02d", i)}
-			errs[i] = s.EnsureTenant(c, &d)
-		})
-	}
-	close(start)
-	wg.Wait()
+	errs := RunConcurrent(n, func(i int) error {
+		d := *base
+		d.Groups = []string{"base", fmt.Sprintf("g%02d", i)}
+		return s.EnsureTenant(c, &d)
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("EnsureTenant %d: %v", i, err)
@@ -302,16 +281,16 @@ func testFoundedTenantsListed(t *testing.T, s store.Store) {
 	declared := NewTestRegistryTenant("m-declared")
 	createTenant(t, s, declared)
 	founded := NewTestTenant("Z-Founded", "BE0123456789")
-	u := newFounder("z@founded.example", "", founded)
+	u := NewTestFounder("z@founded.example", "", founded)
 	create(t, s, store.NewUser{User: u, Tenant: founded})
 	founded2 := NewTestTenant("a-founded", "BE0987654321")
-	u2 := newFounder("a@founded.example", "", founded2)
+	u2 := NewTestFounder("a@founded.example", "", founded2)
 	create(t, s, store.NewUser{User: u2, Tenant: founded2})
 	wantCodeIndex(t, s, "z-founded", founded.ID)
 
 	// A rejected registration founds nothing.
 	rejected := NewTestTenant("b-rejected", "BE1111111111")
-	dup := newFounder("z@founded.example", "", rejected)
+	dup := NewTestFounder("z@founded.example", "", rejected)
 	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: dup, Tenant: rejected}), "email")
 
 	wantTenants(t, s, founded2, declared, founded)
@@ -338,12 +317,9 @@ func testJoinTenantMustExist(t *testing.T, s store.Store) {
 		t.Fatalf("CreateUser into an unknown tenant = %v, want only ErrNotFound", err)
 	}
 	wantUserAbsent(t, s, stray)
-	_, err = s.UserIDByEmail(ctx(t), stray.EmailKey)
-	wantNotFound(t, "e-mail index of user refused for unknown tenant", err)
-	_, err = s.UserIDByLogin(ctx(t), stray.LoginKey)
-	wantNotFound(t, "login index of user refused for unknown tenant", err)
-	_, err = s.GetIdempotency(ctx(t), idem.Key)
-	wantNotFound(t, "idempotency record of user refused for unknown tenant", err)
+	wantAbsent(t, s.UserIDByEmail, stray.EmailKey, "e-mail index of user refused for unknown tenant")
+	wantAbsent(t, s.UserIDByLogin, stray.LoginKey, "login index of user refused for unknown tenant")
+	wantAbsent(t, s.GetIdempotency, idem.Key, "idempotency record of user refused for unknown tenant")
 	if q, p, err := s.MailCounts(ctx(t)); err != nil || q != 0 || p != 0 {
 		t.Fatalf("MailCounts after refused create = %d, %d, %v; want none", q, p, err)
 	}
@@ -379,35 +355,11 @@ func testConcurrentCreateTenant(t *testing.T, s store.Store) {
 		}
 		tenants[i] = NewTestRegistryTenant(code, fmt.Sprint("g", i))
 	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
 	c := ctx(t)
-	for i := range tenants {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.CreateTenant(c, tenants[i])
-		})
-	}
-	close(start)
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		var ce *store.ConflictError
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("tenants %d and %d both created with one code", winner, i)
-			}
-			winner = i
-		case errors.As(err, &ce) && ce.Field == "tenant_code":
-		default:
-			t.Fatalf("CreateTenant %d: %v", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no tenant created")
-	}
+	errs := RunConcurrent(n, func(i int) error {
+		return s.CreateTenant(c, tenants[i])
+	})
+	winner := OneWinner(t, errs, "tenant_code")
 	for i, tn := range tenants {
 		_, err := s.GetTenant(c, tn.ID)
 		if i == winner {
