@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -87,9 +87,9 @@ type App struct {
 	// running hash holds its whole argon2 memory, and Go's collector lets
 	// the heap grow to twice what is live, so under a flood of
 	// registrations the process would swell far past what it uses. auto
-	// sets Go's soft memory limit to hash_pool_size × hash memory + 128 MiB
-	// (at least the heap in use at start + 64 MiB), only when no limit is
-	// set already (GOMEMLIMIT, or Caddy's own in a container).
+	// lowers Go's soft memory limit to hash_pool_size × hash memory +
+	// 128 MiB (at least the heap in use at start + 64 MiB), unless
+	// GOMEMLIMIT is set.
 	MemoryLimit string `json:"memory_limit,omitempty"`
 
 	// Tenants are declared tenants, written to the store at start
@@ -428,14 +428,14 @@ func (a *App) checkMemoryLimit() error {
 }
 
 // applyMemoryLimit sets Go's soft memory limit (see MemoryLimit). It is
-// process-wide, so it only ever lowers an unset limit and never overrides
-// one the operator or Caddy chose.
+// process-wide, so it only ever lowers the limit, and leaves one the
+// operator chose with GOMEMLIMIT alone.
 func (a *App) applyMemoryLimit() {
 	if a.MemoryLimit == "off" {
 		return
 	}
-	if cur := debug.SetMemoryLimit(-1); cur != math.MaxInt64 {
-		return
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return // the operator's choice
 	}
 	var limit int64
 	if a.MemoryLimit == "" || a.MemoryLimit == "auto" {
@@ -444,6 +444,11 @@ func (a *App) applyMemoryLimit() {
 		limit = max(int64(a.poolSize)*a.hashMem+128<<20, int64(ms.HeapInuse)+64<<20)
 	} else {
 		limit, _ = parseSize(a.MemoryLimit)
+	}
+	// Caddy sets a limit from the cgroup or the machine's memory; only
+	// ever lower it.
+	if cur := debug.SetMemoryLimit(-1); cur <= limit {
+		return
 	}
 	debug.SetMemoryLimit(limit)
 	a.logger.Info("go memory limit set", zap.Int64("bytes", limit), zap.String("why", "bound memory under registration floods; set GOMEMLIMIT or memory_limit to change"))

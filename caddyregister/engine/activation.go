@@ -187,6 +187,7 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempoten
 	case err != nil:
 		return nil, err
 	}
+	e.recent.forget(userID(u))
 	e.log.Info("token used", zap.String("purpose", purpose), zap.String("user_id", userID(u)))
 	return u, nil
 }

@@ -80,6 +80,10 @@ type Engine struct {
 	issuer atomic.Pointer[token.Issuer]
 
 	verified *verifiedCache
+	// recent holds users read for Me for a second: clients poll /me with
+	// their token, and a store round trip per poll would cost more than the
+	// rest of the request (see README, Performance).
+	recent *userCache
 
 	basicCache *credCache
 
@@ -94,7 +98,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Hasher == nil || cfg.Pool == nil {
 		return nil, errors.New("engine: store, hasher and pool are required")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize)}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize), recent: newUserCache(userCacheTTL, 10000)}
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
@@ -640,7 +644,13 @@ func (e *Engine) Me(ctx context.Context, tok string) (*store.User, *Principal, e
 	if p.Kind != KindUser {
 		return nil, p, nil
 	}
+	if u, ok := e.recent.get(p.ID, e.now()); ok {
+		return u, p, nil
+	}
 	u, err := e.cfg.Store.GetUser(ctx, p.ID)
+	if err == nil {
+		e.recent.put(p.ID, u, e.now())
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// A valid token for a user that no longer exists.
 		return nil, nil, ErrUnauthenticated
