@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/caddyregister/caddyregister/caddyregister/password/internal/argon2"
 )
 
 // Argon2id hashes with argon2id and encodes in PHC string format:
@@ -77,7 +77,7 @@ func (a Argon2id) Hash(pw []byte) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("argon2id: reading random salt: %w", err)
 	}
-	key := argon2.IDKey(pw, salt, p.time, p.memory, p.threads, p.keyLen)
+	key := idKey(pw, salt, p)
 	return argon2Hash{params: p, salt: salt, key: key}.String(), nil
 }
 
@@ -166,7 +166,7 @@ func (h argon2Hash) String() string {
 
 func (h argon2Hash) verify(pw []byte) bool {
 	p := h.params
-	got := argon2.IDKey(pw, h.salt, p.time, p.memory, p.threads, p.keyLen)
+	got := idKey(pw, h.salt, p)
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
