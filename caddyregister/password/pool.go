@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,14 @@ type Pool struct {
 	sem     chan struct{}
 	maxWait time.Duration
 	obs     Observer
+
+	// waiting counts callers queued for a slot; avgNanos is a moving
+	// average of how long a slot is held. Together they predict a new
+	// caller's wait, so a caller who cannot be served within its budget is
+	// refused at once instead of after waiting the whole budget: under a
+	// flood, refusals are fast and cost nothing.
+	waiting  atomic.Int64
+	avgNanos atomic.Int64
 }
 
 // PoolConfig configures [NewPool].
@@ -115,10 +124,36 @@ func (p *Pool) run(ctx context.Context, name string, fn func()) error {
 	defer func() { <-p.sem }()
 	start := time.Now()
 	fn()
+	d := time.Since(start)
+	p.record(d)
 	if p.obs != nil {
-		p.obs.ObserveHash(name, time.Since(start))
+		p.obs.ObserveHash(name, d)
 	}
 	return nil
+}
+
+// record folds d into the moving average (weight 1/8).
+func (p *Pool) record(d time.Duration) {
+	for {
+		old := p.avgNanos.Load()
+		next := int64(d)
+		if old > 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if p.avgNanos.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// expectedWait predicts how long a caller joining the queue now waits:
+// everyone ahead of it, served Size at a time.
+func (p *Pool) expectedWait(ahead int64) time.Duration {
+	avg := p.avgNanos.Load()
+	if avg <= 0 {
+		return 0
+	}
+	return time.Duration((ahead/int64(cap(p.sem)) + 1) * avg)
 }
 
 func (p *Pool) acquire(ctx context.Context) error {
@@ -146,7 +181,9 @@ func (p *Pool) acquire(ctx context.Context) error {
 		// to the client's wait on top of MaxWait.
 		wait = min(wait, time.Until(t.Add(p.maxWait)))
 	}
-	if wait <= 0 {
+	ahead := p.waiting.Add(1) - 1
+	defer p.waiting.Add(-1)
+	if wait <= 0 || p.expectedWait(ahead) > wait {
 		observe()
 		return p.overloaded()
 	}
