@@ -433,6 +433,11 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		t.CreatedBy = u.ID
 	}
 
+	if e.cfg.Pool.WouldShed(ctx) {
+		// Refuse before the store round trip: under a flood the answer
+		// is the same and this one costs nothing.
+		return nil, e.cfg.Pool.Overloaded()
+	}
 	if err := e.Taken(ctx, nu.Of()); err != nil {
 		return e.replayOnConflict(ctx, r, err)
 	}

@@ -174,13 +174,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
-	wait := p.maxWait
-	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
-		// The budget counts from the request's arrival, so time spent
-		// before queueing (parsing, the duplicate pre-check) is not added
-		// to the client's wait on top of MaxWait.
-		wait = min(wait, time.Until(t.Add(p.maxWait)))
-	}
+	wait := p.budget(ctx)
 	ahead := p.waiting.Add(1) - 1
 	defer p.waiting.Add(-1)
 	if wait <= 0 || p.expectedWait(ahead) > wait {
@@ -202,6 +196,29 @@ func (p *Pool) acquire(ctx context.Context) error {
 	}
 }
 
+// budget is how long a caller may still queue: MaxWait, counted from the
+// request's arrival when known, so time spent before queueing (parsing,
+// the duplicate pre-check) is not added to the client's wait.
+func (p *Pool) budget(ctx context.Context) time.Duration {
+	wait := p.maxWait
+	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
+		wait = min(wait, time.Until(t.Add(p.maxWait)))
+	}
+	return wait
+}
+
+// WouldShed reports whether a caller queueing now would be refused. Callers
+// ask before doing other work for a request (a store round trip, say), so
+// that under a flood refusals cost next to nothing. It is a prediction:
+// Hash still decides.
+func (p *Pool) WouldShed(ctx context.Context) bool {
+	if len(p.sem) < cap(p.sem) {
+		return false
+	}
+	wait := p.budget(ctx)
+	return wait <= 0 || p.expectedWait(p.waiting.Load()) > wait
+}
+
 type arrivalKey struct{}
 
 // WithArrival records when the request arrived: the pool's MaxWait is then
@@ -209,6 +226,9 @@ type arrivalKey struct{}
 func WithArrival(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, arrivalKey{}, t)
 }
+
+// Overloaded is the error Hash returns when it sheds a caller.
+func (p *Pool) Overloaded() error { return p.overloaded() }
 
 // overloaded builds the error for a shed request. The hint is at least a
 // second because Retry-After has one-second resolution.

@@ -130,6 +130,10 @@ func Open(path string) (*Store, error) {
 		}
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err == nil {
+		// Registrations waiting to join a commit wait at most this long.
+		db.MaxBatchDelay = 2 * time.Millisecond
+	}
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, &lockedError{path: path}
@@ -247,7 +251,12 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	var conflict *store.ConflictError
 	var missing error
 	var seq int64
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Batch coalesces concurrent registrations into one commit (one fsync):
+	// each still returns only after its data is durable. bbolt may run the
+	// function again (alone) when another in the batch fails, so it resets
+	// what it reports.
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		conflict, missing, seq = nil, nil, 0
 		now := time.Now()
 		if idem != nil {
 			taken, err := idemTaken(tx, idem.Key, now)
