@@ -436,7 +436,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if e.cfg.Pool.WouldShed(ctx) {
 		// Refuse before the store round trip: under a flood the answer
 		// is the same and this one costs nothing.
-		return nil, e.cfg.Pool.Overloaded()
+		return nil, e.cfg.Pool.Shed(ctx)
 	}
 	if err := e.Taken(ctx, nu.Of()); err != nil {
 		return e.replayOnConflict(ctx, r, err)

@@ -179,7 +179,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 	defer p.waiting.Add(-1)
 	if wait <= 0 || p.expectedWait(ahead) > wait {
 		observe()
-		return p.overloaded()
+		return p.Shed(ctx)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -229,6 +229,28 @@ func WithArrival(ctx context.Context, t time.Time) context.Context {
 
 // Overloaded is the error Hash returns when it sheds a caller.
 func (p *Pool) Overloaded() error { return p.overloaded() }
+
+// ShedDelay is how long a predicted refusal is held before it is
+// answered. Clients under a flood retry as soon as they are answered; a
+// refusal that came back in microseconds would let them take the CPU the
+// admitted requests need to hash. A quarter second keeps refusals fast for
+// people while slowing a retry loop a thousandfold.
+const ShedDelay = 250 * time.Millisecond
+
+// Shed waits ShedDelay (bounded by the caller's budget and ctx) and returns
+// the overload error.
+func (p *Pool) Shed(ctx context.Context) error {
+	d := min(ShedDelay, p.budget(ctx))
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return p.overloaded()
+}
 
 // overloaded builds the error for a shed request. The hint is at least a
 // second because Retry-After has one-second resolution.
