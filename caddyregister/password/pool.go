@@ -174,7 +174,10 @@ func (p *Pool) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
-	wait := p.budget(ctx)
+	// A caller is served only if its hash can still finish within its
+	// budget: queueing until the last moment and then hashing would answer
+	// later than MaxWait promises.
+	wait := p.budget(ctx) - time.Duration(p.avgNanos.Load())
 	ahead := p.waiting.Add(1) - 1
 	defer p.waiting.Add(-1)
 	if wait <= 0 || p.expectedWait(ahead) > wait {

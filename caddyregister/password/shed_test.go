@@ -15,7 +15,7 @@ func (h sleepHasher) Hash([]byte) (string, error) { time.Sleep(h.d); return "x",
 func (h sleepHasher) Name() string                { return "sleep" }
 
 func TestPoolShedsHopelessWaitersAtOnce(t *testing.T) {
-	p := NewPool(PoolConfig{Size: 1, MaxWait: 1500 * time.Millisecond})
+	p := NewPool(PoolConfig{Size: 1, MaxWait: 2500 * time.Millisecond})
 	h := sleepHasher{d: time.Second}
 	ctx := context.Background()
 	// Teach the pool how long a hash takes.
@@ -25,9 +25,9 @@ func TestPoolShedsHopelessWaitersAtOnce(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { _, err := p.Hash(ctx, h, nil); done <- err }() // runs
 	time.Sleep(20 * time.Millisecond)
-	go func() { _, err := p.Hash(ctx, h, nil); done <- err }() // waits ~1s: fits
+	go func() { _, err := p.Hash(ctx, h, nil); done <- err }() // waits ~1s, hashes by ~2s: fits 2.5s
 	time.Sleep(20 * time.Millisecond)
-	// A third caller would wait ~2s > 1.5s: refused after ShedDelay, not
+	// A third caller would wait ~2s and finish by ~3s > 2.5s: refused after ShedDelay, not
 	// after its whole budget.
 	_, err := p.Hash(ctx, h, nil)
 	if !errors.Is(err, ErrOverloaded) {
