@@ -638,8 +638,9 @@ func TestPoolOverloaded(t *testing.T) {
 			if err.Error() != "password hashing is overloaded" {
 				t.Errorf("Error() = %q", err.Error())
 			}
-			if d := time.Since(start); d < 30*time.Millisecond {
-				t.Errorf("gave up after %v, before MaxWait", d)
+			// The pool keeps a twentieth of MaxWait back for work outside it.
+			if d := time.Since(start); d < 30*time.Millisecond*19/20 {
+				t.Errorf("gave up after %v, before its budget", d)
 			}
 		})
 	}

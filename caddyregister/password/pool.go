@@ -202,10 +202,15 @@ func (p *Pool) acquire(ctx context.Context) error {
 // budget is how long a caller may still queue: MaxWait, counted from the
 // request's arrival when known, so time spent before queueing (parsing,
 // the duplicate pre-check) is not added to the client's wait.
+//
+// A twentieth of MaxWait is kept back for what happens outside the pool
+// (reading the request before it reaches us, writing the answer), so the
+// client, not just the pool, sees its answer within MaxWait plus a hash.
 func (p *Pool) budget(ctx context.Context) time.Duration {
-	wait := p.maxWait
+	full := p.maxWait - p.maxWait/20
+	wait := full
 	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
-		wait = min(wait, time.Until(t.Add(p.maxWait)))
+		wait = min(wait, time.Until(t.Add(full)))
 	}
 	return wait
 }
