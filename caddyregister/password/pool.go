@@ -203,11 +203,11 @@ func (p *Pool) acquire(ctx context.Context) error {
 // request's arrival when known, so time spent before queueing (parsing,
 // the duplicate pre-check) is not added to the client's wait.
 //
-// A twentieth of MaxWait is kept back for what happens outside the pool
+// A tenth of MaxWait is kept back for what happens outside the pool
 // (reading the request before it reaches us, writing the answer), so the
 // client, not just the pool, sees its answer within MaxWait plus a hash.
 func (p *Pool) budget(ctx context.Context) time.Duration {
-	full := p.maxWait - p.maxWait/20
+	full := p.maxWait - p.maxWait/10
 	wait := full
 	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
 		wait = min(wait, time.Until(t.Add(full)))
