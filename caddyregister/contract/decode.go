@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -60,7 +61,7 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(body, err)
+		return decodeError(body, err, dec.InputOffset())
 	}
 	if rest := dec.InputOffset(); len(trimJSONSpace(body[rest:])) > 0 {
 		off := rest + int64(len(body[rest:])-len(bytes.TrimLeft(body[rest:], jsonSpace)))
@@ -75,7 +76,9 @@ const jsonSpace = " \t\r\n"
 
 func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, jsonSpace) }
 
-func decodeError(body []byte, err error) error {
+// decodeError turns encoding/json's error into a DecodeError; end is the
+// decoder's input offset when it failed.
+func decodeError(body []byte, err error, end int64) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -109,11 +112,76 @@ func decodeError(body []byte, err error) error {
 		return d
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return at(body, int64(len(body)), "unexpected end of JSON input")
+	case strings.Contains(err.Error(), "invalid number literal"):
+		// A JSON string that is not a number, bound to a json.Number:
+		// encoding/json names the literal but not where it is.
+		if start, ok := findValue(body, numberLiteral(err.Error())); ok {
+			field := keyBefore(body, start)
+			d := at(body, start, fmt.Sprintf("field %q must be a number, not a string", field)).(*DecodeError)
+			d.Field = field
+			return d
+		}
+		return &DecodeError{Problem: "a number field holds a string that is not a number"}
 	default:
-		// encoding/json's remaining errors (an invalid number in a
-		// json.Number field, say) carry no position.
 		return &DecodeError{Problem: strings.TrimPrefix(err.Error(), "json: ")}
 	}
+}
+
+// numberLiteral extracts the literal from encoding/json's message
+// `json: invalid number literal, trying to unmarshal "\"abc\"" into Number`.
+func numberLiteral(msg string) string {
+	i := strings.Index(msg, "unmarshal ")
+	j := strings.LastIndex(msg, " into ")
+	if i < 0 || j < i+len("unmarshal ") {
+		return ""
+	}
+	lit, err := strconv.Unquote(msg[i+len("unmarshal ") : j])
+	if err != nil {
+		return ""
+	}
+	return lit
+}
+
+// findValue finds the first place lit stands as an object member's value.
+func findValue(b []byte, lit string) (int64, bool) {
+	if lit == "" {
+		return 0, false
+	}
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte(lit))
+		if i < 0 {
+			return 0, false
+		}
+		at := int64(off + i)
+		if keyBefore(b, at) != "" {
+			return at, true
+		}
+		off += i + 1
+	}
+}
+
+// keyBefore returns the object key whose value starts at off ("" if none).
+func keyBefore(b []byte, off int64) string {
+	i := off - 1
+	for i >= 0 && strings.IndexByte(jsonSpace, b[i]) >= 0 {
+		i--
+	}
+	if i < 0 || b[i] != ':' {
+		return ""
+	}
+	i--
+	for i >= 0 && strings.IndexByte(jsonSpace, b[i]) >= 0 {
+		i--
+	}
+	if i < 0 || b[i] != '"' {
+		return ""
+	}
+	start := valueStart(b, i+1)
+	var key string
+	if json.Unmarshal(b[start:i+1], &key) != nil {
+		return ""
+	}
+	return key
 }
 
 // valueStart finds where the value ending at byte offset end begins:

@@ -257,13 +257,17 @@ const (
 	helperEnvEmail = "BOLTSTORE_TEST_HELPER_EMAIL"
 )
 
-// TestHelperProcess is the child of TestKill9Durability: it registers one
-// user, reports it on stdout and waits to be killed.
-func TestHelperProcess(t *testing.T) {
-	path := os.Getenv(helperEnvPath)
-	if path == "" {
-		t.Skip("helper process for TestKill9Durability")
+// TestMain runs this binary as the child of TestKill9Durability when the
+// helper environment is set: it registers one user, reports it on stdout
+// and waits to be killed.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(helperEnvPath); path != "" {
+		killChild(path)
 	}
+	os.Exit(m.Run())
+}
+
+func killChild(path string) {
 	s, err := boltstore.Open(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -280,13 +284,10 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func TestKill9Durability(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a child process")
-	}
 	path := filepath.Join(t.TempDir(), "register.db")
 	const email = "Survivor@Example.com"
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.timeout=60s")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1", "-test.timeout=60s")
 	cmd.Env = append(os.Environ(), helperEnvPath+"="+path, helperEnvEmail+"="+email)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
