@@ -60,9 +60,9 @@ func newSecretToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// newUUIDv4 is a random RFC 9562 version 4 UUID (122 random bits), for
+// NewUUIDv4 is a random RFC 9562 version 4 UUID (122 random bits), for
 // clients that validate the version and variant.
-func newUUIDv4() string {
+func NewUUIDv4() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -81,7 +81,7 @@ func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, 
 	}
 	secret := newSecretToken()
 	if uuidShape {
-		secret = newUUIDv4()
+		secret = NewUUIDv4()
 	}
 	return &store.Token{Hash: HashToken(purpose, secret), Purpose: purpose, UserID: u.ID, ExpiresAt: now.Add(ttl)}, secret
 }

@@ -116,13 +116,7 @@ func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass st
 	}
 	ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		if errors.Is(err, password.ErrOverloaded) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		return nil, verifyErr(err)
 	}
 	if !ok {
 		return nil, ErrUnauthenticated

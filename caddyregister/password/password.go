@@ -253,64 +253,6 @@ func newDummyHash(h Hasher) (string, error) {
 	return encoded, nil
 }
 
-// ParseHasher parses a config spec given as words: "argon2id" (defaults),
-// "argon2id <m_kib> <t> <p>", "bcrypt" (cost 10) or "bcrypt <cost>".
-// Parameters are validated with the same limits [Verify] enforces, so a
-// configuration can never produce hashes it would later refuse to check.
-func ParseHasher(args []string) (Hasher, error) {
-	if len(args) == 0 {
-		return nil, errors.New("password hasher: missing algorithm (want argon2id or bcrypt)")
-	}
-	switch name := strings.ToLower(args[0]); name {
-	case kindArgon2id:
-		a := DefaultArgon2id()
-		switch len(args) {
-		case 1:
-		case 4:
-			m, err := parseConfigUint(args[1], "memory (KiB)", 1<<32-1)
-			if err != nil {
-				return nil, err
-			}
-			t, err := parseConfigUint(args[2], "time (iterations)", 1<<32-1)
-			if err != nil {
-				return nil, err
-			}
-			p, err := parseConfigUint(args[3], "threads", 255)
-			if err != nil {
-				return nil, err
-			}
-			a.MemoryKiB, a.Time, a.Threads = uint32(m), uint32(t), uint8(p)
-		default:
-			return nil, fmt.Errorf("password hasher argon2id: want no arguments or exactly 3 (<memory_kib> <time> <threads>), got %d", len(args)-1)
-		}
-		// Check the raw struct, not params(): an explicit 0 in the config is
-		// a mistake to report, not a request for the default.
-		if err := a.rawParams().check(); err != nil {
-			return nil, fmt.Errorf("password hasher %w", err)
-		}
-		return a, nil
-	case kindBcrypt:
-		b := Bcrypt{Cost: defaultBcryptCost}
-		switch len(args) {
-		case 1:
-		case 2:
-			c, err := parseConfigUint(args[1], "cost", uint64(maxBcryptCost))
-			if err != nil {
-				return nil, err
-			}
-			b.Cost = int(c)
-		default:
-			return nil, fmt.Errorf("password hasher bcrypt: want at most 1 argument (<cost>), got %d", len(args)-1)
-		}
-		if err := b.check(); err != nil {
-			return nil, fmt.Errorf("password hasher %w", err)
-		}
-		return b, nil
-	default:
-		return nil, fmt.Errorf("password hasher: unknown algorithm %q (want argon2id or bcrypt)", args[0])
-	}
-}
-
 func parseConfigUint(s, what string, max uint64) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {

@@ -516,59 +516,6 @@ func TestPolicyValidate(t *testing.T) {
 	}
 }
 
-func TestParseHasher(t *testing.T) {
-	good := []struct {
-		args []string
-		want Hasher
-	}{
-		{[]string{"argon2id"}, DefaultArgon2id()},
-		{[]string{"ARGON2ID"}, DefaultArgon2id()},
-		{[]string{"argon2id", "65536", "3", "4"}, Argon2id{MemoryKiB: 65536, Time: 3, Threads: 4, SaltLen: 16, KeyLen: 32}},
-		{[]string{"bcrypt"}, Bcrypt{Cost: 10}},
-		{[]string{"bcrypt", "14"}, Bcrypt{Cost: 14}},
-	}
-	for _, tt := range good {
-		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
-			h, err := ParseHasher(tt.args)
-			if err != nil {
-				t.Fatalf("ParseHasher(%q): %v", tt.args, err)
-			}
-			if h != tt.want {
-				t.Errorf("ParseHasher(%q) = %#v, want %#v", tt.args, h, tt.want)
-			}
-		})
-	}
-	bad := []struct {
-		args []string
-		want string // substring of the error
-	}{
-		{nil, "missing algorithm"},
-		{[]string{"scrypt"}, "unknown algorithm"},
-		{[]string{"argon2id", "65536"}, "exactly 3"},
-		{[]string{"argon2id", "65536", "3", "4", "5"}, "exactly 3"},
-		{[]string{"argon2id", "lots", "3", "4"}, "memory"},
-		{[]string{"argon2id", "-1", "3", "4"}, "memory"},
-		{[]string{"argon2id", "0", "3", "4"}, "memory"},
-		{[]string{"argon2id", "2000000", "3", "4"}, "limit"},
-		{[]string{"argon2id", "65536", "0", "4"}, "time"},
-		{[]string{"argon2id", "65536", "100", "4"}, "time"},
-		{[]string{"argon2id", "65536", "3", "0"}, "threads"},
-		{[]string{"argon2id", "65536", "3", "256"}, "threads"},
-		{[]string{"bcrypt", "3"}, "cost"},
-		{[]string{"bcrypt", "32"}, "cost"},
-		{[]string{"bcrypt", "ten"}, "cost"},
-		{[]string{"bcrypt", "10", "11"}, "at most 1"},
-	}
-	for _, tt := range bad {
-		t.Run("bad_"+strings.Join(tt.args, "_"), func(t *testing.T) {
-			h, err := ParseHasher(tt.args)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("ParseHasher(%q) = %v, %v; want error mentioning %q", tt.args, h, err, tt.want)
-			}
-		})
-	}
-}
-
 // blockingHasher holds its pool slot until released, so tests control
 // exactly when the pool is full.
 type blockingHasher struct {

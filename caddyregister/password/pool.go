@@ -235,9 +235,6 @@ func WithArrival(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, arrivalKey{}, t)
 }
 
-// Overloaded is the error Hash returns when it sheds a caller.
-func (p *Pool) Overloaded() error { return p.overloaded() }
-
 // ShedDelay is how long a predicted refusal is held before it is
 // answered. Clients under a flood retry as soon as they are answered; a
 // refusal that came back in microseconds would let them take the CPU the

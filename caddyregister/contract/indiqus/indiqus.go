@@ -12,7 +12,6 @@
 package indiqus
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -170,18 +169,8 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	contract.SetRetryAfter(w, retry)
 	contract.WriteJSON(w, status, envelope{
 		HTTPStatus: status, Success: false, Error: e, Sync: true,
-		JobID: newJobID(), JobStatusCode: JobFailed, Result: struct{}{},
+		JobID: engine.NewUUIDv4(), JobStatusCode: JobFailed, Result: struct{}{},
 	})
-}
-
-// newJobID is a random UUID (version 4).
-func newJobID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 var errBadCredentials = errors.New("invalid credentials")
@@ -210,7 +199,7 @@ func (c *Contract) login(w http.ResponseWriter, r *http.Request, req *contract.R
 		c.WriteError(w, r, err)
 		return
 	}
-	ok(w, newJobID(), false, map[string]any{
+	ok(w, engine.NewUUIDv4(), false, map[string]any{
 		"token":      tok,
 		"user_token": tok,
 		"token_type": "Bearer",
@@ -308,7 +297,7 @@ func (c *Contract) countries(w http.ResponseWriter, r *http.Request, _ *contract
 	for _, k := range refdata.Countries() {
 		out = append(out, country{Code: k.Code, Name: k.Name, CallingCode: k.CallingCode})
 	}
-	ok(w, newJobID(), false, out)
+	ok(w, engine.NewUUIDv4(), false, out)
 }
 
 func (c *Contract) states(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
@@ -329,7 +318,7 @@ func (c *Contract) states(w http.ResponseWriter, r *http.Request, _ *contract.Re
 	for _, s := range refdata.Subdivisions(cc) {
 		out = append(out, state{Code: s.Code, Name: s.Name, Type: s.Type, CountryCode: s.CountryCode})
 	}
-	ok(w, newJobID(), false, out)
+	ok(w, engine.NewUUIDv4(), false, out)
 }
 
 func (c *Contract) helper(w http.ResponseWriter, r *http.Request, req *contract.Request) {
@@ -352,7 +341,7 @@ func (c *Contract) helper(w http.ResponseWriter, r *http.Request, req *contract.
 	if taxTypes == nil {
 		taxTypes = []TaxType{}
 	}
-	ok(w, newJobID(), false, map[string]any{
+	ok(w, engine.NewUUIDv4(), false, map[string]any{
 		"currencies":     list(c.cfg.Currencies),
 		"tax_categories": list(c.cfg.TaxCategories),
 		"tax_types":      taxTypes,

@@ -264,7 +264,7 @@ func (c *Contract) validate(raw map[string]json.RawMessage) *engine.Registration
 	put("countryCode", cc)
 	put("taxes", taxes)
 	put("account_type", AccountTypeEnterprise)
-	put("jobId", newJobID())
+	put("jobId", engine.NewUUIDv4())
 
 	return &engine.Registration{
 		Contract:  Name,

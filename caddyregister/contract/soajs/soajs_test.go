@@ -42,10 +42,7 @@ func engineWith(t *testing.T, wrap func(store.Store) store.Store) *Contract {
 	if err := bs.EnsureTenant(t.Context(), &store.Tenant{ID: "5551aca9e179c39b760f7a1a", Code: "DBTN", Name: "Demo", Groups: []string{"user"}, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := password.ParseHasher([]string{"bcrypt", "4"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := password.Bcrypt{Cost: 4}
 	adminHash, _ := bcrypt.GenerateFromPassword([]byte("rootpw"), 4)
 	eng, err := engine.New(engine.Config{
 		Store: wrap(bs), Hasher: h, Pool: password.NewPool(password.PoolConfig{}),
