@@ -114,20 +114,6 @@ var documentedPrefixes = map[string]string{
 	"rpost":   "/api/v1",
 }
 
-// defaultLimits are per route name; a route missing here is not limited
-// unless configured. Writes are limited because each costs a password hash.
-var defaultLimits = map[string]ratelimit.Limit{
-	"register": {Rate: 30, Period: time.Minute, Burst: 30},
-	"signup":   {Rate: 30, Period: time.Minute, Burst: 30},
-	"captcha":  {Rate: 60, Period: time.Minute, Burst: 30},
-	"confirm":  {Rate: 60, Period: time.Minute, Burst: 30},
-	"login":    {Rate: 20, Period: time.Minute, Burst: 10},
-	"create":   {Rate: 60, Period: time.Minute, Burst: 30},
-	"addUser":  {Rate: 60, Period: time.Minute, Burst: 30},
-	// Unauthenticated and each costs a hash: keep it tight.
-	"resetPassword": {Rate: 10, Period: time.Minute, Burst: 10},
-}
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -189,7 +175,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			full = rt.Path
 		}
 		h.routes[full] = append(h.routes[full], rt)
-		l := defaultLimits[rt.Name]
+		l := rt.Limit
 		if c, ok := h.app.RateLimits[rt.Name]; ok {
 			l = c.limit()
 		}

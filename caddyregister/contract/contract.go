@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
@@ -123,11 +124,30 @@ type Route struct {
 	Absolute bool
 	// Name identifies the route in rate-limit settings and metrics.
 	Name string
+	// Limit is the route's default per-client rate limit (zero: none);
+	// operators override it by Name. Routes that cost a password hash or
+	// use a secret get one.
+	Limit ratelimit.Limit
 	// ContentTypes the route accepts; empty means the route reads no body.
 	// A request without Content-Type is taken as the first entry.
 	ContentTypes []string
 	Serve        func(w http.ResponseWriter, r *http.Request, req *Request)
 }
+
+// Default limits for routes, per client IP.
+var (
+	// HashLimit is for public routes where each request costs a hash.
+	HashLimit = ratelimit.Limit{Rate: 30, Period: time.Minute, Burst: 30}
+	// AdminLimit is for authenticated admin writes.
+	AdminLimit = ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 30}
+	// LinkLimit is for routes that take a token from a mail or a CAPTCHA.
+	LinkLimit = ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 30}
+	// LoginLimit is for credential checks.
+	LoginLimit = ratelimit.Limit{Rate: 20, Period: time.Minute, Burst: 10}
+	// SecretLimit is for unauthenticated routes that hash before they can
+	// check the token they carry.
+	SecretLimit = ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10}
+)
 
 // Contract is one wire format.
 type Contract interface {

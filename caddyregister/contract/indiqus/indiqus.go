@@ -78,8 +78,8 @@ func New(env contract.Env) (contract.Contract, error) {
 func (c *Contract) Routes() []contract.Route {
 	js := []string{"application/json"}
 	return []contract.Route{
-		{Method: http.MethodPost, Path: c.cfg.LoginPath, Absolute: true, Name: "login", ContentTypes: js, Serve: c.login},
-		{Method: http.MethodPost, Path: "/pass/createNewUser", Name: "create", ContentTypes: js, Serve: c.create},
+		{Method: http.MethodPost, Path: c.cfg.LoginPath, Absolute: true, Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login},
+		{Method: http.MethodPost, Path: "/pass/createNewUser", Name: "create", Limit: contract.AdminLimit, ContentTypes: js, Serve: c.create},
 		{Method: http.MethodGet, Path: "/countryList", Name: "countries", Serve: c.countries},
 		{Method: http.MethodGet, Path: "/stateList", Name: "states", Serve: c.states},
 		{Method: http.MethodGet, Path: "/signUpHelper", Name: "helper", Serve: c.helper},

@@ -68,7 +68,7 @@ func New(env contract.Env) (contract.Contract, error) {
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodPost, Path: "/register", Name: "register", ContentTypes: []string{"application/json"}, Serve: c.register},
+		{Method: http.MethodPost, Path: "/register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.register},
 		{Method: http.MethodGet, Path: "/me", Name: "me", Serve: c.me},
 		{Method: http.MethodGet, Path: "/user", Name: "user", Serve: c.me},
 	}

@@ -128,8 +128,8 @@ func New(env contract.Env) (contract.Contract, error) {
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},
-		{Method: http.MethodGet, Path: "/Account/Activate", Name: "confirm", Serve: c.activate},
+		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},
+		{Method: http.MethodGet, Path: "/Account/Activate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.activate},
 		{Method: http.MethodGet, Path: "/Lookup/Language", Name: "languages", Serve: c.lookup(func() []byte { return c.languages })},
 		{Method: http.MethodGet, Path: "/Lookup/TimeZone", Name: "timezones", Serve: c.lookup(func() []byte { return c.timeZones })},
 	}

@@ -106,9 +106,9 @@ func New(env contract.Env) (contract.Contract, error) {
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodGet, Path: "/users/captcha", Name: "captcha", Serve: c.captcha},
-		{Method: http.MethodPost, Path: "/users/signup", Name: "signup", ContentTypes: []string{"application/json"}, Serve: c.signup},
-		{Method: http.MethodGet, Path: "/users/confirm", Name: "confirm", Serve: c.confirm},
+		{Method: http.MethodGet, Path: "/users/captcha", Name: "captcha", Limit: contract.LinkLimit, Serve: c.captcha},
+		{Method: http.MethodPost, Path: "/users/signup", Name: "signup", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.signup},
+		{Method: http.MethodGet, Path: "/users/confirm", Name: "confirm", Limit: contract.LinkLimit, Serve: c.confirm},
 	}
 }
 

@@ -184,9 +184,9 @@ const (
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", ContentTypes: bodyTypes, Serve: c.addUser},
-		{Method: http.MethodGet, Path: "/join/validate", Name: "confirm", Serve: c.joinValidate},
-		{Method: http.MethodPost, Path: "/resetPassword", Name: "resetPassword", ContentTypes: bodyTypes, Serve: c.resetPassword},
+		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", Limit: contract.AdminLimit, ContentTypes: bodyTypes, Serve: c.addUser},
+		{Method: http.MethodGet, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.joinValidate},
+		{Method: http.MethodPost, Path: "/resetPassword", Name: "resetPassword", Limit: contract.SecretLimit, ContentTypes: bodyTypes, Serve: c.resetPassword},
 		{Method: http.MethodPost, Path: "/admin/tenant", Name: "addTenant", ContentTypes: bodyTypes, Serve: c.addTenant},
 		{Method: http.MethodGet, Path: "/admin/tenants", Name: "listTenants", Serve: c.listTenants},
 	}
