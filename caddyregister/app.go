@@ -87,9 +87,10 @@ type App struct {
 	// running hash holds its whole argon2 memory, and Go's collector lets
 	// the heap grow to twice what is live, so under a flood of
 	// registrations the process would swell far past what it uses. auto
-	// lowers Go's soft memory limit to hash_pool_size × hash memory +
-	// 128 MiB (at least the heap in use at start + 64 MiB), unless
-	// GOMEMLIMIT is set.
+	// lowers Go's soft memory limit to 128 MiB plus, where the hash memory
+	// is on the Go heap (not on Linux, where argon2id's is mapped apart),
+	// hash_pool_size × hash memory; at least the heap in use at start +
+	// 64 MiB; unless GOMEMLIMIT is set.
 	MemoryLimit string `json:"memory_limit,omitempty"`
 
 	// Tenants are declared tenants, written to the store at start
@@ -441,7 +442,11 @@ func (a *App) applyMemoryLimit() {
 	if a.MemoryLimit == "" || a.MemoryLimit == "auto" {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		limit = max(int64(a.poolSize)*a.hashMem+128<<20, int64(ms.HeapInuse)+64<<20)
+		limit = 128 << 20
+		if password.ScratchInHeap || a.hashMem < 1<<20 { // bcrypt's state is on the heap
+			limit += int64(a.poolSize) * a.hashMem
+		}
+		limit = max(limit, int64(ms.HeapInuse)+64<<20)
 	} else {
 		limit, _ = parseSize(a.MemoryLimit)
 	}

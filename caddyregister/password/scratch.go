@@ -27,11 +27,20 @@ import (
 // size out of it; only rotating through more sizes than that falls back to
 // allocating per hash.
 //
+// On Linux the buffers are mapped outside the Go heap, backed by huge pages
+// (see internal/argon2's scratch_linux.go); a collected buffer is unmapped.
+//
 // Secrets: a buffer is wiped before it goes back to the pool, so idle memory
 // holds nothing derived from a password. Wiping 19 MiB costs about 0.6 ms,
 // a few percent of the hash. Correctness does not depend on it: the argon2
 // code writes every block before reading it, so a dirty buffer would give
 // the same result.
+
+// ScratchInHeap reports whether argon2id's working memory is part of the Go
+// heap, and so counts against Go's memory limit. Where it is not (Linux),
+// a memory limit meant to bound the rest of the process need not leave
+// room for it.
+const ScratchInHeap = !argon2.OffHeap
 
 // maxScratchSizes caps the number of distinct memory sizes with a pool.
 const maxScratchSizes = 8

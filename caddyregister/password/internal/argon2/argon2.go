@@ -7,8 +7,10 @@
 // instead of being allocated (19 MiB at the default parameters) and left to
 // the garbage collector every time. The changes are marked "caddyregister:":
 //
-//   - [Scratch], [Blocks], [NewScratch] and [IDKeyInto] were added;
-//     deriveKey and initBlocks take the memory from a Scratch.
+//   - [Scratch], [Blocks], [NewScratch], [OffHeap] and [IDKeyInto] were
+//     added; deriveKey and initBlocks take the memory from a Scratch. On
+//     Linux a Scratch's memory is mapped outside the Go heap and backed by
+//     transparent huge pages (scratch_linux.go).
 //   - The first pass over memory assigns blocks (processBlock) instead of
 //     XORing into them (processBlockXOR). For version 0x13 the two are the
 //     same on zeroed memory, which is what upstream relies on; assigning
@@ -55,6 +57,7 @@ package argon2
 
 import (
 	"encoding/binary"
+	"runtime"
 	"sync"
 
 	"golang.org/x/crypto/blake2b"
@@ -140,9 +143,12 @@ func Blocks(memory uint32, threads uint8) uint32 {
 }
 
 // NewScratch returns a Scratch large enough for hashes with the given memory
-// (in KiB) and threads.
+// (in KiB) and threads. Where [OffHeap] is true its memory is not part of
+// the Go heap; it is released when the Scratch is collected.
 func NewScratch(memory uint32, threads uint8) *Scratch {
-	return &Scratch{b: make([]block, Blocks(memory, threads))}
+	s := new(Scratch)
+	s.b = newBlocks(s, Blocks(memory, threads))
+	return s
 }
 
 // Len returns the number of 1 KiB blocks s holds.
@@ -203,7 +209,11 @@ func deriveKeyInto(s *Scratch, mode int, password, salt, secret, data []byte, ti
 	}
 	B := initBlocks(s.blocks(memory), &h0, memory, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), mode)
-	return extractKey(B, memory, uint32(threads), keyLen)
+	key := extractKey(B, memory, uint32(threads), keyLen)
+	// caddyregister: B may be memory mapped for s and unmapped when s is
+	// collected, which must not happen while B is in use.
+	runtime.KeepAlive(s)
+	return key
 }
 
 const (
