@@ -2,6 +2,7 @@ package password
 
 import (
 	"sync"
+	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/password/internal/argon2"
 )
@@ -30,17 +31,28 @@ import (
 // On Linux the buffers are mapped outside the Go heap, backed by huge pages
 // (see internal/argon2's scratch_linux.go); a collected buffer is unmapped.
 //
-// Secrets: a buffer is wiped before it goes back to the pool, so idle memory
-// holds nothing derived from a password. Wiping 19 MiB costs about 0.6 ms,
-// a few percent of the hash. Correctness does not depend on it: the argon2
-// code writes every block before reading it, so a dirty buffer would give
-// the same result.
+// Secrets: a buffer holds data derived from the password it last hashed,
+// and after a single pass (time=1) its first blocks let a guess be checked
+// with a couple of BLAKE2b calls. So no buffer sits idle unwiped for more
+// than wipeDelay: a used buffer goes on its size's dirty list, the next hash
+// of that size takes it from there (it overwrites every block before
+// reading it, so a dirty buffer gives the same result), and a timer wipes
+// whatever is still on the list wipeDelay later and only then pools it.
+// Under load a buffer passes from hash to hash and is never wiped in
+// between, which is the same exposure as a hash in progress; wiping 19 MiB
+// after every hash cost about 7% of the hash rate, most of it evicting the
+// concurrent hashes' memory from the CPU cache. When hashing stops, every
+// buffer is wiped within wipeDelay.
 
 // ScratchInHeap reports whether argon2id's working memory is part of the Go
 // heap, and so counts against Go's memory limit. Where it is not (Linux),
 // a memory limit meant to bound the rest of the process need not leave
 // room for it.
 const ScratchInHeap = !argon2.OffHeap
+
+// wipeDelay is the longest a used buffer waits for the next hash before it
+// is wiped.
+const wipeDelay = 10 * time.Millisecond
 
 // maxScratchSizes caps the number of distinct memory sizes with a pool.
 const maxScratchSizes = 8
@@ -51,19 +63,31 @@ var scratchPools struct {
 	pools map[uint32]*scratchEntry // by argon2.Blocks
 }
 
+// scratchEntry is the memory of one size: used buffers not yet wiped, and a
+// sync.Pool of wiped ones.
 type scratchEntry struct {
 	pool    *sync.Pool
-	lastUse uint64
+	lastUse uint64 // guarded by scratchPools.mu
+
+	mu    sync.Mutex
+	dirty []dirtyScratch // oldest first
+	timer *time.Timer    // runs sweep; nil until first needed
+	armed bool           // timer is pending
 }
 
-// scratchPool returns the pool for blocks-sized scratch memory.
-func scratchPool(blocks uint32) *sync.Pool {
+type dirtyScratch struct {
+	s    *argon2.Scratch
+	used time.Time
+}
+
+// scratchFor returns the entry for blocks-sized scratch memory.
+func scratchFor(blocks uint32) *scratchEntry {
 	scratchPools.mu.Lock()
 	defer scratchPools.mu.Unlock()
 	scratchPools.uses++
 	if e, ok := scratchPools.pools[blocks]; ok {
 		e.lastUse = scratchPools.uses
-		return e.pool
+		return e
 	}
 	if scratchPools.pools == nil {
 		scratchPools.pools = make(map[uint32]*scratchEntry)
@@ -76,28 +100,84 @@ func scratchPool(blocks uint32) *sync.Pool {
 				lru, oldest = k, e.lastUse
 			}
 		}
+		// Its dirty buffers are still wiped by its timer, then dropped
+		// with its pool.
 		delete(scratchPools.pools, lru)
 	}
 	// A block count is a valid memory size for one thread that rounds to
 	// itself (a multiple of 4, at least 8), so this allocates exactly blocks.
-	p := &sync.Pool{New: func() any { return argon2.NewScratch(blocks, 1) }}
-	scratchPools.pools[blocks] = &scratchEntry{pool: p, lastUse: scratchPools.uses}
-	return p
+	e := &scratchEntry{pool: &sync.Pool{New: func() any { return argon2.NewScratch(blocks, 1) }}, lastUse: scratchPools.uses}
+	scratchPools.pools[blocks] = e
+	return e
 }
 
-// idKey is argon2.IDKey with the block memory taken from, and wiped and
-// returned to, the scratch pool for its size.
+// get returns the most recently used dirty buffer (the likeliest to be
+// still in cache), or else a wiped one.
+func (e *scratchEntry) get() *argon2.Scratch {
+	e.mu.Lock()
+	if n := len(e.dirty); n > 0 {
+		s := e.dirty[n-1].s
+		e.dirty[n-1] = dirtyScratch{}
+		e.dirty = e.dirty[:n-1]
+		e.mu.Unlock()
+		return s
+	}
+	e.mu.Unlock()
+	return e.pool.Get().(*argon2.Scratch)
+}
+
+// put puts s, just used, on the dirty list and makes sure the sweep will
+// see it.
+func (e *scratchEntry) put(s *argon2.Scratch) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dirty = append(e.dirty, dirtyScratch{s: s, used: now})
+	if e.armed {
+		return
+	}
+	e.armed = true
+	if e.timer == nil {
+		e.timer = time.AfterFunc(wipeDelay, e.sweep)
+	} else {
+		e.timer.Reset(wipeDelay)
+	}
+}
+
+// sweep wipes and pools the buffers idle for wipeDelay, and rearms itself
+// for the rest.
+func (e *scratchEntry) sweep() {
+	now := time.Now()
+	e.mu.Lock()
+	k := 0
+	for k < len(e.dirty) && now.Sub(e.dirty[k].used) >= wipeDelay {
+		k++
+	}
+	idle := make([]*argon2.Scratch, k)
+	for i := range k {
+		idle[i] = e.dirty[i].s
+	}
+	e.dirty = append(e.dirty[:0], e.dirty[k:]...)
+	clear(e.dirty[len(e.dirty):cap(e.dirty)]) // drop references to moved buffers
+	if len(e.dirty) > 0 {
+		e.timer.Reset(wipeDelay - now.Sub(e.dirty[0].used))
+	} else {
+		e.armed = false
+	}
+	e.mu.Unlock()
+	for _, s := range idle {
+		s.Wipe()
+		e.pool.Put(s)
+	}
+}
+
+// idKey is argon2.IDKey computed in scratch memory of its size, which goes
+// back on the dirty list afterwards. If hashing panics, the buffer is
+// simply not returned and is collected like any other garbage.
 func idKey(pw, salt []byte, p argon2Params) []byte {
-	pool := scratchPool(argon2.Blocks(p.memory, p.threads))
-	s := pool.Get().(*argon2.Scratch)
+	e := scratchFor(argon2.Blocks(p.memory, p.threads))
+	s := e.get()
 	key := argon2.IDKeyInto(s, pw, salt, p.time, p.memory, p.threads, p.keyLen)
-	putScratch(pool, s)
+	e.put(s)
 	return key
-}
-
-// putScratch wipes s and returns it to pool. If hashing panics, s is simply
-// not returned and is collected like any other garbage.
-func putScratch(pool *sync.Pool, s *argon2.Scratch) {
-	s.Wipe()
-	pool.Put(s)
 }

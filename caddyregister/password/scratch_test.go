@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	xargon2 "golang.org/x/crypto/argon2"
 
@@ -111,25 +112,88 @@ func TestIDKeyConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestPutScratchWipes(t *testing.T) {
-	s := argon2.NewScratch(64, 1)
-	argon2.IDKeyInto(s, []byte("pw"), []byte("saltsalt"), 1, 64, 1, 32)
-	if s.IsZero() {
-		t.Fatal("scratch is zero after hashing")
-	}
-	putScratch(new(sync.Pool), s)
-	if !s.IsZero() {
-		t.Fatal("putScratch did not wipe the scratch")
-	}
-	// Whatever the pool hands out after hashing is zeroed too.
-	p := argon2Params{memory: 64, time: 1, threads: 1, keyLen: 32}
+// TestScratchWipedWhenIdle: a buffer that no hash takes within wipeDelay
+// is wiped, and only wiped buffers are pooled.
+func TestScratchWipedWhenIdle(t *testing.T) {
+	p := argon2Params{memory: 68, time: 1, threads: 1, keyLen: 32}
+	e := scratchFor(argon2.Blocks(p.memory, p.threads))
 	idKey([]byte("pw"), []byte("saltsalt"), p)
-	pool := scratchPool(argon2.Blocks(p.memory, p.threads))
-	s = pool.Get().(*argon2.Scratch)
-	if !s.IsZero() || s.Len() != 64 {
-		t.Fatalf("pooled scratch: zero %v, len %d; want zero, 64", s.IsZero(), s.Len())
+	e.mu.Lock()
+	if len(e.dirty) != 1 || e.dirty[0].s.IsZero() {
+		t.Errorf("after a hash: %d dirty buffers, want 1 holding the hash's memory", len(e.dirty))
 	}
-	pool.Put(s)
+	s := e.dirty[0].s
+	e.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.mu.Lock()
+		n, armed := len(e.dirty), e.armed
+		e.mu.Unlock()
+		if n == 0 && !armed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d buffers still dirty 5s after the last hash (wipeDelay %s)", n, wipeDelay)
+		}
+		time.Sleep(wipeDelay / 2)
+	}
+	if !s.IsZero() {
+		t.Fatal("the idle buffer was not wiped")
+	}
+	got := e.pool.Get().(*argon2.Scratch)
+	if !got.IsZero() || got.Len() != 68 {
+		t.Fatalf("pooled scratch: zero %v, len %d; want zero, 68", got.IsZero(), got.Len())
+	}
+	e.pool.Put(got)
+}
+
+// TestDirtyScratchReused: a hash right after another takes the buffer the
+// first left, unwiped, and still computes upstream's result.
+func TestDirtyScratchReused(t *testing.T) {
+	p := argon2Params{memory: 72, time: 1, threads: 1, keyLen: 32}
+	e := scratchFor(argon2.Blocks(p.memory, p.threads))
+	s := e.get()
+	argon2.IDKeyInto(s, []byte("first"), []byte("saltsalt"), p.time, p.memory, p.threads, p.keyLen)
+	e.put(s)
+	if got := e.get(); got != s || got.IsZero() {
+		t.Fatalf("get after put: same buffer %v, zero %v; want the dirty buffer", got == s, got.IsZero())
+	}
+	e.put(s)
+	want := xargon2.IDKey([]byte("second"), []byte("saltsalt"), p.time, p.memory, p.threads, p.keyLen)
+	if got := idKey([]byte("second"), []byte("saltsalt"), p); !bytes.Equal(got, want) {
+		t.Fatalf("on a dirty buffer: %x, want %x", got, want)
+	}
+}
+
+// TestScratchSweepKeepsRecent: the sweep wipes only what has been idle
+// wipeDelay, leaves newer buffers dirty and comes back for them.
+func TestScratchSweepKeepsRecent(t *testing.T) {
+	p := argon2Params{memory: 76, time: 1, threads: 1, keyLen: 32}
+	e := scratchFor(argon2.Blocks(p.memory, p.threads))
+	old, recent := argon2.NewScratch(p.memory, 1), argon2.NewScratch(p.memory, 1)
+	for _, s := range []*argon2.Scratch{old, recent} {
+		argon2.IDKeyInto(s, []byte("pw"), []byte("saltsalt"), p.time, p.memory, p.threads, p.keyLen)
+	}
+	e.mu.Lock()
+	now := time.Now()
+	e.dirty = append(e.dirty, dirtyScratch{s: old, used: now.Add(-wipeDelay)}, dirtyScratch{s: recent, used: now.Add(time.Hour)})
+	e.armed = true
+	if e.timer == nil {
+		e.timer = time.AfterFunc(time.Hour, e.sweep)
+	}
+	e.mu.Unlock()
+	e.sweep()
+	e.mu.Lock()
+	dirty, armed := len(e.dirty), e.armed
+	e.timer.Stop()
+	e.dirty, e.armed = nil, false
+	e.mu.Unlock()
+	if !old.IsZero() || recent.IsZero() {
+		t.Errorf("after sweep: old wiped %v, recent wiped %v; want true, false", old.IsZero(), recent.IsZero())
+	}
+	if dirty != 1 || !armed {
+		t.Errorf("after sweep: %d dirty, armed %v; want 1, true", dirty, armed)
+	}
 }
 
 func TestScratchPoolsBounded(t *testing.T) {
@@ -150,8 +214,8 @@ func TestScratchPoolsBounded(t *testing.T) {
 	if !newest {
 		t.Error("the most recently used size has no pool")
 	}
-	first := scratchPool(8)
-	if first == scratchPool(12) || first != scratchPool(8) {
+	first := scratchFor(8)
+	if first == scratchFor(12) || first != scratchFor(8) {
 		t.Error("pools are not per size")
 	}
 }
