@@ -86,9 +86,9 @@ type options struct {
 
 func main() {
 	var o options
-	flag.DurationVar(&o.hashDur, "hash-d", 2*time.Second, "duration of each bare hash-rate measurement (before the first registration round and after each; before and after the overload run)")
+	flag.DurationVar(&o.hashDur, "hash-d", time.Second, "duration of each bare hash-rate measurement (before the first registration round and after each; before and after the overload run)")
 	flag.DurationVar(&o.regDur, "reg-d", 20*time.Second, "total duration of each store's registration rounds")
-	flag.IntVar(&o.regRounds, "reg-rounds", 4, "rounds each store's registration time is split into, with a bare hash-rate measurement between rounds")
+	flag.IntVar(&o.regRounds, "reg-rounds", 8, "rounds each store's registration time is split into, with a bare hash-rate measurement between rounds")
 	flag.IntVar(&o.regC, "reg-c", 8, "concurrency of the registration runs")
 	flag.DurationVar(&o.cheapDur, "cheap-d", 10*time.Second, "total duration of each cheap path")
 	flag.IntVar(&o.cheapC, "cheap-c", 32, "concurrency of the cheap-path runs")
@@ -732,6 +732,10 @@ func (b *bench) registrations(store string, c *caddy) (*loadResult, *hashFig, fl
 		hashes = append(hashes, b.hashRate(fmt.Sprintf("after %s round %d", store, i+1)))
 		if err != nil {
 			break
+		}
+		if hb, ha := hashes[i], hashes[i+1]; hb != nil && ha != nil {
+			b.logf("  round %d: %.1f registrations/s ÷ %.1f hashes/s (mean of before and after) = %.2f",
+				i+1, r.rate(http.StatusCreated), (hb.opsPerSec+ha.opsPerSec)/2, 2*r.rate(http.StatusCreated)/(hb.opsPerSec+ha.opsPerSec))
 		}
 		total.add(r)
 		total.PeakRSSKiB = max(total.PeakRSSKiB, r.PeakRSSKiB)
