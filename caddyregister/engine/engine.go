@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddyregister/caddyregister/caddyregister/captcha"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
@@ -601,6 +602,21 @@ func (e *Engine) logRegistration(r Registration, res *Registered, err error, sta
 		outcome = "replayed"
 	}
 	e.recordOutcome(r.Contract, outcome)
+	level := zapcore.ErrorLevel
+	switch outcome {
+	case "replayed", "created":
+		level = zapcore.InfoLevel
+	case "invalid", "duplicate", "tenant_exists", "idempotency_mismatch", "rate_limited", "captcha_failed", "forbidden", "unauthenticated":
+		// Refusals are the client's doing and come in floods: a line each
+		// at Info would let anyone fill the disk, and cost a tenth of the
+		// CPU of a refusal. Metrics count them; Debug shows them, as Caddy
+		// logs its own 4xx errors at Debug.
+		level = zapcore.DebugLevel
+	}
+	ce := e.log.Check(level, "registration")
+	if ce == nil {
+		return
+	}
 	fields := []zap.Field{
 		zap.String("contract", r.Contract),
 		zap.String("outcome", outcome),
@@ -614,14 +630,12 @@ func (e *Engine) logRegistration(r Registration, res *Registered, err error, sta
 			fields = append(fields, zap.String("tenant_id", res.Tenant.ID))
 		}
 	}
-	switch outcome {
-	case "replayed", "created", "invalid", "duplicate", "tenant_exists", "idempotency_mismatch", "rate_limited", "captcha_failed", "forbidden", "unauthenticated":
-		e.log.Info("registration", fields...)
-	default:
+	if level == zapcore.ErrorLevel {
 		// Store and driver errors never carry request secrets, so the
 		// message is safe to log; it is what an operator needs.
-		e.log.Error("registration", append(fields, zap.Error(err))...)
+		fields = append(fields, zap.Error(err))
 	}
+	ce.Write(fields...)
 }
 
 // MaskEmail keeps enough of an address to correlate log lines without

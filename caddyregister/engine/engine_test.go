@@ -376,6 +376,9 @@ func TestRegister(t *testing.T) {
 				if len(entries) != 1 {
 					t.Fatalf("%d registration log lines", len(entries))
 				}
+				if entries[0].Level != zapcore.InfoLevel {
+					t.Errorf("registration logged at %s, want info", entries[0].Level)
+				}
 				fields := entries[0].ContextMap()
 				if fields["email"] != "J***@Example.com" || fields["outcome"] != "created" || fields["user_id"] != u.ID {
 					t.Errorf("log fields = %v", fields)
@@ -1415,8 +1418,13 @@ func TestReject(t *testing.T) {
 	if h.metrics.reg("test/invalid") != 1 {
 		t.Errorf("metrics = %v", h.metrics.registrations)
 	}
-	if n := h.logs.FilterMessage("registration").FilterField(zap.String("outcome", "invalid")).Len(); n != 1 {
-		t.Errorf("%d log lines", n)
+	lines := h.logs.FilterMessage("registration").FilterField(zap.String("outcome", "invalid")).All()
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines", len(lines))
+	}
+	// Refusals come in floods: Debug, not Info.
+	if lines[0].Level != zapcore.DebugLevel {
+		t.Errorf("refusal logged at %s, want debug", lines[0].Level)
 	}
 }
 

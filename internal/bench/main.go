@@ -87,8 +87,8 @@ type options struct {
 func main() {
 	var o options
 	flag.DurationVar(&o.hashDur, "hash-d", time.Second, "duration of each bare hash-rate measurement (before the first registration round and after each; before and after the overload run)")
-	flag.DurationVar(&o.regDur, "reg-d", 20*time.Second, "total duration of each store's registration rounds")
-	flag.IntVar(&o.regRounds, "reg-rounds", 8, "rounds each store's registration time is split into, with a bare hash-rate measurement between rounds")
+	flag.DurationVar(&o.regDur, "reg-d", 40*time.Second, "total duration of each store's registration rounds")
+	flag.IntVar(&o.regRounds, "reg-rounds", 16, "rounds each store's registration time is split into, with a bare hash-rate measurement between rounds")
 	flag.IntVar(&o.regC, "reg-c", 8, "concurrency of the registration runs")
 	flag.DurationVar(&o.cheapDur, "cheap-d", 10*time.Second, "total duration of each cheap path")
 	flag.IntVar(&o.cheapC, "cheap-c", 32, "concurrency of the cheap-path runs")
