@@ -278,12 +278,13 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// logRateLimited logs refusals; other failures are logged by the contract's
-// WriteError, which knows the status it answered.
+// logRateLimited logs refusals at Debug: they come in floods, and
+// caddy_register_rate_limited_total counts them. Other failures are logged
+// by the contract's WriteError, which knows the status it answered.
 func (h *Handler) logRateLimited(r *http.Request, rt *contract.Route, err error) {
 	var rl *engine.RateLimitedError
 	if errors.As(err, &rl) {
-		h.logger.Info("rate limited", zap.String("route", rt.Name), zap.String("path", r.URL.Path), zap.String("client_ip", clientIPOf(r)))
+		h.logger.Debug("rate limited", zap.String("route", rt.Name), zap.String("path", r.URL.Path), zap.String("client_ip", clientIPOf(r)))
 	}
 }
 
