@@ -194,7 +194,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	arrival := time.Now()
+	// Caddy notes when it took the request (the start_time variable,
+	// the access log's start); the hash queue budget counts from there.
+	arrival, ok := caddyhttp.GetVar(r.Context(), "start_time").(time.Time)
+	if !ok {
+		arrival = time.Now()
+	}
 	if r.URL.Path == JWKSPath && !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return h.serveJWKS(w, r)
 	}

@@ -585,8 +585,8 @@ func TestPoolOverloaded(t *testing.T) {
 			if err.Error() != "password hashing is overloaded" {
 				t.Errorf("Error() = %q", err.Error())
 			}
-			// The pool keeps a tenth of MaxWait back for work outside it.
-			if d := time.Since(start); d < 30*time.Millisecond*9/10 {
+			// The pool keeps an eighth of MaxWait back for work outside it.
+			if d := time.Since(start); d < 30*time.Millisecond*7/8 {
 				t.Errorf("gave up after %v, before its budget", d)
 			}
 		})
