@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -664,5 +665,56 @@ func TestSequenceSurvivesReopen(t *testing.T) {
 	dup := storetest.NewTestUser("dup@example.com", "")
 	if err := s.CreateUser(ctx, store.NewUser{User: dup, Idempotency: storetest.NewTestIdempotency("k1", "{}", time.Hour)}); !errors.As(err, &ce) || ce.Field != "idempotency" {
 		t.Fatalf("reused key after reopen: %v", err)
+	}
+}
+
+// TestCreateUserCommits: a lone registration commits by itself, and a
+// stream of them shares commits (each still durable when it returns; see
+// TestKill9Durability).
+func TestCreateUserCommits(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	defer s.Close()
+	ctx := context.Background()
+	txid := func() int {
+		t.Helper()
+		id, err := boltstore.LastTxID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+
+	before := txid()
+	if err := s.CreateUser(ctx, store.NewUser{User: storetest.NewTestUser("lone@example.com", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := txid() - before; got != 1 {
+		t.Errorf("lone registration: %d commits, want 1", got)
+	}
+
+	// Right after the first, registrations count as a stream.
+	const n = 16
+	before = txid()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- s.CreateUser(ctx, store.NewUser{User: storetest.NewTestUser(fmt.Sprintf("stream%d@example.com", i), "")})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := txid() - before; got >= n/2 {
+		t.Errorf("%d concurrent registrations took %d commits; want them batched (window %s)", n, got, boltstore.BatchWindow)
+	}
+	for i := range n {
+		if _, err := s.UserIDByEmail(ctx, store.EmailKey(fmt.Sprintf("stream%d@example.com", i))); err != nil {
+			t.Errorf("stream%d: %v", i, err)
+		}
 	}
 }

@@ -28,3 +28,16 @@ func keyCounts(s *Store, a, b []byte) (na, nb int, err error) {
 	})
 	return na, nb, err
 }
+
+// LastTxID reports the id of the last committed write transaction: it
+// grows by one per commit.
+func LastTxID(s *Store) (id int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	return id, err
+}
+
+// BatchWindow is batchWindow, for tests.
+const BatchWindow = batchWindow
