@@ -400,6 +400,17 @@ func testSoajsTokenFlows(t *testing.T, backend string) {
 	}
 	// Status inactive: no token that would activate the user.
 	created(t, s.addForm(soajsDocQuery, "username=off&firstName=A&lastName=B&email=off@domain.com&status=inactive"), false)
+	// With a password it still cannot sign in; the right password is told
+	// why, a wrong one is not.
+	created(t, s.addForm(soajsDocQuery, "username=off2&firstName=A&lastName=B&email=off2@domain.com&status=inactive&password=correct+horse+battery&confirmation=correct+horse+battery"), false)
+	res = s.login("off2", soajsPassword)
+	if _, e := decodeEnvelope(t, res); res.Status != 403 || e["code"] != "ACCOUNT_DISABLED" || e["message"] != "The account is disabled." {
+		t.Fatalf("login of an inactive user: %d %s", res.Status, res.Body)
+	}
+	res = s.login("off2", soajsPassword+"x")
+	if _, e := decodeEnvelope(t, res); res.Status != 401 || e["code"] != "INVALID_CREDENTIALS" {
+		t.Fatalf("inactive user, wrong password: %d %s", res.Status, res.Body)
+	}
 	// Status active without a password: the user still needs one.
 	act := created(t, s.addForm(soajsDocQuery, "username=act2&firstName=A&lastName=B&email=act2@domain.com&status=active"), true)
 	if res := s.resetPassword("token="+act.Token, formCT, "password=correct+horse+battery&confirmation=correct+horse+battery"); res.Status != 200 {

@@ -126,7 +126,8 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 
 // Activate uses an activation token: the user becomes active. A second use
 // of the same token answers the same (idempotent), as long as the token has
-// not expired.
+// not expired. A disabled (inactive) user's token is invalid: an admin
+// disabled the account, and a link mailed before must not undo that.
 func (e *Engine) Activate(ctx context.Context, secret string) (*store.User, error) {
 	return e.useToken(ctx, secret, PurposeActivate, true, func(u *store.User) error {
 		u.Status = store.StatusActive
@@ -140,7 +141,8 @@ var ErrTokenUsed = errors.New("token already used")
 
 // SetPassword uses a set-password token: the password is checked against
 // policy, hashed (before the store's atomic step, which must stay cheap)
-// and saved, and the user becomes active. The token works once.
+// and saved, and the user becomes active. The token works once, and not
+// for a disabled (inactive) user.
 func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, policy password.Policy) (*store.User, error) {
 	var pe *password.PolicyError
 	if err := policy.Check(pass); errors.As(err, &pe) {
@@ -173,10 +175,17 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempoten
 	}
 	now := e.now().UTC()
 	u, err := e.cfg.Store.UseToken(ctx, HashToken(purpose, secret), now, func(u *store.User) error {
+		if u.Status == store.StatusInactive {
+			// Refused inside the atomic step, so it writes nothing and
+			// the token stays as it was.
+			return ErrTokenInvalid
+		}
 		u.UpdatedAt = now
 		return mutate(u)
 	})
 	switch {
+	case errors.Is(err, store.ErrTokenUsed) && u != nil && u.Status == store.StatusInactive:
+		return nil, ErrTokenInvalid // used, and disabled since
 	case errors.Is(err, store.ErrTokenUsed) && !idempotent:
 		return nil, ErrTokenUsed
 	case errors.Is(err, store.ErrTokenUsed):

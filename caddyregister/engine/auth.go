@@ -201,6 +201,11 @@ func (c *credCache) put(k [32]byte, hash string) {
 // tells nothing to someone guessing.
 var ErrNotActivated = errors.New("account not activated")
 
+// ErrAccountDisabled means the credentials were right but an admin
+// disabled the account (status inactive). Like ErrNotActivated it is said
+// only after the password verified.
+var ErrAccountDisabled = errors.New("account disabled")
+
 // Login checks admin or user credentials (login or e-mail) and issues an
 // access token. Every attempt is rate limited per client IP and per
 // identifier, and an unknown identifier costs a password verification like
@@ -244,7 +249,11 @@ func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (
 		if !ok {
 			return nil, "", ErrUnauthenticated
 		}
-		if u.Status != store.StatusActive {
+		switch u.Status {
+		case store.StatusActive:
+		case store.StatusInactive:
+			return nil, "", ErrAccountDisabled
+		default:
 			return nil, "", ErrNotActivated
 		}
 		c := userClaims(u)

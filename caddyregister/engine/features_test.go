@@ -146,6 +146,9 @@ func TestLogin(t *testing.T) {
 			ar.TenantID = tn.ID
 			active := mustRegister(t, h.e, ar).User
 			mustRegister(t, h.e, reg("pending@example.com"))
+			off := reg("off@example.com")
+			off.Status = store.StatusInactive
+			mustRegister(t, h.e, off)
 
 			type want struct {
 				err   error // nil for success
@@ -171,6 +174,8 @@ func TestLogin(t *testing.T) {
 				{"unknown login", "10.0.0.6", "nobody", goodPassword, want{err: engine.ErrUnauthenticated, hash: true}},
 				{"pending, right password", "10.0.0.7", "pending@example.com", goodPassword, want{err: engine.ErrNotActivated, hash: true}},
 				{"pending, wrong password", "10.0.0.7", "pending@example.com", "wrong wrong wrong", want{err: engine.ErrUnauthenticated, hash: true}},
+				{"inactive, right password", "10.0.0.9", "off@example.com", goodPassword, want{err: engine.ErrAccountDisabled, hash: true}},
+				{"inactive, wrong password", "10.0.0.9", "off@example.com", "wrong wrong wrong", want{err: engine.ErrUnauthenticated, hash: true}},
 				{"empty identifier", "10.0.0.8", "  ", goodPassword, want{err: engine.ErrUnauthenticated}},
 				{"empty password", "10.0.0.8", "active@example.com", "", want{err: engine.ErrUnauthenticated}},
 			}
@@ -185,7 +190,7 @@ func TestLogin(t *testing.T) {
 						if !errors.Is(err, tc.want.err) || p != nil || tok != "" {
 							t.Fatalf("Login = %+v, %q, %v; want %v", p, tok, err, tc.want.err)
 						}
-						if tc.want.err == engine.ErrUnauthenticated && errors.Is(err, engine.ErrNotActivated) {
+						if tc.want.err == engine.ErrUnauthenticated && (errors.Is(err, engine.ErrNotActivated) || errors.Is(err, engine.ErrAccountDisabled)) {
 							t.Errorf("wrong password reveals the account state: %v", err)
 						}
 						if tc.want.err == engine.ErrNotActivated && errors.Is(err, engine.ErrUnauthenticated) {
@@ -875,6 +880,40 @@ func TestActivate(t *testing.T) {
 			for _, bad := range []string{"", "nope", strings.Repeat("b", 200)} {
 				if _, err := h.e.Activate(ctx, bad); !errors.Is(err, engine.ErrTokenInvalid) {
 					t.Errorf("Activate(%.20q) = %v", bad, err)
+				}
+			}
+		})
+	}
+}
+
+// TestTokensOfInactiveUser: an admin-disabled (inactive) user's activation
+// and set-password tokens are invalid; refusing them writes nothing.
+func TestTokensOfInactiveUser(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, be.open(t))
+			for _, purpose := range []string{engine.PurposeActivate, engine.PurposeSetPassword} {
+				r := reg(purpose + "@example.com")
+				r.Status = store.StatusInactive
+				r.UserToken = &engine.TokenSpec{Purpose: purpose}
+				res := mustRegister(t, h.e, r)
+				before := h.env.snapshot(t)
+				var err error
+				if purpose == engine.PurposeActivate {
+					_, err = h.e.Activate(ctx, res.UserToken)
+				} else {
+					_, err = h.e.SetPassword(ctx, res.UserToken, purpose, "another good passphrase", password.NIST())
+				}
+				if !errors.Is(err, engine.ErrTokenInvalid) {
+					t.Errorf("%s token of an inactive user: %v, want ErrTokenInvalid", purpose, err)
+				}
+				if h.env.snapshot(t) != before {
+					t.Errorf("%s: refusal changed the store", purpose)
+				}
+				u, err := h.env.store.GetUser(ctx, res.User.ID)
+				if err != nil || u.Status != store.StatusInactive {
+					t.Errorf("%s: user after refusal = %+v, %v", purpose, u, err)
 				}
 			}
 		})

@@ -144,6 +144,8 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 		status, e.Code, e.Message = http.StatusUnprocessableEntity, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was already used with a different request body."
 	case errors.Is(err, engine.ErrNotActivated):
 		status, e.Code, e.Message = http.StatusForbidden, "ACCOUNT_NOT_ACTIVATED", "The account is not activated."
+	case errors.Is(err, engine.ErrAccountDisabled):
+		status, e.Code, e.Message = http.StatusForbidden, "ACCOUNT_DISABLED", "The account is disabled."
 	case errors.Is(err, errBadCredentials):
 		status, e.Code, e.Message = http.StatusUnauthorized, "INVALID_CREDENTIALS", "Invalid credentials."
 	case status == http.StatusUnauthorized:
