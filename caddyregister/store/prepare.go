@@ -16,7 +16,7 @@ import (
 // backend accepts, refuses and fills in exactly the same.
 
 // CheckNewUser is CreateUser's first check: n.User must be set, with an ID
-// and an EmailKey.
+// and an EmailKey, and a tenant founded with the user needs an ID.
 func CheckNewUser(n NewUser) error {
 	switch u := n.User; {
 	case u == nil:
@@ -25,6 +25,8 @@ func CheckNewUser(n NewUser) error {
 		return errors.New("create user: empty user id")
 	case u.EmailKey == "":
 		return errors.New("create user: empty email key")
+	case n.Tenant != nil && n.Tenant.ID == "":
+		return errors.New("create user: empty tenant id")
 	}
 	return nil
 }

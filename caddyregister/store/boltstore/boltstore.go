@@ -214,9 +214,6 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		claims = append(claims, claim{"login", bucketLogin, []byte(u.LoginKey), id})
 	}
 	if t := n.Tenant; t != nil {
-		if t.ID == "" {
-			return errors.New("create user: empty tenant id")
-		}
 		tenantJSON, err := json.Marshal(t)
 		if err != nil {
 			return fmt.Errorf("encode tenant: %w", err)

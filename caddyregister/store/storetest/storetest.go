@@ -95,6 +95,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"CreateGetRoundTrip", testRoundTrip},
+		{"InvalidNewUser", testInvalidNewUser},
 		{"UnknownNotFound", testUnknownNotFound},
 		{"IndexesResolve", testIndexesResolve},
 		{"DuplicateEmail", testDuplicateEmail},
@@ -708,5 +709,32 @@ func testConcurrentSecret(t *testing.T, s store.Store) {
 func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// testInvalidNewUser: malformed input is a plain error (not a conflict,
+// not unavailability) and writes nothing, on every backend.
+func testInvalidNewUser(t *testing.T, s store.Store) {
+	noID := NewTestUser("noid@example.com", "")
+	noID.ID = ""
+	noEmail := NewTestUser("", "")
+	founder := NewTestUser("founder@example.com", "")
+	noTenantID := NewTestTenant("NOID", "")
+	noTenantID.ID = ""
+	for name, n := range map[string]store.NewUser{
+		"nil user":        {},
+		"empty id":        {User: noID},
+		"empty email key": {User: noEmail},
+		"empty tenant id": {User: founder, Tenant: noTenantID},
+	} {
+		err := s.CreateUser(ctx(t), n)
+		var ce *store.ConflictError
+		if err == nil || errors.As(err, &ce) || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s: CreateUser = %v, want a plain error", name, err)
+		}
+	}
+	wantUserAbsent(t, s, founder)
+	if ts, err := s.ListTenants(ctx(t)); err != nil || len(ts) != 0 {
+		t.Errorf("tenants after refused creates: %v, %v", ts, err)
 	}
 }
