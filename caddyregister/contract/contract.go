@@ -144,8 +144,9 @@ var (
 	LinkLimit = ratelimit.Limit{Rate: 60, Period: time.Minute, Burst: 30}
 	// LoginLimit is for credential checks.
 	LoginLimit = ratelimit.Limit{Rate: 20, Period: time.Minute, Burst: 10}
-	// SecretLimit is for unauthenticated routes that hash before they can
-	// check the token they carry.
+	// SecretLimit is for unauthenticated routes that carry a secret token
+	// and hash a password once it checks out: tight, so guessing tokens is
+	// slow.
 	SecretLimit = ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10}
 )
 

@@ -152,21 +152,42 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 	} else if err != nil {
 		return nil, &ValidationError{Fields: []*FieldError{{Field: "password", Rule: "policy", Message: err.Error()}}}
 	}
+	// The identifiers are known only once the token is looked up. A
+	// refusal inside the store's step writes nothing and leaves the token
+	// usable, so a first pass that always refuses is a read: an unknown,
+	// used or expired token, or a password equal to the user's e-mail or
+	// login, is answered before a hash is spent on it.
+	checkIdentifiers := func(u *store.User) error {
+		if err := policy.Check(pass, u.Email, u.Login); errors.As(err, &pe) {
+			return &ValidationError{Fields: []*FieldError{{Field: "password", Rule: pe.Rule, Message: pe.Message}}}
+		}
+		return nil
+	}
+	if _, err := e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
+		if err := checkIdentifiers(u); err != nil {
+			return err
+		}
+		return errTokenUsable
+	}); !errors.Is(err, errTokenUsable) {
+		return nil, err
+	}
 	hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(pass))
 	if err != nil {
 		return nil, err
 	}
+	// Checked again: the token may have been used meanwhile.
 	return e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
-		// The identifiers are known only now; a refusal here writes
-		// nothing and leaves the token usable.
-		if err := policy.Check(pass, u.Email, u.Login); errors.As(err, &pe) {
-			return &ValidationError{Fields: []*FieldError{{Field: "password", Rule: pe.Rule, Message: pe.Message}}}
+		if err := checkIdentifiers(u); err != nil {
+			return err
 		}
 		u.PasswordHash = hash
 		u.Status = store.StatusActive
 		return nil
 	})
 }
+
+// errTokenUsable ends SetPassword's first, read-only pass over its token.
+var errTokenUsable = errors.New("token usable")
 
 func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempotent bool, mutate func(*store.User) error) (*store.User, error) {
 	secret = strings.TrimSpace(secret)

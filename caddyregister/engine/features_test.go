@@ -716,6 +716,7 @@ func TestSetPassword(t *testing.T) {
 
 			t.Run("wrong purpose and garbage", func(t *testing.T) {
 				before := h.env.snapshot(t)
+				hashes := h.hashes.total()
 				if _, err := h.e.SetPassword(ctx, secret, engine.PurposeActivate, goodPassword, password.NIST()); !errors.Is(err, engine.ErrTokenInvalid) {
 					t.Errorf("SetPassword with purpose activate = %v", err)
 				}
@@ -729,6 +730,23 @@ func TestSetPassword(t *testing.T) {
 				}
 				if h.env.snapshot(t) != before {
 					t.Error("store changed")
+				}
+				// Unknown tokens are answered before any hash.
+				if n := h.hashes.total() - hashes; n != 0 {
+					t.Errorf("%d hashes for unusable tokens, want 0", n)
+				}
+			})
+
+			t.Run("password equal to the e-mail is refused before hashing", func(t *testing.T) {
+				before := h.env.snapshot(t)
+				hashes := h.hashes.total()
+				_, err := h.e.SetPassword(ctx, secret, engine.PurposeSetPassword, "invitee@example.com", password.NIST())
+				var ve *engine.ValidationError
+				if !errors.As(err, &ve) || ve.Fields[0].Field != "password" {
+					t.Fatalf("password = e-mail: %v, want ValidationError{password}", err)
+				}
+				if h.env.snapshot(t) != before || h.hashes.total() != hashes {
+					t.Error("refused password wrote or hashed")
 				}
 			})
 
@@ -746,9 +764,13 @@ func TestSetPassword(t *testing.T) {
 			})
 
 			t.Run("set, then reuse", func(t *testing.T) {
+				hashes := h.hashes.total()
 				u, err := h.e.SetPassword(ctx, "  "+secret+" ", engine.PurposeSetPassword, goodPassword, password.NIST())
 				if err != nil {
 					t.Fatalf("SetPassword: %v", err)
+				}
+				if n := h.hashes.total() - hashes; n != 1 {
+					t.Errorf("%d hashes for one SetPassword, want 1", n)
 				}
 				if u.ID != res.User.ID || u.Status != store.StatusActive {
 					t.Errorf("user = %+v", u)
@@ -775,9 +797,13 @@ func TestSetPassword(t *testing.T) {
 				}
 
 				before := h.env.snapshot(t)
+				hashes = h.hashes.total()
 				_, err = h.e.SetPassword(ctx, secret, engine.PurposeSetPassword, otherPassword, password.NIST())
 				if !errors.Is(err, engine.ErrTokenUsed) {
 					t.Fatalf("reuse = %v, want ErrTokenUsed", err)
+				}
+				if n := h.hashes.total() - hashes; n != 0 {
+					t.Errorf("%d hashes for a used token, want 0", n)
 				}
 				if h.env.snapshot(t) != before {
 					t.Error("reuse changed the store")
