@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/caddyregister/caddyregister/internal/loadreport"
 )
 
 // percentile returns the p-th percentile (0 < p <= 100) of sorted by the
@@ -22,14 +24,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // Latency is the latency summary in milliseconds.
-type Latency struct {
-	Min  float64 `json:"min"`
-	Mean float64 `json:"mean"`
-	P50  float64 `json:"p50"`
-	P90  float64 `json:"p90"`
-	P99  float64 `json:"p99"`
-	Max  float64 `json:"max"`
-}
+type Latency = loadreport.Latency
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 

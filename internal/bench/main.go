@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/internal/loadreport"
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
@@ -555,30 +556,13 @@ func register(addr string) (int, string, time.Duration, error) {
 // ---------------------------------------------------------------------------
 // regload.
 
-// loadResult is the part of regload's -json line the bench reads, plus the
-// server's CPU time over the run.
+// loadResult is regload's -json line plus the server's CPU time over the
+// run.
 type loadResult struct {
-	Requests    int64              `json:"requests"`
-	Responses   int64              `json:"responses"`
-	Errors      int64              `json:"errors"`
-	ElapsedS    float64            `json:"elapsed_s"`
-	RPS         float64            `json:"rps"`
-	LatencyMS   latency            `json:"latency_ms"`
-	StatusLat   map[string]latency `json:"status_latency_ms"`
-	Status      map[string]int64   `json:"status"`
-	RetryAfter  map[string]int64   `json:"retry_after"`
-	ErrorKinds  map[string]int64   `json:"error_kinds"`
-	Samples     []string           `json:"error_samples"`
-	Bodies      map[string]string  `json:"body_samples"`
-	PeakRSSKiB  int64              `json:"peak_rss_kib"`
-	PeakAnonKiB int64              `json:"peak_rss_anon_kib"`
-	PeakFileKiB int64              `json:"peak_rss_file_kib"`
-	RSSError    string             `json:"rss_error"`
+	loadreport.Result
 
 	serverCPU time.Duration
 }
-
-type latency struct{ P50, P90, P99, Max float64 }
 
 // add accumulates another run of the same requests (interleaved rounds).
 func (r *loadResult) add(o *loadResult) {
@@ -602,9 +586,9 @@ func (r *loadResult) add(o *loadResult) {
 	if r.ElapsedS > 0 {
 		r.RPS = float64(r.Responses) / r.ElapsedS
 	}
-	r.LatencyMS.P50 = max(r.LatencyMS.P50, o.LatencyMS.P50)
-	r.LatencyMS.P99 = max(r.LatencyMS.P99, o.LatencyMS.P99)
-	r.LatencyMS.Max = max(r.LatencyMS.Max, o.LatencyMS.Max)
+	r.Latency.P50 = max(r.Latency.P50, o.Latency.P50)
+	r.Latency.P99 = max(r.Latency.P99, o.Latency.P99)
+	r.Latency.Max = max(r.Latency.Max, o.Latency.Max)
 }
 
 // rate is responses with status code per second.
@@ -699,11 +683,11 @@ func (b *bench) load(label string, pid int, args ...string) (*loadResult, error)
 		r.serverCPU = cpu1 - cpu0
 	}
 	b.logf("  %-34s %8.1f req/s  p50 %6.1fms p99 %7.1fms max %7.1fms  server CPU %5.1fs  %s",
-		label, r.RPS, r.LatencyMS.P50, r.LatencyMS.P99, r.LatencyMS.Max, r.serverCPU.Seconds(), r.mix())
-	for k, v := range r.Bodies {
+		label, r.RPS, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.serverCPU.Seconds(), r.mix())
+	for k, v := range r.BodySamples {
 		b.logf("    %s body: %.200s", k, v)
 	}
-	for _, s := range r.Samples {
+	for _, s := range r.ErrorSamples {
 		b.logf("    error: %s", s)
 	}
 	return &r, nil
@@ -789,7 +773,7 @@ func (b *bench) storeRuns(store, redisURL string) {
 	} else {
 		transportErrors += reg.Errors
 		rps := reg.rate(http.StatusCreated)
-		val := fmt.Sprintf("%.1f /s (p50 ≤ %.0f ms, p99 ≤ %.0f ms)", rps, reg.LatencyMS.P50, reg.LatencyMS.P99)
+		val := fmt.Sprintf("%.1f /s (p50 ≤ %.0f ms, p99 ≤ %.0f ms)", rps, reg.Latency.P50, reg.Latency.P99)
 		if o := reg.others(http.StatusCreated); o != "" {
 			val += "; also " + o
 		}
@@ -923,11 +907,11 @@ func (b *bench) overload() {
 	if h != nil {
 		latBound := password.DefaultMaxWait + h.perHash
 		b.add("max latency", fmt.Sprintf("%.0f ms (p50 %.0f, p99 %.0f; max 201 %.0f, max 503 %.0f)",
-			r.LatencyMS.Max, r.LatencyMS.P50, r.LatencyMS.P99, r.StatusLat["201"].Max, r.StatusLat["503"].Max),
+			r.Latency.Max, r.Latency.P50, r.Latency.P99, r.StatusLatency["201"].Max, r.StatusLatency["503"].Max),
 			fmt.Sprintf("≤ %s wait + %.0f ms hash = %.0f ms", password.DefaultMaxWait, msf(h.perHash), msf(latBound)),
-			verdict(r.LatencyMS.Max > 0 && r.LatencyMS.Max <= msf(latBound)))
+			verdict(r.Latency.Max > 0 && r.Latency.Max <= msf(latBound)))
 	} else {
-		b.add("max latency", fmt.Sprintf("%.0f ms", r.LatencyMS.Max), "no hash time measured", "")
+		b.add("max latency", fmt.Sprintf("%.0f ms", r.Latency.Max), "no hash time measured", "")
 	}
 	if regErr != nil {
 		b.add("registration right after", fmt.Sprintf("error: %v", regErr), "201", "FAIL")
