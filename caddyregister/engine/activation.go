@@ -144,27 +144,22 @@ var ErrTokenUsed = errors.New("token already used")
 // and saved, and the user becomes active. The token works once, and not
 // for a disabled (inactive) user.
 func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, policy password.Policy) (*store.User, error) {
-	var pe *password.PolicyError
-	if err := policy.Check(pass); errors.As(err, &pe) {
-		v := &ValidationError{}
-		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
-		return nil, v
-	} else if err != nil {
-		return nil, &ValidationError{Fields: []*FieldError{{Field: "password", Rule: "policy", Message: err.Error()}}}
+	check := func(identifiers ...string) error {
+		if f := passwordField(policy.Check(pass, identifiers...)); f != nil {
+			return &ValidationError{Fields: []*FieldError{f}}
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		return nil, err
 	}
 	// The identifiers are known only once the token is looked up. A
 	// refusal inside the store's step writes nothing and leaves the token
 	// usable, so a first pass that always refuses is a read: an unknown,
 	// used or expired token, or a password equal to the user's e-mail or
 	// login, is answered before a hash is spent on it.
-	checkIdentifiers := func(u *store.User) error {
-		if err := policy.Check(pass, u.Email, u.Login); errors.As(err, &pe) {
-			return &ValidationError{Fields: []*FieldError{{Field: "password", Rule: pe.Rule, Message: pe.Message}}}
-		}
-		return nil
-	}
 	if _, err := e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
-		if err := checkIdentifiers(u); err != nil {
+		if err := check(u.Email, u.Login); err != nil {
 			return err
 		}
 		return errTokenUsable
@@ -177,7 +172,7 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 	}
 	// Checked again: the token may have been used meanwhile.
 	return e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
-		if err := checkIdentifiers(u); err != nil {
+		if err := check(u.Email, u.Login); err != nil {
 			return err
 		}
 		u.PasswordHash = hash

@@ -353,13 +353,10 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if r.Login != "" {
 		ids = append(ids, r.Login)
 	}
-	var pe *password.PolicyError
 	if v.Has("password") || (r.NoPassword && r.Password == "") {
 		// Already reported by the contract, or deliberately absent.
-	} else if err := r.Policy.Check(r.Password, ids...); errors.As(err, &pe) {
-		v.Fields = append(v.Fields, &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message})
-	} else if err != nil {
-		v.Add("password", "policy", err.Error())
+	} else if f := passwordField(r.Policy.Check(r.Password, ids...)); f != nil {
+		v.Fields = append(v.Fields, f)
 	}
 	var t *store.Tenant
 	now := e.now().UTC()

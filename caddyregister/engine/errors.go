@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"time"
+
+	"github.com/caddyregister/caddyregister/caddyregister/password"
 )
 
 // FieldError is one invalid input field. Contracts render it in their own
@@ -73,3 +75,17 @@ var (
 	// store was unreachable at start); callers answer 503.
 	ErrNotReady = errors.New("engine not ready")
 )
+
+// passwordField is the "password" field error for what a password policy
+// refused (its rule and message), nil when it accepted.
+func passwordField(err error) *FieldError {
+	var pe *password.PolicyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return &FieldError{Field: "password", Rule: pe.Rule, Message: pe.Message}
+	default:
+		return &FieldError{Field: "password", Rule: "policy", Message: err.Error()}
+	}
+}
