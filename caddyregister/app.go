@@ -223,16 +223,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if h.Threads != 0 {
 				ar.Threads = h.Threads
 			}
+			if err := ar.Check(); err != nil {
+				return fmt.Errorf("register: hash parameters: %w", err)
+			}
 			hasher = ar
 		case "bcrypt":
-			hasher = password.Bcrypt{Cost: h.Cost}
+			b := password.Bcrypt{Cost: h.Cost}
+			if err := b.Check(); err != nil {
+				return fmt.Errorf("register: hash parameters: %w", err)
+			}
+			hasher = b
 		default:
 			return fmt.Errorf("register: unknown hash algorithm %q (want argon2id or bcrypt)", h.Algorithm)
-		}
-		// Hash once with an empty password to reject bad parameters now
-		// rather than on the first registration.
-		if _, err := hasher.Hash(nil); err != nil && !errors.Is(err, password.ErrPasswordTooLong) {
-			return fmt.Errorf("register: hash parameters: %w", err)
 		}
 	}
 	a.hashMem = 4 << 10 // bcrypt's state is a few KiB

@@ -64,6 +64,11 @@ func DefaultArgon2id() Argon2id {
 // Name returns "argon2id".
 func (a Argon2id) Name() string { return kindArgon2id }
 
+// Check reports the error Hash would give for a's parameters (zero fields
+// taking defaults), without hashing: configuration is checked where it is
+// loaded, and a hash there would cost its full time and memory.
+func (a Argon2id) Check() error { return a.params().check() }
+
 // Hash returns the PHC-encoded argon2id hash of pw with a fresh random salt.
 // Zero fields take defaults; out-of-range parameters are an error rather
 // than being clamped, because silently hashing with other parameters than

@@ -34,6 +34,10 @@ var ErrPasswordTooLong = errors.New("password is too long for bcrypt")
 // Name returns "bcrypt".
 func (b Bcrypt) Name() string { return kindBcrypt }
 
+// Check reports the error Hash would give for b's cost (zero taking the
+// default), without hashing.
+func (b Bcrypt) Check() error { return b.withDefaults().check() }
+
 // Hash returns the bcrypt hash of pw ($2a$ prefix). Passwords longer than 72
 // bytes are refused rather than truncated, because truncation would let any
 // password sharing the first 72 bytes log in.
