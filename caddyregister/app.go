@@ -99,7 +99,7 @@ type App struct {
 
 	engine   *engine.Engine
 	worker   *mail.Worker
-	hashMem  int64 // bytes one hash holds
+	hashHeap int64 // bytes of Go heap one running hash holds
 	poolSize int
 	storeKey string
 	logger   *zap.Logger
@@ -237,13 +237,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("register: unknown hash algorithm %q (want argon2id or bcrypt)", h.Algorithm)
 		}
 	}
-	a.hashMem = 4 << 10 // bcrypt's state is a few KiB
+	a.hashHeap = 4 << 10 // bcrypt's state is a few KiB
 	if ar, ok := hasher.(password.Argon2id); ok {
-		m := ar.MemoryKiB
-		if m == 0 {
-			m = password.DefaultArgon2id().MemoryKiB
+		a.hashHeap = 0 // mapped apart from the heap, where the platform allows
+		if password.ScratchInHeap {
+			m := ar.MemoryKiB
+			if m == 0 {
+				m = password.DefaultArgon2id().MemoryKiB
+			}
+			a.hashHeap = int64(m) << 10
 		}
-		a.hashMem = int64(m) << 10
 	}
 	if err := a.checkMemoryLimit(); err != nil {
 		return err
@@ -444,11 +447,7 @@ func (a *App) applyMemoryLimit() {
 	if a.MemoryLimit == "" || a.MemoryLimit == "auto" {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		limit = 128 << 20
-		if password.ScratchInHeap || a.hashMem < 1<<20 { // bcrypt's state is on the heap
-			limit += int64(a.poolSize) * a.hashMem
-		}
-		limit = max(limit, int64(ms.HeapInuse)+64<<20)
+		limit = max(int64(a.poolSize)*a.hashHeap+128<<20, int64(ms.HeapInuse)+64<<20)
 	} else {
 		limit, _ = parseSize(a.MemoryLimit)
 	}
