@@ -60,8 +60,8 @@ const (
 	cheapTarget = 0.5 // cheap path req/s ≥ 0.5 × respond req/s
 	rssSlackMiB = 200 // overload RSS ≤ pool × hash memory + 200 MiB
 
-	// noisyHash flags a registration ratio whose hash rates before and
-	// after the run differ by more than this fraction of their mean.
+	// noisyHash flags a registration ratio whose hash rates around the
+	// rounds spread by more than this fraction of their mean.
 	noisyHash = 0.25
 )
 
@@ -319,9 +319,9 @@ func (b *bench) hashRate(when string) *hashFig {
 	return f
 }
 
-// meanHash averages the measurements taken before and after a run, so a
-// neighbour's load that comes or goes during it weighs on both sides of
-// the ratio alike.
+// meanHash averages the measurements taken around a run (or its rounds),
+// so a neighbour's load that comes or goes during it weighs on both sides
+// of the ratio alike.
 func meanHash(hs ...*hashFig) *hashFig {
 	var out hashFig
 	k := 0
