@@ -18,13 +18,16 @@ func Authenticate(r *http.Request, eng *engine.Engine, clientIP string) (*engine
 	return eng.AuthenticateToken(r.Context(), token.FromHeaders(r.Header.Get))
 }
 
-// Require authenticates the caller and checks it holds perm.
-func Require(r *http.Request, eng *engine.Engine, clientIP, perm string) (*engine.Principal, error) {
+// RequireAdmin authenticates the caller of an admin route and lets the
+// engine decide whether it may use perm (engine.RequireAdmin: configured
+// admins, or a user the operator granted perm; a user's ordinary
+// permissions never count). Routes that call it set Route.Admin.
+func RequireAdmin(r *http.Request, eng *engine.Engine, clientIP, perm string) (*engine.Principal, error) {
 	p, err := Authenticate(r, eng, clientIP)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Require(perm); err != nil {
+	if err := eng.RequireAdmin(r.Context(), p, perm); err != nil {
 		return nil, err
 	}
 	return p, nil

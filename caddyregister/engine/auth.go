@@ -76,10 +76,18 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 		p.Kind = KindUser
 	}
 	if p.Kind == KindAdmin {
-		// An admin removed from the config loses its tokens at once.
-		if _, ok := e.admins[p.ID]; !ok {
+		// Checked on every call, cache hit or not: the config is what an
+		// admin token stands for. An admin removed from the config, or
+		// whose hash changed, loses its tokens at once; permissions are
+		// the configured ones now, not those the token was issued with.
+		a, ok := e.admins[p.ID]
+		if !ok {
 			return nil, fmt.Errorf("%w: unknown admin", ErrUnauthenticated)
 		}
+		if subtle.ConstantTimeCompare([]byte(c.CredentialFingerprint), []byte(e.adminFingerprints[p.ID])) != 1 {
+			return nil, fmt.Errorf("%w: admin credentials changed since the token was issued", ErrUnauthenticated)
+		}
+		p.Permissions = slices.Clone(a.Permissions)
 	}
 	return p, nil
 }
@@ -133,6 +141,13 @@ func (e *Engine) IssueToken(ctx context.Context, p *Principal) (string, error) {
 	}
 	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions}
 	c.Subject = p.ID
+	if p.Kind == KindAdmin {
+		fp, ok := e.adminFingerprints[p.ID]
+		if !ok {
+			return "", fmt.Errorf("issue token: %q is not a configured admin", p.ID)
+		}
+		c.CredentialFingerprint = fp
+	}
 	tok, _, err := iss.Issue(c)
 	if err != nil {
 		return "", fmt.Errorf("issue token: %w", err)

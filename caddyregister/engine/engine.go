@@ -76,6 +76,9 @@ type Engine struct {
 	log    *zap.Logger
 	now    func() time.Time
 	admins map[string]Admin
+	// adminFingerprints are credentialFingerprint of each admin's
+	// configured hash, by login: admin tokens carry it and must match.
+	adminFingerprints map[string]string
 
 	mu     sync.Mutex // serializes loading the key
 	issuer atomic.Pointer[token.Issuer]
@@ -99,7 +102,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Hasher == nil || cfg.Pool == nil {
 		return nil, errors.New("engine: store, hasher and pool are required")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize), recent: newUserCache(userCacheTTL, 10000)}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, adminFingerprints: map[string]string{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize), recent: newUserCache(userCacheTTL, 10000)}
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
@@ -118,6 +121,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: admin %q: %w", a.Login, err)
 		}
 		e.admins[a.Login] = a
+		e.adminFingerprints[a.Login] = credentialFingerprint(a.Hash)
 		if e.dummyAdminHash == "" {
 			e.dummyAdminHash = a.Hash
 		}
@@ -660,13 +664,7 @@ func (e *Engine) Me(ctx context.Context, tok string) (*store.User, *Principal, e
 	if p.Kind != KindUser {
 		return nil, p, nil
 	}
-	if u, ok := e.recent.get(p.ID, e.now()); ok {
-		return u, p, nil
-	}
-	u, err := e.cfg.Store.GetUser(ctx, p.ID)
-	if err == nil {
-		e.recent.put(p.ID, u, e.now())
-	}
+	u, err := e.user(ctx, p.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		// A valid token for a user that no longer exists.
 		return nil, nil, ErrUnauthenticated

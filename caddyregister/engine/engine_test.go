@@ -729,9 +729,12 @@ func TestSigningKeySharedThroughStore(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := context.Background()
 			ev := be.open(t)
+			// Instances share one config, so one hash: admin tokens are
+			// bound to the configured hash.
+			opsHash := mustHash(t, cheap, "ops-secret")
 			mk := func(st store.Store) *engine.Engine {
 				e, err := engine.New(engine.Config{Store: st, Hasher: cheap, Pool: password.NewPool(password.PoolConfig{}),
-					Admins: []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}})
+					Admins: []engine.Admin{{Login: "ops", Hash: opsHash, Permissions: []string{"*"}}}})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -49,6 +49,13 @@ type User struct {
 	Attributes   Attrs     `json:"attributes,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+
+	// AdminPermissions are admin permissions (engine.AdminPermissions)
+	// the operator granted this user explicitly. Only the admin API sets
+	// them (it arrives with a later release; until then nothing does):
+	// registration and default_permissions never do, so Permissions can
+	// never open an admin route.
+	AdminPermissions []string `json:"admin_permissions,omitempty"`
 }
 
 // Attrs holds contract-specific attributes that the engine stores but does

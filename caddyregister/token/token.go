@@ -56,6 +56,11 @@ type Claims struct {
 	Status string `json:"status,omitempty"`
 	// Kind is the principal kind: "user" or "admin".
 	Kind string `json:"kind,omitempty"`
+	// CredentialFingerprint binds an admin's token to the credential it
+	// was issued against (a digest of the configured hash, never the hash):
+	// the engine refuses the token once the admin's hash changes. Verify
+	// does not look at it.
+	CredentialFingerprint string `json:"cfp,omitempty"`
 }
 
 // Config tunes an Issuer. Zero fields take their defaults.

@@ -30,7 +30,7 @@ import (
 const Name = "saymon"
 
 // PermManageUsers is the permission the caller needs.
-const PermManageUsers = "manage-users"
+const PermManageUsers = engine.PermManageUsers
 
 const maxLogin = 128
 
@@ -201,7 +201,7 @@ func codeForStatus(status int) string {
 }
 
 func (c *Contract) captcha(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	if _, err := contract.Require(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
+	if _, err := contract.RequireAdmin(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
 		c.WriteError(w, r, err)
 		return
 	}
@@ -226,7 +226,7 @@ type signupRequest struct {
 }
 
 func (c *Contract) signup(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	if _, err := contract.Require(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
+	if _, err := contract.RequireAdmin(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
 		c.WriteError(w, r, err)
 		return
 	}

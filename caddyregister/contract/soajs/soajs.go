@@ -83,7 +83,7 @@ import (
 const Name = "soajs"
 
 // PermManageUsers is the permission the admin routes need.
-const PermManageUsers = "manage-users"
+const PermManageUsers = engine.PermManageUsers
 
 // The contract's error codes. The document's own (400, 402, 403, 413, 414,
 // 611) and the framework's (172, 173, 406, 408, 410, 415) keep their
@@ -375,7 +375,7 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 
 // requireAdmin authenticates the caller and checks manage-users.
 func (c *Contract) requireAdmin(w http.ResponseWriter, r *http.Request, req *contract.Request) bool {
-	if _, err := contract.Require(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
+	if _, err := contract.RequireAdmin(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
 		c.WriteError(w, r, err)
 		return false
 	}

@@ -64,6 +64,8 @@ func NewTestUser(email, login string) *store.User {
 		},
 		CreatedAt: now,
 		UpdatedAt: now.Add(time.Second),
+
+		AdminPermissions: []string{"manage-users"},
 	}
 }
 
