@@ -135,6 +135,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("register handler: unknown contract %q (known: %s)", h.Contract, strings.Join(contract.Names(), ", "))
 	}
+	// Checked here, once for every contract: a handler that would make
+	// every new user an admin must not load.
+	if err := engine.CheckDefaultPermissions(h.DefaultPermissions); err != nil {
+		return fmt.Errorf("register handler %s: %w", h.Contract, err)
+	}
 	if h.Prefix == "" {
 		h.Prefix = documentedPrefixes[h.Contract]
 	}
