@@ -233,6 +233,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The hash queue budget counts from here (see password.WithArrival).
 	r = r.WithContext(password.WithArrival(r.Context(), arrival))
+	if crossSiteGuarded(rt) {
+		if err := refuseCrossSite(r); err != nil {
+			h.contract.WriteError(w, r, err)
+			return nil
+		}
+	}
 	req := &contract.Request{ClientIP: clientIP}
 	if len(rt.ContentTypes) > 0 {
 		body, err := h.readBody(w, r, rt)

@@ -132,6 +132,16 @@ type Route struct {
 	// A request without Content-Type is taken as the first entry.
 	ContentTypes []string
 	Serve        func(w http.ResponseWriter, r *http.Request, req *Request)
+
+	// Admin marks a route for admin principals only (it calls
+	// RequireAdmin). Browsers send cached HTTP Basic credentials with a
+	// post from any site, so the handler refuses cross-site requests that
+	// change state on it, as on Cookie routes and routes that accept a
+	// body a foreign page can post without a CORS preflight (a form).
+	Admin bool
+	// Cookie marks a route that takes credentials from a cookie (none yet;
+	// cookie sessions will). It gets the same cross-site refusal.
+	Cookie bool
 }
 
 // Default limits for routes, per client IP.

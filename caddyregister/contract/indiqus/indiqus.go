@@ -79,10 +79,10 @@ func (c *Contract) Routes() []contract.Route {
 	js := []string{"application/json"}
 	return []contract.Route{
 		{Method: http.MethodPost, Path: c.cfg.LoginPath, Absolute: true, Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login},
-		{Method: http.MethodPost, Path: "/pass/createNewUser", Name: "create", Limit: contract.AdminLimit, ContentTypes: js, Serve: c.create},
+		{Method: http.MethodPost, Path: "/pass/createNewUser", Name: "create", Limit: contract.AdminLimit, ContentTypes: js, Serve: c.create, Admin: true},
 		{Method: http.MethodGet, Path: "/countryList", Name: "countries", Serve: c.countries},
 		{Method: http.MethodGet, Path: "/stateList", Name: "states", Serve: c.states},
-		{Method: http.MethodGet, Path: "/signUpHelper", Name: "helper", Serve: c.helper},
+		{Method: http.MethodGet, Path: "/signUpHelper", Name: "helper", Serve: c.helper, Admin: true},
 	}
 }
 
@@ -150,6 +150,10 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 		status, e.Code, e.Message = http.StatusUnauthorized, "INVALID_CREDENTIALS", "Invalid credentials."
 	case status == http.StatusUnauthorized:
 		e.Code, e.Message = "UNAUTHORIZED", "A valid admin token is required in x-access-token."
+	case status == http.StatusForbidden && errors.As(err, &he):
+		// Refused by the handler before the route ran (a cross-site
+		// request): msg is its message, which says why.
+		e.Code = "FORBIDDEN"
 	case status == http.StatusForbidden:
 		e.Code, e.Message = "FORBIDDEN", "An admin token with the "+PermManageUsers+" permission is required."
 	case errors.As(err, &he):

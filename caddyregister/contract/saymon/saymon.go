@@ -106,8 +106,8 @@ func New(env contract.Env) (contract.Contract, error) {
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodGet, Path: "/users/captcha", Name: "captcha", Limit: contract.LinkLimit, Serve: c.captcha},
-		{Method: http.MethodPost, Path: "/users/signup", Name: "signup", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.signup},
+		{Method: http.MethodGet, Path: "/users/captcha", Name: "captcha", Limit: contract.LinkLimit, Serve: c.captcha, Admin: true},
+		{Method: http.MethodPost, Path: "/users/signup", Name: "signup", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.signup, Admin: true},
 		{Method: http.MethodGet, Path: "/users/confirm", Name: "confirm", Limit: contract.LinkLimit, Serve: c.confirm},
 	}
 }
@@ -166,8 +166,12 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="saymon", charset="UTF-8"`)
 		e.Code, e.Message = "unauthenticated", "Authentication required: send HTTP Basic credentials or an access token."
+	case status == http.StatusForbidden && errors.As(err, &he):
+		// Refused by the handler before the route ran (a cross-site
+		// request): msg is its message, which says why.
+		e.Code = "forbidden"
 	case status == http.StatusForbidden:
-		e.Code, e.Message = "forbidden", "The permission "+PermManageUsers+" is required."
+		e.Code, e.Message = "forbidden", "An admin with the permission "+PermManageUsers+" is required."
 	case errors.As(err, &he):
 		e.Code = codeForStatus(status)
 		if status == http.StatusMethodNotAllowed {

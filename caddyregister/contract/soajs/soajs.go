@@ -126,7 +126,7 @@ var messages = map[int]string{
 	CodeTenantCode:      "Tenant code already exists. Choose another",
 	CodeTenantID:        "Tenant id already exists. Choose another",
 	CodeUnauthenticated: "Authentication required: send HTTP Basic admin credentials or an access token (x-access-token or Authorization: Bearer).",
-	CodeForbidden:       "Permission denied: the " + PermManageUsers + " permission is required.",
+	CodeForbidden:       "Permission denied: an admin with the " + PermManageUsers + " permission is required.",
 	CodeMethod:          "Method not allowed.",
 	CodeTooLarge:        "The request body is too large.",
 	CodeMediaType:       "Unsupported content type: send application/x-www-form-urlencoded or application/json.",
@@ -184,11 +184,11 @@ const (
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
-		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", Limit: contract.AdminLimit, ContentTypes: bodyTypes, Serve: c.addUser},
+		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", Limit: contract.AdminLimit, ContentTypes: bodyTypes, Serve: c.addUser, Admin: true},
 		{Method: http.MethodGet, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.joinValidate},
 		{Method: http.MethodPost, Path: "/resetPassword", Name: "resetPassword", Limit: contract.SecretLimit, ContentTypes: bodyTypes, Serve: c.resetPassword},
-		{Method: http.MethodPost, Path: "/admin/tenant", Name: "addTenant", ContentTypes: bodyTypes, Serve: c.addTenant},
-		{Method: http.MethodGet, Path: "/admin/tenants", Name: "listTenants", Serve: c.listTenants},
+		{Method: http.MethodPost, Path: "/admin/tenant", Name: "addTenant", ContentTypes: bodyTypes, Serve: c.addTenant, Admin: true},
+		{Method: http.MethodGet, Path: "/admin/tenants", Name: "listTenants", Serve: c.listTenants, Admin: true},
 	}
 }
 
@@ -339,6 +339,10 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="soajs", charset="UTF-8"`)
 		f.add(0, CodeUnauthenticated, "")
+	case status == http.StatusForbidden && errors.As(err, &he):
+		// Refused by the handler before the route ran (a cross-site
+		// request): its message says why.
+		f.add(0, CodeForbidden, he.Message)
 	case status == http.StatusForbidden:
 		f.add(0, CodeForbidden, "")
 	case status == http.StatusTooManyRequests:
