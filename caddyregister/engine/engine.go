@@ -664,7 +664,7 @@ func (e *Engine) Me(ctx context.Context, tok string) (*store.User, *Principal, e
 	if p.Kind != KindUser {
 		return nil, p, nil
 	}
-	u, err := e.user(ctx, p.ID)
+	u, err := e.recentUser(ctx, p.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		// A valid token for a user that no longer exists.
 		return nil, nil, ErrUnauthenticated

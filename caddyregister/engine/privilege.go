@@ -62,7 +62,7 @@ func (e *Engine) RequireAdmin(ctx context.Context, p *Principal, perm string) er
 			return nil
 		}
 	case KindUser:
-		u, err := e.user(ctx, p.ID)
+		u, err := e.recentUser(ctx, p.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			// A valid token for a user that no longer exists.
 			return ErrUnauthenticated
@@ -79,8 +79,8 @@ func (e *Engine) RequireAdmin(ctx context.Context, p *Principal, perm string) er
 	return fmt.Errorf("%w: needs an admin with %q", ErrForbidden, perm)
 }
 
-// user reads a user record through the one-second user cache.
-func (e *Engine) user(ctx context.Context, id string) (*store.User, error) {
+// recentUser reads a user record through the one-second user cache.
+func (e *Engine) recentUser(ctx context.Context, id string) (*store.User, error) {
 	if u, ok := e.recent.get(id, e.now()); ok {
 		return u, nil
 	}
