@@ -44,12 +44,16 @@ func refuseCrossSite(r *http.Request) error {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
 	}
+	fetchSite, origins := r.Header.Get("Sec-Fetch-Site"), r.Header.Values("Origin")
+	if fetchSite == "" && len(origins) == 0 {
+		return nil
+	}
 	own := ownOrigin(r)
 	refused := &contract.HTTPError{Status: http.StatusForbidden, Message: "cross-site request refused: this route accepts state-changing requests from browser pages of " + own + " only"}
-	if strings.EqualFold(strings.TrimSpace(r.Header.Get("Sec-Fetch-Site")), "cross-site") {
+	if strings.EqualFold(strings.TrimSpace(fetchSite), "cross-site") {
 		return refused
 	}
-	for _, o := range r.Header.Values("Origin") {
+	for _, o := range origins {
 		if !sameOrigin(o, own) {
 			return refused
 		}

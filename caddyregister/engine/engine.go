@@ -102,7 +102,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Hasher == nil || cfg.Pool == nil {
 		return nil, errors.New("engine: store, hasher and pool are required")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, adminFingerprints: map[string]string{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize), recent: newUserCache(userCacheTTL, 10000)}
+	e := &Engine{cfg: cfg, log: cfg.Logger, now: cfg.Now, admins: map[string]Admin{}, basicCache: newCredCache(5 * time.Minute), verified: newVerifiedCache(verifiedCacheSize), recent: newUserCache(userCacheTTL, 10000)}
 	if e.log == nil {
 		e.log = zap.NewNop()
 	}
@@ -116,6 +116,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.challengeTTL <= 0 {
 		e.challengeTTL = DefaultChallengeTTL
 	}
+	e.adminFingerprints = make(map[string]string, len(cfg.Admins))
 	for _, a := range cfg.Admins {
 		if err := password.ParseHash(a.Hash); err != nil {
 			return nil, fmt.Errorf("engine: admin %q: %w", a.Login, err)
