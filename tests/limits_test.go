@@ -45,7 +45,7 @@ func exhaust(t *testing.T, s *site, c limitCase) {
 	}
 	elapsed := time.Since(start)
 	if res.Status != http.StatusTooManyRequests {
-		t.Fatalf("%s: %d requests, none refused with 429 (last %d %s)", c.name, allowed, res.Status, res.Body)
+		t.Fatalf("%s: %d requests, none refused with 429 (last %d %.200s)", c.name, allowed, res.Status, res.Body)
 	}
 	if most := c.burst + int(elapsed/c.every); allowed < c.burst || allowed > most {
 		t.Fatalf("%s: %d requests in %v before the 429, want a burst of %d (at most %d with what %v earned back)", c.name, allowed, elapsed, c.burst, most, elapsed)
