@@ -29,7 +29,7 @@ vet:
 gotest:
 	$(GO) test -race -timeout 9m ./...
 	@# sync.Pool drops objects at random under -race, so this one runs without it.
-	$(GO) test -count=1 -run '^TestArgon2idHashAllocations$$' ./caddyregister/password/
+	$(GO) test -count=1 -run '^(TestArgon2idHashAllocations|TestArgon2idScratchReused)$$' ./caddyregister/password/
 
 # Short fuzz runs of the request decoders, seeded with the documents' samples.
 fuzz:

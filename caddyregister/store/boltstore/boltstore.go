@@ -121,6 +121,9 @@ type Store struct {
 	// lastCreate is when CreateUser last wrote (Unix nanoseconds): it
 	// tells a stream of registrations, worth batching, from a lone one.
 	lastCreate atomic.Int64
+	// clock is the wall clock of the batching decision and of the
+	// idempotency records' expiry; tests replace it.
+	clock func() time.Time
 }
 
 var _ store.Store = (*Store)(nil)
@@ -166,7 +169,7 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, challenges: challenges{m: make(map[string]challenge)}}, nil
+	return &Store{db: db, path: path, challenges: challenges{m: make(map[string]challenge)}, clock: time.Now}, nil
 }
 
 // Path is the file the store lives in.
@@ -268,12 +271,12 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	// the batch fails, so it resets what it reports. A lone registration
 	// commits at once.
 	write := s.db.Update
-	if now := time.Now().UnixNano(); now-s.lastCreate.Swap(now) < int64(batchWindow) {
+	if now := s.clock().UnixNano(); now-s.lastCreate.Swap(now) < int64(batchWindow) {
 		write = s.db.Batch
 	}
 	err = write(func(tx *bolt.Tx) error {
 		conflict, missing, seq = nil, nil, 0
-		now := time.Now()
+		now := s.clock()
 		if idem != nil {
 			taken, err := idemTaken(tx, idem.Key, now)
 			if err != nil {

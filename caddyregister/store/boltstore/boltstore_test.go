@@ -576,14 +576,20 @@ func TestNewMethodsUnavailable(t *testing.T) {
 }
 
 // Expired idempotency records are swept by CreateUser and ClaimMail; a key
-// claimed again after expiry leaves one record and one expiry entry.
+// claimed again after expiry leaves one record and one expiry entry. The
+// store runs on a test clock, so records expire when the test says, however
+// long the machine takes to write them.
 func TestExpiredIdempotencySwept(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "register.db"))
 	defer s.Close()
+	clk := newTestClock()
+	boltstore.SetClock(s, clk.Now)
 	mk := func(email, key string, ttl time.Duration) store.NewUser {
 		u := storetest.NewTestUser(email, "")
-		return store.NewUser{User: u, Idempotency: storetest.NewTestIdempotency(key, "{}", ttl)}
+		idem := storetest.NewTestIdempotency(key, "{}", ttl)
+		idem.CreatedAt, idem.ExpiresAt = clk.Now(), clk.Now().Add(ttl)
+		return store.NewUser{User: u, Idempotency: idem}
 	}
 	const short = 300 * time.Millisecond
 	for i, ttl := range []time.Duration{short, short, time.Hour} {
@@ -594,7 +600,10 @@ func TestExpiredIdempotencySwept(t *testing.T) {
 	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 3 || e != 3 {
 		t.Fatalf("IdemCounts = %d, %d, %v; want 3, 3", n, e, err)
 	}
-	time.Sleep(short + 50*time.Millisecond)
+	clk.Advance(short) // k0 and k1 expire
+	if _, err := s.GetIdempotency(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetIdempotency(k1) after expiry: %v, want ErrNotFound", err)
+	}
 	// Reclaiming k0 replaces its record; the sweep in the same create
 	// takes k1.
 	if err := s.CreateUser(ctx, mk("again@example.com", "k0", time.Hour)); err != nil {
@@ -606,8 +615,11 @@ func TestExpiredIdempotencySwept(t *testing.T) {
 	if err := s.CreateUser(ctx, mk("short@example.com", "k3", time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if _, err := s.ClaimMail(ctx, time.Now(), time.Minute); !errors.Is(err, store.ErrNotFound) {
+	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 3 || e != 3 {
+		t.Fatalf("IdemCounts with k3 = %d, %d, %v; want 3, 3", n, e, err)
+	}
+	clk.Advance(time.Millisecond) // k3 expires
+	if _, err := s.ClaimMail(ctx, clk.Now(), time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ClaimMail with an empty outbox: %v", err)
 	}
 	if n, e, err := boltstore.IdemCounts(s); err != nil || n != 2 || e != 2 {
@@ -658,10 +670,18 @@ func TestSequenceSurvivesReopen(t *testing.T) {
 
 // TestCreateUserCommits: a lone registration commits by itself, and a
 // stream of them shares commits (each still durable when it returns; see
-// TestKill9Durability).
+// TestKill9Durability). The store runs on a test clock, and bbolt's batch
+// waits for the whole stream instead of a delay, so what counts as a
+// stream does not depend on how fast the machine schedules goroutines.
 func TestCreateUserCommits(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "register.db"))
 	defer s.Close()
+	clk := newTestClock()
+	boltstore.SetClock(s, clk.Now)
+	const n = 16
+	// A batch commits when n registrations joined it; a lone
+	// registration that wrongly took the batch path would hang.
+	boltstore.SetBatchLimits(s, time.Hour, n)
 	ctx := context.Background()
 	txid := func() int {
 		t.Helper()
@@ -671,24 +691,46 @@ func TestCreateUserCommits(t *testing.T) {
 		}
 		return id
 	}
+	create := func(email string) error {
+		return s.CreateUser(ctx, store.NewUser{User: storetest.NewTestUser(email, "")})
+	}
+	// createAlone creates one user, failing (rather than hanging for the
+	// hour-long batch delay) if it waits for a batch.
+	createAlone := func(email string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- create(email) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: a lone registration waited for a batch", email)
+		}
+	}
 
 	before := txid()
-	if err := s.CreateUser(ctx, store.NewUser{User: storetest.NewTestUser("lone@example.com", "")}); err != nil {
-		t.Fatal(err)
-	}
+	createAlone("lone@example.com")
 	if got := txid() - before; got != 1 {
 		t.Errorf("lone registration: %d commits, want 1", got)
 	}
+	// A registration a batch window after the last is lone too.
+	clk.Advance(boltstore.BatchWindow)
+	before = txid()
+	createAlone("lone2@example.com")
+	if got := txid() - before; got != 1 {
+		t.Errorf("registration a window after the last: %d commits, want 1", got)
+	}
 
-	// Right after the first, registrations count as a stream.
-	const n = 16
+	// Within the window after the last, registrations count as a stream
+	// and share one commit.
+	clk.Advance(boltstore.BatchWindow - time.Nanosecond)
 	before = txid()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
-		wg.Go(func() {
-			errs <- s.CreateUser(ctx, store.NewUser{User: storetest.NewTestUser(fmt.Sprintf("stream%d@example.com", i), "")})
-		})
+		wg.Go(func() { errs <- create(fmt.Sprintf("stream%d@example.com", i)) })
 	}
 	wg.Wait()
 	close(errs)
@@ -697,8 +739,8 @@ func TestCreateUserCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := txid() - before; got >= n/2 {
-		t.Errorf("%d concurrent registrations took %d commits; want them batched (window %s)", n, got, boltstore.BatchWindow)
+	if got := txid() - before; got != 1 {
+		t.Errorf("%d registrations in a stream took %d commits; want them batched into 1", n, got)
 	}
 	for i := range n {
 		if _, err := s.UserIDByEmail(ctx, store.EmailKey(fmt.Sprintf("stream%d@example.com", i))); err != nil {

@@ -133,7 +133,7 @@ func (s *Store) GetIdempotency(ctx context.Context, key string) (*store.Idempote
 	if err := s.getJSON(ctx, op, bucketIdem, key, &r); err != nil {
 		return nil, err
 	}
-	if !time.Now().Before(r.ExpiresAt) {
+	if !s.clock().Before(r.ExpiresAt) {
 		return nil, store.ErrNotFound
 	}
 	return &r, nil

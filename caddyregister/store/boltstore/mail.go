@@ -62,7 +62,7 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 		return nil, store.Unavailable(op, err)
 	}
 	nowMs := max(now.UnixMilli(), 0)
-	wallMs := time.Now().UnixMilli()
+	wallMs := s.clock().UnixMilli()
 	var due, sweep, sweepIdem bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		bs, err := buckets(tx, bucketOutbox, bucketTokenExp, bucketIdemExp)
