@@ -443,6 +443,35 @@ func (s *Store) LoadOrCreateSecret(ctx context.Context, name string, value []byt
 	return out, nil
 }
 
+// SwapSecret implements store.Store in one read-write transaction.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	const op = "swap secret"
+	if name == "" {
+		return false, errors.New("swap secret: empty name")
+	}
+	if err := ctx.Err(); err != nil {
+		return false, store.Unavailable(op, err)
+	}
+	swapped := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketSecrets)
+		if err != nil {
+			return err
+		}
+		key := []byte(name)
+		k, v := b.Cursor().Seek(key)
+		if !bytes.Equal(k, key) || !bytes.Equal(v, old) {
+			return nil
+		}
+		swapped = true
+		return b.Put(key, value)
+	})
+	if err != nil {
+		return false, store.Unavailable(op, err)
+	}
+	return swapped, nil
+}
+
 // Ping implements store.Store: nil while the store is open.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
