@@ -21,6 +21,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/captcha"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// so every instance on one store signs with the same key.
 	SigningKey *token.Key
 	Token      token.Config
+	// Sealer encrypts the stored signing key set (key_encryption_key);
+	// nil stores it in clear. Instances on one store need the same one.
+	Sealer *secretbox.Box
 
 	Admins []Admin
 	// AdminLoginLimit bounds admin login attempts that are not served from
@@ -77,8 +81,11 @@ type Engine struct {
 	now    func() time.Time
 	admins map[string]Admin
 
-	mu     sync.Mutex // serializes loading the key
-	issuer atomic.Pointer[token.Issuer]
+	mu   sync.Mutex // serializes loading the key
+	keys atomic.Pointer[keyState]
+	// lastMiss is when (unix ns, engine clock) a token with an unknown kid
+	// last made us re-read the key set.
+	lastMiss atomic.Int64
 
 	verified *verifiedCache
 	// recent holds users read for Me for a second: clients poll /me with
@@ -123,7 +130,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.SigningKey != nil {
-		e.issuer.Store(token.NewIssuer(e.cfg.Token, cfg.SigningKey))
+		e.keys.Store(&keyState{iss: token.NewIssuer(e.cfg.Token, cfg.SigningKey)})
 	}
 	return e, nil
 }
@@ -144,37 +151,6 @@ func (e *Engine) Store() store.Store { return e.cfg.Store }
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.now() }
-
-// tokens returns the issuer, loading the signing key on first use.
-func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
-	if iss := e.issuer.Load(); iss != nil {
-		return iss, nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if iss := e.issuer.Load(); iss != nil {
-		return iss, nil
-	}
-	fresh, err := token.GenerateKey()
-	if err != nil {
-		return nil, fmt.Errorf("generate signing key: %w", err)
-	}
-	pemBytes, err := fresh.MarshalPrivateKeyPEM()
-	if err != nil {
-		return nil, fmt.Errorf("encode signing key: %w", err)
-	}
-	stored, err := e.cfg.Store.LoadOrCreateSecret(ctx, SigningKeySecret, pemBytes)
-	if err != nil {
-		return nil, fmt.Errorf("load signing key: %w: %w", ErrNotReady, err)
-	}
-	key, err := token.ParsePrivateKeyPEM(stored)
-	if err != nil {
-		return nil, fmt.Errorf("stored signing key: %w", err)
-	}
-	iss := token.NewIssuer(e.cfg.Token, key)
-	e.issuer.Store(iss)
-	return iss, nil
-}
 
 // JWKS returns the public key set, loading the key if needed.
 func (e *Engine) JWKS(ctx context.Context) ([]byte, error) {
