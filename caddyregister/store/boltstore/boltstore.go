@@ -144,6 +144,14 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("embedded store %s: create directory: %w", path, err)
 		}
 	}
+	// The file holds the signing key (in clear without a key-encryption
+	// key) and password hashes: its mode is what protects them, so a file
+	// made readable by others (a copy, a restore, a umask) is tightened.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, fi.Mode().Perm()&0o700); err != nil {
+			return nil, fmt.Errorf("embedded store %s: restrict mode to the owner: %w", path, err)
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err == nil {
 		db.MaxBatchDelay = batchWindow
