@@ -201,39 +201,51 @@ func readKeySet(ctx context.Context, st store.Store, sealer *secretbox.Box, log 
 	return nil, nil, fmt.Errorf("load signing key: %w: the stored key kept changing", ErrNotReady)
 }
 
+// Rotation is what RotateSigningKey did.
+type Rotation struct {
+	// OldKID is the retired key's kid, NewKID the new signing key's.
+	OldKID, NewKID string
+	// RetiredUntil is when the old key leaves the JWKS and stops
+	// verifying: one token lifetime plus leeway after the rotation.
+	RetiredUntil time.Time
+}
+
 // RotateSigningKey replaces the stored signing key with a fresh one and
 // keeps the old one's public half as retired, so tokens it signed verify
-// until they expire; retired keys older than keep are dropped. Running
-// instances pick the new key up within keyRefreshInterval, or at once when
-// they see a token it signed. sealer must be the Box the instances use (nil
-// when they have no key_encryption_key). It returns the old and new kid.
-func RotateSigningKey(ctx context.Context, st store.Store, sealer *secretbox.Box, keep time.Duration, now time.Time) (oldKID, newKID string, err error) {
+// until they expire; retired keys older than one lifetime of tc's tokens
+// (plus leeway) are dropped. Running instances pick the new key up within
+// keyRefreshInterval, or at once when they see a token it signed. sealer
+// must be the Box the instances use (nil when they have no
+// key_encryption_key). It is a compare-and-set: a concurrent rotation or
+// data loss makes it read again rather than overwrite.
+func RotateSigningKey(ctx context.Context, st store.Store, sealer *secretbox.Box, tc token.Config, now time.Time) (*Rotation, error) {
+	keep := retention(tc)
 	for range 5 {
 		raw, set, err := readKeySet(ctx, st, sealer, zap.NewNop())
 		if err != nil {
-			return "", "", err
+			return nil, err
 		}
 		old, _ := set.signing() // decodeKeySet checked it
 		next, err := newKeySet()
 		if err != nil {
-			return "", "", err
+			return nil, err
 		}
 		next.Retired = append([]retiredKey{{X: base64.RawURLEncoding.EncodeToString(old.Public()), RetiredAt: now.UTC()}},
 			liveRetired(set.Retired, now, keep)...)
 		value, err := encodeKeySet(next, sealer)
 		if err != nil {
-			return "", "", err
+			return nil, err
 		}
 		ok, err := st.SwapSecret(ctx, SigningKeySecret, raw, value)
 		if err != nil {
-			return "", "", fmt.Errorf("rotate signing key: %w", err)
+			return nil, fmt.Errorf("rotate signing key: %w", err)
 		}
 		if ok {
 			k, _ := next.signing()
-			return old.ID, k.ID, nil
+			return &Rotation{OldKID: old.ID, NewKID: k.ID, RetiredUntil: now.Add(keep)}, nil
 		}
 	}
-	return "", "", errors.New("rotate signing key: the stored key kept changing; try again")
+	return nil, errors.New("rotate signing key: the stored key kept changing; try again")
 }
 
 // loadKeys reads the stored key set and installs its issuer, logging when

@@ -331,9 +331,13 @@ func TestRotateSigningKey(t *testing.T) {
 			old := e1.adminToken(t)
 			oldKID := kidOf(t, old)
 
-			gotOld, gotNew, err := engine.RotateSigningKey(ctx, ev.store, sealer, token.DefaultTTL+token.DefaultLeeway, clock.Now())
+			rot, err := engine.RotateSigningKey(ctx, ev.store, sealer, token.Config{}, clock.Now())
 			if err != nil {
 				t.Fatal(err)
+			}
+			gotOld, gotNew := rot.OldKID, rot.NewKID
+			if want := clock.Now().Add(token.DefaultTTL + token.DefaultLeeway); !rot.RetiredUntil.Equal(want) {
+				t.Errorf("RetiredUntil %v, want %v", rot.RetiredUntil, want)
 			}
 			if gotOld != oldKID || gotNew == oldKID {
 				t.Fatalf("RotateSigningKey = %q, %q; old kid is %q", gotOld, gotNew, oldKID)
