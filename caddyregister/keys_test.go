@@ -39,7 +39,7 @@ func warned(logs *observer.ObservedLogs, substr string) bool {
 }
 
 // TestStartWarnsAboutKeyStorage: on Redis without key_encryption_key, or
-// with no persistence (testredis runs --save ” --appendonly no), or with
+// with no persistence (testredis runs with no RDB snapshots and appendonly no), or with
 // an eviction policy, Start warns, naming the setting to change.
 func TestStartWarnsAboutKeyStorage(t *testing.T) {
 	ctx := context.Background()

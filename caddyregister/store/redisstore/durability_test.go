@@ -10,7 +10,7 @@ import (
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
-// TestDurability: testredis runs with --save ” --appendonly no, so both
+// TestDurability: testredis runs with no RDB snapshots and appendonly no, so both
 // CONFIG GET and, for a user whose ACL forbids CONFIG, INFO report no
 // persistence; the eviction policy is read either way.
 func TestDurability(t *testing.T) {
