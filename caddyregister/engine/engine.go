@@ -86,6 +86,9 @@ type Engine struct {
 	// lastMiss is when (unix ns, engine clock) a token with an unknown kid
 	// last made us re-read the key set.
 	lastMiss atomic.Int64
+	// configuredClaimed is set once this instance has recorded its
+	// configured signing_key in the store (see loadConfigured); under mu.
+	configuredClaimed bool
 
 	verified *verifiedCache
 	// recent holds users read for Me for a second: clients poll /me with
@@ -130,6 +133,9 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.SigningKey != nil {
+		// With a sealer the record of configured keys is read at the first
+		// use (refreshAt is zero); the configured key signs meanwhile, so
+		// a store that is down does not stop tokens.
 		e.keys.Store(&keyState{iss: token.NewIssuer(e.cfg.Token, cfg.SigningKey)})
 	}
 	return e, nil

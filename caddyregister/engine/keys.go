@@ -251,6 +251,9 @@ func RotateSigningKey(ctx context.Context, st store.Store, sealer *secretbox.Box
 // loadKeys reads the stored key set and installs its issuer, logging when
 // the current key changed under a running instance. Callers hold e.mu.
 func (e *Engine) loadKeys(ctx context.Context) (*token.Issuer, error) {
+	if e.cfg.SigningKey != nil {
+		return e.loadConfigured(ctx)
+	}
 	now := e.now()
 	prev := e.keys.Load()
 	raw, set, err := readKeySet(ctx, e.cfg.Store, e.cfg.Sealer, e.log)
@@ -313,7 +316,7 @@ func (e *Engine) keyChanged(prev *keyState, set *keySet, now time.Time) []retire
 // current issuer meanwhile.
 func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
 	if ks := e.keys.Load(); ks != nil {
-		if e.cfg.SigningKey != nil || e.now().Before(ks.refreshAt) || !e.mu.TryLock() {
+		if e.staticKey() || e.now().Before(ks.refreshAt) || !e.mu.TryLock() {
 			return ks.iss, nil
 		}
 		defer e.mu.Unlock()
@@ -343,7 +346,7 @@ func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
 // once per keyMissInterval whatever the number of such tokens. It returns
 // nil when no re-read happened or it failed.
 func (e *Engine) tokensAfterMiss(ctx context.Context) *token.Issuer {
-	if e.cfg.SigningKey != nil {
+	if e.staticKey() {
 		return nil
 	}
 	now := e.now().UnixNano()

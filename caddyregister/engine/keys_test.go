@@ -391,3 +391,71 @@ func mustB64(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+func newConfiguredEngine(t *testing.T, st store.Store, key *token.Key, sealer *secretbox.Box, clock *fakeClock) *keyEngine {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	e, err := engine.New(engine.Config{Store: st, Hasher: cheap, Pool: password.NewPool(password.PoolConfig{}),
+		SigningKey: key, Sealer: sealer, Logger: zap.New(core), Now: clock.Now,
+		Admins: []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &keyEngine{Engine: e, clock: clock, logs: logs}
+}
+
+// TestConfiguredSigningKeyChange: with a key-encryption key, an instance
+// started with a new signing_key keeps verifying the previous key's tokens
+// (and publishing it) for one token lifetime, and an instance still on the
+// previous config verifies the new key's tokens (a rolling change).
+func TestConfiguredSigningKeyChange(t *testing.T) {
+	ctx := context.Background()
+	ns := uniqueNS()
+	st1, st2 := openRedisOn(t, redisServer(t), ns), openRedisOn(t, redisServer(t), ns)
+	clock := newFakeClock()
+	keyA, keyB := mustKey(t), mustKey(t)
+	oldCfg := newConfiguredEngine(t, st1, keyA, mustBox(t, testKEK, ns), clock)
+	tokA := oldCfg.adminToken(t)
+
+	newCfg := newConfiguredEngine(t, st2, keyB, mustBox(t, testKEK, ns), clock)
+	if !newCfg.logged(zapcore.WarnLevel, "signing_key changed") {
+		t.Error("change of signing_key not logged")
+	}
+	newCfg.wantAccepts(t, tokA, "previous signing_key's token on the new config")
+	tokB := newCfg.adminToken(t)
+	if kidOf(t, tokB) != keyB.ID {
+		t.Fatal("new config does not sign with its signing_key")
+	}
+	oldCfg.wantAccepts(t, tokB, "new signing_key's token on an instance still on the previous config")
+
+	jwks := func(e *keyEngine) string {
+		j, err := e.JWKS(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(j)
+	}
+	if j := jwks(newCfg); !strings.Contains(j, keyA.ID) || !strings.Contains(j, keyB.ID) {
+		t.Fatalf("JWKS after the change lacks a key: %s", j)
+	}
+	// A restart on the new config (not a new change) keeps the record.
+	again := newConfiguredEngine(t, st2, keyB, mustBox(t, testKEK, ns), clock)
+	if again.logged(zapcore.WarnLevel, "signing_key changed") {
+		t.Error("restart on the same signing_key logged a change")
+	}
+	again.wantAccepts(t, tokA, "previous signing_key's token after a restart")
+
+	clock.Advance(token.DefaultTTL + token.DefaultLeeway + time.Second)
+	if j := jwks(newCfg); strings.Contains(j, keyA.ID) || !strings.Contains(j, keyB.ID) {
+		t.Fatalf("previous signing_key still in the JWKS after one token lifetime: %s", j)
+	}
+
+	// Without a key-encryption key nothing is recorded, as before.
+	plain := newConfiguredEngine(t, openRedisOn(t, redisServer(t), uniqueNS()), keyA, nil, clock)
+	if _, err := plain.AuthenticateToken(ctx, newCfg.adminToken(t)); err == nil {
+		t.Error("an instance without key_encryption_key accepted another signing_key's token")
+	}
+}
