@@ -490,9 +490,9 @@ func (a *App) Start() error {
 		}
 	}
 	a.applyMemoryLimit()
+	a.warnKeyStorage()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a.warnKeyStorage(ctx)
 	if err := a.engine.Start(ctx); err != nil {
 		a.logger.Warn("store not reachable at start; will retry on demand", zap.Error(err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -49,11 +50,15 @@ func (a *App) provisionSealer(repl *caddy.Replacer) (*secretbox.Box, error) {
 // exposes or can lose the signing key: no key_encryption_key (whoever
 // reads Redis can mint admin tokens), no persistence or an eviction policy
 // (a restart or full memory drops the key, and users with it).
-func (a *App) warnKeyStorage(ctx context.Context) {
+func (a *App) warnKeyStorage() {
 	rs, ok := a.redisStore()
 	if !ok {
 		return // the embedded file is 0600 in a 0700 directory
 	}
+	// Its own short budget: a Redis that is down must not eat the time
+	// the signing key gets to load.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	if !a.sealed && a.SigningKey == "" {
 		a.logger.Warn("the generated signing key is stored in clear in Redis: whoever can read Redis can mint tokens, admin ones included; set key_encryption_key (e.g. key_encryption_key {env.REGISTER_KEY_ENCRYPTION_KEY}, openssl rand -base64 32) to store it encrypted",
 			zap.String("key", rs.Key("secret", engine.SigningKeySecret)))

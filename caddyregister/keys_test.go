@@ -47,7 +47,7 @@ func TestStartWarnsAboutKeyStorage(t *testing.T) {
 
 	a := &App{Store: &StoreConfig{Backend: "redis", URL: srv.URL(0), Namespace: "warn1"}}
 	logs := provisionObserved(t, a)
-	a.warnKeyStorage(ctx)
+	a.warnKeyStorage()
 	if !warned(logs, "set key_encryption_key") {
 		t.Error("no warning naming key_encryption_key without one")
 	}
@@ -63,7 +63,7 @@ func TestStartWarnsAboutKeyStorage(t *testing.T) {
 	}
 	a = &App{Store: &StoreConfig{Backend: "redis", URL: srv.URL(0), Namespace: "warn2"}, KeyEncryptionKey: testKEK}
 	logs = provisionObserved(t, a)
-	a.warnKeyStorage(ctx)
+	a.warnKeyStorage()
 	if warned(logs, "key_encryption_key") {
 		t.Error("key_encryption_key warning although one is set")
 	}
@@ -74,7 +74,7 @@ func TestStartWarnsAboutKeyStorage(t *testing.T) {
 	// The embedded store is protected by its file mode: no warning.
 	a = &App{Store: &StoreConfig{Backend: "embedded", Path: t.TempDir() + "/r.db"}}
 	logs = provisionObserved(t, a)
-	a.warnKeyStorage(ctx)
+	a.warnKeyStorage()
 	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 0 {
 		t.Errorf("embedded store: %d warnings", n)
 	}
