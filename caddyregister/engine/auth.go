@@ -68,7 +68,7 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 		}
 		c, err = iss.Verify(tok)
 		if errors.Is(err, token.ErrUnknownKey) {
-			if fresh := e.tokensAfterMiss(ctx); fresh != nil {
+			if fresh := e.tokensAfterMiss(ctx, iss); fresh != nil {
 				c, err = fresh.Verify(tok)
 			}
 		}

@@ -84,7 +84,7 @@ type Engine struct {
 	mu   sync.Mutex // serializes loading the key
 	keys atomic.Pointer[keyState]
 	// lastMiss is when (unix ns, engine clock) a token with an unknown kid
-	// last made us re-read the key set.
+	// last made us re-read the key set; written under mu.
 	lastMiss atomic.Int64
 	// configuredClaimed is set once this instance has recorded its
 	// configured signing_key in the store (see loadConfigured); under mu.

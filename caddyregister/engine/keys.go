@@ -341,21 +341,27 @@ func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
 	return e.loadKeys(ctx)
 }
 
-// tokensAfterMiss re-reads the key set after a token named a kid we do not
-// hold (another instance may sign with a key we have not seen yet), at most
-// once per keyMissInterval whatever the number of such tokens. It returns
-// nil when no re-read happened or it failed.
-func (e *Engine) tokensAfterMiss(ctx context.Context) *token.Issuer {
+// tokensAfterMiss re-reads the key set after a token named a kid that
+// used (the issuer it was checked with) does not hold: another instance may
+// sign with a key we have not seen yet. A load already in flight (periodic,
+// or for another such token) is waited for and its result used; otherwise
+// the store is read at most once per keyMissInterval, whatever the number
+// of such tokens (anyone can forge a kid). It returns nil when there is
+// nothing newer than used.
+func (e *Engine) tokensAfterMiss(ctx context.Context, used *token.Issuer) *token.Issuer {
 	if e.staticKey() {
-		return nil
-	}
-	now := e.now().UnixNano()
-	last := e.lastMiss.Load()
-	if now-last < int64(keyMissInterval) || !e.lastMiss.CompareAndSwap(last, now) {
 		return nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ks := e.keys.Load(); ks != nil && ks.iss != used {
+		return ks.iss
+	}
+	now := e.now().UnixNano()
+	if now-e.lastMiss.Load() < int64(keyMissInterval) {
+		return nil
+	}
+	e.lastMiss.Store(now)
 	iss, err := e.loadKeys(ctx)
 	if err != nil {
 		e.log.Warn("re-reading the signing key after a token with an unknown kid failed", zap.Error(err))

@@ -459,3 +459,86 @@ func TestConfiguredSigningKeyChange(t *testing.T) {
 		t.Error("an instance without key_encryption_key accepted another signing_key's token")
 	}
 }
+
+// TestConcurrentMigration: instances with one key-encryption key starting
+// at once on a clear key all keep that key, and it ends up sealed once
+// (compare-and-set: none overwrites another's sealed value with its own).
+func TestConcurrentMigration(t *testing.T) {
+	ctx := context.Background()
+	ns := uniqueNS()
+	key := mustKey(t)
+	pemBytes, err := key.MarshalPrivateKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := openRedisOn(t, redisServer(t), ns)
+	if _, err := seed.LoadOrCreateSecret(ctx, engine.SigningKeySecret, pemBytes); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	es := make([]*keyEngine, n)
+	for i := range es {
+		es[i] = newKeyEngine(t, openRedisOn(t, redisServer(t), ns), mustBox(t, testKEK, ns), nil)
+	}
+	errs := make(chan error, n)
+	for _, e := range es {
+		go func() { errs <- e.Start(ctx) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	}
+	migrated := 0
+	for i, e := range es {
+		if kid := kidOf(t, e.adminToken(t)); kid != key.ID {
+			t.Fatalf("instance %d signs with %s, want the migrated key %s", i, kid, key.ID)
+		}
+		if e.logged(zapcore.InfoLevel, "stored it encrypted") {
+			migrated++
+		}
+	}
+	if migrated != 1 {
+		t.Fatalf("%d instances stored the key encrypted, want exactly 1", migrated)
+	}
+	if v := secretValue(t, seed); !secretbox.IsSealed(v) {
+		t.Fatalf("key not sealed after the race: %q", v)
+	}
+}
+
+// TestConcurrentRefresh: while one request re-reads the key set (periodic
+// and after an unknown kid), the others go on verifying and signing.
+func TestConcurrentRefresh(t *testing.T) {
+	ctx := context.Background()
+	ns := uniqueNS()
+	st := openRedisOn(t, redisServer(t), ns)
+	e := newKeyEngine(t, st, mustBox(t, testKEK, ns), nil)
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.adminToken(t)
+	if _, err := engine.RotateSigningKey(ctx, st, mustBox(t, testKEK, ns), token.Config{}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	other := newKeyEngine(t, openRedisOn(t, redisServer(t), ns), mustBox(t, testKEK, ns), e.clock)
+	newTok := other.adminToken(t)
+	e.clock.Advance(keyRefreshDue)
+	const n = 32
+	errs := make(chan error, 3*n)
+	for range n {
+		go func() { _, err := e.AuthenticateToken(ctx, tok); errs <- err }()
+		go func() { _, err := e.AuthenticateToken(ctx, newTok); errs <- err }()
+		go func() {
+			_, err := e.IssueToken(ctx, &engine.Principal{Kind: engine.KindAdmin, ID: "ops", Permissions: []string{"*"}})
+			errs <- err
+		}()
+	}
+	for range 3 * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// keyRefreshDue is past the engine's 30s re-read interval.
+const keyRefreshDue = 31 * time.Second
