@@ -494,6 +494,9 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.engine.Start(ctx); err != nil {
+		if errors.Is(err, engine.ErrKeyUnusable) {
+			return fmt.Errorf("register: %w", err)
+		}
 		a.logger.Warn("store not reachable at start; will retry on demand", zap.Error(err))
 	}
 	a.worker.Start()

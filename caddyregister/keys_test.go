@@ -97,3 +97,25 @@ func TestKeyEncryptionKeyProvision(t *testing.T) {
 	}
 	_ = a.Cleanup()
 }
+
+// TestStartFailsWithWrongKeyEncryptionKey: a key_encryption_key that does
+// not open the stored key fails Start (a reload with it is refused) with a
+// message naming the option, instead of the store-outage warning.
+func TestStartFailsWithWrongKeyEncryptionKey(t *testing.T) {
+	srv := testredis.Start(t)
+	start := func(kek string) error {
+		a := &App{Store: &StoreConfig{Backend: "redis", URL: srv.URL(0), Namespace: "wrongkek"}, KeyEncryptionKey: kek}
+		provisionObserved(t, a)
+		err := a.Start()
+		if err == nil {
+			t.Cleanup(func() { _ = a.Stop() })
+		}
+		return err
+	}
+	if err := start(testKEK); err != nil {
+		t.Fatalf("first Start: %v", err)
+	}
+	if err := start(testKEK + "-other"); err == nil || !strings.Contains(err.Error(), "key_encryption_key") {
+		t.Fatalf("Start with another key_encryption_key = %v, want an error naming it", err)
+	}
+}

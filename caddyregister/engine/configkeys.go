@@ -61,11 +61,11 @@ func (e *Engine) loadConfigured(ctx context.Context) (*token.Issuer, error) {
 		}
 		plain, err := e.cfg.Sealer.Open(configuredPurpose, raw)
 		if err != nil {
-			return nil, fmt.Errorf("key_encryption_key does not decrypt the stored record of signing_key (is it the key the other instances use?): %w", err)
+			return nil, fmt.Errorf("%w: key_encryption_key does not decrypt the stored record of signing_key (is it the key the other instances use?): %w", ErrKeyUnusable, err)
 		}
 		var rec configuredRecord
 		if err := json.Unmarshal(plain, &rec); err != nil || rec.V != keySetVersion {
-			return nil, fmt.Errorf("stored record of signing_key: version %d: %v", rec.V, err)
+			return nil, fmt.Errorf("%w: stored record of signing_key: version %d: %v", ErrKeyUnusable, rec.V, err)
 		}
 		if rec.X != ownX && !e.configuredClaimed {
 			next := configuredRecord{V: keySetVersion, X: ownX,

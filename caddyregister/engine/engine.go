@@ -145,7 +145,16 @@ func New(cfg Config) (*Engine, error) {
 // engine retries on the next request that needs a token, so Caddy can start
 // while the store is briefly down.
 func (e *Engine) Start(ctx context.Context) error {
-	_, err := e.tokens(ctx)
+	var err error
+	if e.cfg.SigningKey != nil && e.cfg.Sealer != nil {
+		// The configured key signs whatever happens here; reading its
+		// record now surfaces a wrong key_encryption_key at start.
+		e.mu.Lock()
+		_, err = e.loadConfigured(ctx)
+		e.mu.Unlock()
+	} else {
+		_, err = e.tokens(ctx)
+	}
 	if len(e.cfg.Tenants) > 0 {
 		err = errors.Join(err, e.EnsureTenants(ctx))
 	}

@@ -28,6 +28,13 @@ const (
 	keyMissInterval = time.Second
 )
 
+// ErrKeyUnusable is wrapped when the stored signing key cannot be used as
+// configured: it is sealed and key_encryption_key is missing or another,
+// or it is corrupt. Retrying does not help (unlike ErrNotReady), so the
+// Caddy layer fails Start with it: a reload with the wrong key is refused
+// and the running config stays.
+var ErrKeyUnusable = errors.New("stored signing key unusable")
+
 // keySetVersion is the "v" of the stored key set.
 const keySetVersion = 1
 
@@ -179,7 +186,7 @@ func readKeySet(ctx context.Context, st store.Store, sealer *secretbox.Box, log 
 		}
 		set, err := decodeKeySet(raw, sealer)
 		if err != nil {
-			return nil, nil, fmt.Errorf("stored signing key: %w", err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrKeyUnusable, err)
 		}
 		if sealer == nil || secretbox.IsSealed(raw) {
 			return raw, set, nil

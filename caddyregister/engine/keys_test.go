@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,8 +152,8 @@ func TestWrongKeyEncryptionKey(t *testing.T) {
 	} {
 		e := newKeyEngine(t, st, sealer, nil)
 		err := e.Start(ctx)
-		if err == nil || !strings.Contains(err.Error(), "key_encryption_key") {
-			t.Errorf("%s: Start = %v, want an error naming key_encryption_key", name, err)
+		if !errors.Is(err, engine.ErrKeyUnusable) || !strings.Contains(err.Error(), "key_encryption_key") {
+			t.Errorf("%s: Start = %v, want ErrKeyUnusable naming key_encryption_key", name, err)
 		}
 		if _, err := e.JWKS(ctx); err == nil {
 			t.Errorf("%s: JWKS served without the key", name)
@@ -451,6 +452,17 @@ func TestConfiguredSigningKeyChange(t *testing.T) {
 	clock.Advance(token.DefaultTTL + token.DefaultLeeway + time.Second)
 	if j := jwks(newCfg); strings.Contains(j, keyA.ID) || !strings.Contains(j, keyB.ID) {
 		t.Fatalf("previous signing_key still in the JWKS after one token lifetime: %s", j)
+	}
+
+	// Another key-encryption key cannot read the record: Start says so.
+	core, _ := observer.New(zapcore.DebugLevel)
+	wrong, err := engine.New(engine.Config{Store: st2, Hasher: cheap, Pool: password.NewPool(password.PoolConfig{}),
+		SigningKey: keyB, Sealer: mustBox(t, otherKEK, ns), Logger: zap.New(core), Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wrong.Start(ctx); !errors.Is(err, engine.ErrKeyUnusable) || !strings.Contains(err.Error(), "key_encryption_key") {
+		t.Errorf("configured key, other key_encryption_key: Start = %v", err)
 	}
 
 	// Without a key-encryption key nothing is recorded, as before.
