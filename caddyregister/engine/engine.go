@@ -42,7 +42,10 @@ type Config struct {
 
 	// SigningKey signs tokens. When nil, the engine loads the key stored
 	// under SigningKeySecret, generating and storing one if there is none,
-	// so every instance on one store signs with the same key.
+	// so every instance on one store signs with the same key, and reads it
+	// again every 30s and on an unknown kid (see keys.go). With a Sealer,
+	// a configured key is recorded under ConfiguredKeySecret so a change
+	// of it keeps the previous key verifying (see configkeys.go).
 	SigningKey *token.Key
 	Token      token.Config
 	// Sealer encrypts the stored signing key set (key_encryption_key);

@@ -332,7 +332,11 @@ func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
 		}
 		iss, err := e.loadKeys(ctx)
 		if err != nil {
-			e.log.Warn("re-reading the signing key failed; keeping the current one", zap.Error(err))
+			lvl := zap.WarnLevel // the store may be briefly down
+			if errors.Is(err, ErrKeyUnusable) {
+				lvl = zap.ErrorLevel // instances disagree on key_encryption_key
+			}
+			e.log.Log(lvl, "re-reading the signing key failed; keeping the current one", zap.Error(err))
 			next := *ks
 			next.refreshAt = e.now().Add(keyRefreshInterval)
 			e.keys.Store(&next)
