@@ -552,3 +552,31 @@ func TestConcurrentRefresh(t *testing.T) {
 
 // keyRefreshDue is past the engine's 30s re-read interval.
 const keyRefreshDue = 31 * time.Second
+
+// TestRereadWrongKeyKeepsCurrent: when the stored key was replaced by one
+// this instance's key-encryption key cannot open (after a data loss, an
+// instance with another key-encryption key made it), a running instance
+// keeps its key and says so at Error.
+func TestRereadWrongKeyKeepsCurrent(t *testing.T) {
+	ctx := context.Background()
+	ns := uniqueNS()
+	st := openRedisOn(t, redisServer(t), ns)
+	e1 := newKeyEngine(t, st, mustBox(t, testKEK, ns), nil)
+	if err := e1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kid := kidOf(t, e1.adminToken(t))
+	if err := st.Client().Del(ctx, st.Key("secret", engine.SigningKeySecret)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := newKeyEngine(t, st, mustBox(t, otherKEK, ns), nil).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e1.clock.Advance(keyRefreshDue)
+	if got := kidOf(t, e1.adminToken(t)); got != kid {
+		t.Fatalf("e1 signs with %s after a failed re-read, want its key %s", got, kid)
+	}
+	if !e1.logged(zapcore.ErrorLevel, "re-reading the signing key failed") {
+		t.Error("failed re-read not logged at error level")
+	}
+}
