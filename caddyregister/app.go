@@ -43,6 +43,14 @@ type App struct {
 	// one, a key is generated on first start and kept in the store, so every
 	// instance on one store signs alike.
 	SigningKey string `json:"signing_key,omitempty"`
+	// KeyEncryptionKey encrypts the generated signing key where the store
+	// keeps it, so that reading Redis is not enough to mint tokens; usually
+	// a placeholder ({env.REGISTER_KEY_ENCRYPTION_KEY}) resolving to at
+	// least 32 random bytes (openssl rand -base64 32). Every instance on
+	// one store needs the same one. Empty: the key is stored in clear (a
+	// warning at start on Redis; the embedded file is readable by Caddy's
+	// user only).
+	KeyEncryptionKey string `json:"key_encryption_key,omitempty"`
 	// Issuer is the tokens' iss claim. Default "caddyregister".
 	Issuer string `json:"issuer,omitempty"`
 	// TokenTTL is the access token lifetime. Default 15m.
@@ -103,6 +111,9 @@ type App struct {
 	poolSize int
 	storeKey string
 	logger   *zap.Logger
+	// sealed is whether a key_encryption_key is set (for the warning at
+	// Start).
+	sealed bool
 
 	// Embedded mode: the store opens in Start (see deferredStore).
 	embeddedPath string
@@ -325,7 +336,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		tenants = append(tenants, store.Tenant{ID: tc.ID, Code: tc.Code, Name: tc.Name, Groups: tc.Groups})
 	}
+	sealer, err := a.provisionSealer(repl)
+	if err != nil {
+		return err
+	}
 	a.engine, err = engine.New(engine.Config{
+		Sealer:          sealer,
 		Tenants:         tenants,
 		Store:           st,
 		Limiter:         limiter,
@@ -474,9 +490,13 @@ func (a *App) Start() error {
 		}
 	}
 	a.applyMemoryLimit()
+	a.warnKeyStorage()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.engine.Start(ctx); err != nil {
+		if errors.Is(err, engine.ErrKeyUnusable) {
+			return fmt.Errorf("register: %w", err)
+		}
 		a.logger.Warn("store not reachable at start; will retry on demand", zap.Error(err))
 	}
 	a.worker.Start()

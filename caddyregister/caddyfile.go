@@ -28,6 +28,7 @@ func init() {
 //	register {
 //		store redis <url> [<namespace>] | embedded [<path>] | <redis url>
 //		signing_key <pem or placeholder>
+//		key_encryption_key <placeholder>
 //		issuer <iss>
 //		token_ttl <duration>
 //		admin <login> <hash> [<permission...>]
@@ -96,6 +97,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.Store = sc
 		case "signing_key":
 			if !d.AllArgs(&a.SigningKey) {
+				return d.ArgErr()
+			}
+		case "key_encryption_key":
+			if !d.AllArgs(&a.KeyEncryptionKey) {
 				return d.ArgErr()
 			}
 		case "issuer":

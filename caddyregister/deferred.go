@@ -126,6 +126,14 @@ func (d *deferredStore) LoadOrCreateSecret(ctx context.Context, name string, v [
 	return s.LoadOrCreateSecret(ctx, name, v)
 }
 
+func (d *deferredStore) SwapSecret(ctx context.Context, name string, old, v []byte) (bool, error) {
+	s, err := d.get()
+	if err != nil {
+		return false, err
+	}
+	return s.SwapSecret(ctx, name, old, v)
+}
+
 func (d *deferredStore) Ping(ctx context.Context) error {
 	s, err := d.get()
 	if err != nil {

@@ -66,7 +66,13 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 		if err != nil {
 			return nil, err
 		}
-		if c, err = iss.Verify(tok); err != nil {
+		c, err = iss.Verify(tok)
+		if errors.Is(err, token.ErrUnknownKey) {
+			if fresh := e.tokensAfterMiss(ctx, iss); fresh != nil {
+				c, err = fresh.Verify(tok)
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 		}
 		e.verified.put(key, c)

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/captcha"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
@@ -41,9 +42,15 @@ type Config struct {
 
 	// SigningKey signs tokens. When nil, the engine loads the key stored
 	// under SigningKeySecret, generating and storing one if there is none,
-	// so every instance on one store signs with the same key.
+	// so every instance on one store signs with the same key, and reads it
+	// again every 30s and on an unknown kid (see keys.go). With a Sealer,
+	// a configured key is recorded under ConfiguredKeySecret so a change
+	// of it keeps the previous key verifying (see configkeys.go).
 	SigningKey *token.Key
 	Token      token.Config
+	// Sealer encrypts the stored signing key set (key_encryption_key);
+	// nil stores it in clear. Instances on one store need the same one.
+	Sealer *secretbox.Box
 
 	Admins []Admin
 	// AdminLoginLimit bounds admin login attempts that are not served from
@@ -80,8 +87,14 @@ type Engine struct {
 	// configured hash, by login: admin tokens carry it and must match.
 	adminFingerprints map[string]string
 
-	mu     sync.Mutex // serializes loading the key
-	issuer atomic.Pointer[token.Issuer]
+	mu   sync.Mutex // serializes loading the key
+	keys atomic.Pointer[keyState]
+	// lastMiss is when (unix ns, engine clock) a token with an unknown kid
+	// last made us re-read the key set; written under mu.
+	lastMiss atomic.Int64
+	// configuredClaimed is set once this instance has recorded its
+	// configured signing_key in the store (see loadConfigured); under mu.
+	configuredClaimed bool
 
 	verified *verifiedCache
 	// recent holds users read for Me for a second: clients poll /me with
@@ -128,7 +141,10 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	if cfg.SigningKey != nil {
-		e.issuer.Store(token.NewIssuer(e.cfg.Token, cfg.SigningKey))
+		// With a sealer the record of configured keys is read at the first
+		// use (refreshAt is zero); the configured key signs meanwhile, so
+		// a store that is down does not stop tokens.
+		e.keys.Store(&keyState{iss: token.NewIssuer(e.cfg.Token, cfg.SigningKey)})
 	}
 	return e, nil
 }
@@ -137,7 +153,16 @@ func New(cfg Config) (*Engine, error) {
 // engine retries on the next request that needs a token, so Caddy can start
 // while the store is briefly down.
 func (e *Engine) Start(ctx context.Context) error {
-	_, err := e.tokens(ctx)
+	var err error
+	if e.cfg.SigningKey != nil && e.cfg.Sealer != nil {
+		// The configured key signs whatever happens here; reading its
+		// record now surfaces a wrong key_encryption_key at start.
+		e.mu.Lock()
+		_, err = e.loadConfigured(ctx)
+		e.mu.Unlock()
+	} else {
+		_, err = e.tokens(ctx)
+	}
 	if len(e.cfg.Tenants) > 0 {
 		err = errors.Join(err, e.EnsureTenants(ctx))
 	}
@@ -149,37 +174,6 @@ func (e *Engine) Store() store.Store { return e.cfg.Store }
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.now() }
-
-// tokens returns the issuer, loading the signing key on first use.
-func (e *Engine) tokens(ctx context.Context) (*token.Issuer, error) {
-	if iss := e.issuer.Load(); iss != nil {
-		return iss, nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if iss := e.issuer.Load(); iss != nil {
-		return iss, nil
-	}
-	fresh, err := token.GenerateKey()
-	if err != nil {
-		return nil, fmt.Errorf("generate signing key: %w", err)
-	}
-	pemBytes, err := fresh.MarshalPrivateKeyPEM()
-	if err != nil {
-		return nil, fmt.Errorf("encode signing key: %w", err)
-	}
-	stored, err := e.cfg.Store.LoadOrCreateSecret(ctx, SigningKeySecret, pemBytes)
-	if err != nil {
-		return nil, fmt.Errorf("load signing key: %w: %w", ErrNotReady, err)
-	}
-	key, err := token.ParsePrivateKeyPEM(stored)
-	if err != nil {
-		return nil, fmt.Errorf("stored signing key: %w", err)
-	}
-	iss := token.NewIssuer(e.cfg.Token, key)
-	e.issuer.Store(iss)
-	return iss, nil
-}
 
 // JWKS returns the public key set, loading the key if needed.
 func (e *Engine) JWKS(ctx context.Context) ([]byte, error) {

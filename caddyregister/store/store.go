@@ -260,6 +260,13 @@ type Store interface {
 	// first if none exists. Concurrent callers all get the same winner, which
 	// is how every instance on one store ends up signing with one key.
 	LoadOrCreateSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+	// SwapSecret replaces the secret stored under name with value if it
+	// still holds old, atomically, and reports whether it did. A secret
+	// that is absent or holds anything else is left as it is (false, nil):
+	// the caller lost a race, re-reads and decides again. This is how the
+	// signing key set is migrated (encrypted) and rotated without two
+	// instances overwriting each other's key.
+	SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error)
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
 

@@ -40,6 +40,10 @@ var (
 	// ErrExpired is additionally wrapped when the only problem is an elapsed
 	// exp, letting clients be told to refresh rather than log in again.
 	ErrExpired = errors.New("token expired")
+	// ErrUnknownKey is additionally wrapped when the token names a kid this
+	// Issuer does not hold: the signer may have a newer key than ours, so
+	// the caller may re-read its keys once and verify again.
+	ErrUnknownKey = errors.New("unknown signing key")
 )
 
 // Claims are the access token claims.
@@ -92,6 +96,19 @@ type Issuer struct {
 // skipped; if signing is unusable the Issuer can still verify but Issue
 // fails.
 func NewIssuer(cfg Config, signing *Key, verifyOnly ...*Key) *Issuer {
+	var pubs []ed25519.PublicKey
+	for _, k := range verifyOnly {
+		if k.valid() {
+			pubs = append(pubs, k.Public())
+		}
+	}
+	return NewIssuerPublic(cfg, signing, pubs)
+}
+
+// NewIssuerPublic is NewIssuer with the verify-only keys given as public
+// keys: a retired key needs no private half to verify the tokens it signed,
+// so a key set need not keep it. Keys of the wrong length are skipped.
+func NewIssuerPublic(cfg Config, signing *Key, verifyOnly []ed25519.PublicKey) *Issuer {
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
 	}
@@ -110,11 +127,7 @@ func NewIssuer(cfg Config, signing *Key, verifyOnly ...*Key) *Issuer {
 
 	i := &Issuer{cfg: cfg, keys: make(map[string]ed25519.PublicKey)}
 	var ordered []jwk
-	add := func(k *Key) *Key {
-		if !k.valid() {
-			return nil
-		}
-		pub := k.Public()
+	addPublic := func(pub ed25519.PublicKey) string {
 		// Recompute rather than trust k.ID: a wrong hand-set ID would make
 		// the kid header lie about which key verifies the token.
 		kid := Thumbprint(pub)
@@ -126,11 +139,15 @@ func NewIssuer(cfg Config, signing *Key, verifyOnly ...*Key) *Issuer {
 				Kid: kid, Use: "sig", Alg: algEdDSA,
 			})
 		}
-		return &Key{Private: k.Private, ID: kid}
+		return kid
 	}
-	i.signing = add(signing)
-	for _, k := range verifyOnly {
-		add(k)
+	if signing.valid() {
+		i.signing = &Key{Private: signing.Private, ID: addPublic(signing.Public())}
+	}
+	for _, pub := range verifyOnly {
+		if len(pub) == ed25519.PublicKeySize {
+			addPublic(pub)
+		}
 	}
 
 	if ordered == nil {
@@ -238,7 +255,7 @@ func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
 	}
 	pub, ok := i.keys[kid]
 	if !ok {
-		return nil, fmt.Errorf("unknown kid %q", kid)
+		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
 	}
 	return pub, nil
 }

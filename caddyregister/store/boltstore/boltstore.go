@@ -147,6 +147,14 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("embedded store %s: create directory: %w", path, err)
 		}
 	}
+	// The file holds the signing key (in clear without a key-encryption
+	// key) and password hashes: its mode is what protects them, so a file
+	// made readable by others (a copy, a restore, a umask) is tightened.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, fi.Mode().Perm()&0o700); err != nil {
+			return nil, fmt.Errorf("embedded store %s: restrict mode to the owner: %w", path, err)
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err == nil {
 		db.MaxBatchDelay = batchWindow
@@ -444,6 +452,35 @@ func (s *Store) LoadOrCreateSecret(ctx context.Context, name string, value []byt
 		return nil, store.Unavailable(op, err)
 	}
 	return out, nil
+}
+
+// SwapSecret implements store.Store in one read-write transaction.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	const op = "swap secret"
+	if name == "" {
+		return false, errors.New("swap secret: empty name")
+	}
+	if err := ctx.Err(); err != nil {
+		return false, store.Unavailable(op, err)
+	}
+	swapped := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketSecrets)
+		if err != nil {
+			return err
+		}
+		key := []byte(name)
+		k, v := b.Cursor().Seek(key)
+		if !bytes.Equal(k, key) || !bytes.Equal(v, old) {
+			return nil
+		}
+		swapped = true
+		return b.Put(key, value)
+	})
+	if err != nil {
+		return false, store.Unavailable(op, err)
+	}
+	return swapped, nil
 }
 
 // Ping implements store.Store: nil while the store is open.

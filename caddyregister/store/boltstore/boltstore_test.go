@@ -69,6 +69,32 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	}
 }
 
+// TestLooseFileModeTightened: an existing store file readable by group or
+// others (copied, restored) is made owner-only at open, since its mode is
+// what protects the signing key and the password hashes.
+func TestLooseFileModeTightened(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	path := filepath.Join(t.TempDir(), "register.db")
+	s := open(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Fatalf("mode after open %v, want 0600", got)
+	}
+}
+
 func TestLockedByAnotherProcess(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "register.db")
 	first := open(t, path)

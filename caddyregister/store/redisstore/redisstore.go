@@ -487,6 +487,25 @@ func (s *Store) LoadOrCreateSecret(ctx context.Context, name string, value []byt
 	return old, nil
 }
 
+// swapScript sets KEYS[1] to ARGV[2] if it holds ARGV[1]: a
+// compare-and-set, which Redis has no single command for.
+var swapScript = redis.NewScript(`#!lua
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// SwapSecret implements store.Store with a compare-and-set script.
+func (s *Store) SwapSecret(ctx context.Context, name string, old, value []byte) (bool, error) {
+	n, err := swapScript.Run(ctx, s.c, []string{s.Key("secret", name)}, old, value).Int()
+	if err != nil {
+		return false, store.Unavailable("swap secret", err)
+	}
+	return n == 1, nil
+}
+
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.c.Ping(ctx).Err(); err != nil {
