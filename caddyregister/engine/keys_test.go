@@ -61,9 +61,9 @@ func newKeyEngine(t *testing.T, st store.Store, sealer *secretbox.Box, clock *fa
 	return &keyEngine{Engine: e, clock: clock, logs: logs}
 }
 
-func (k *keyEngine) adminToken(t *testing.T) string {
+func (k *keyEngine) accessToken(t *testing.T) string {
 	t.Helper()
-	tok, err := k.IssueToken(context.Background(), &engine.Principal{Kind: engine.KindAdmin, ID: "ops", Permissions: []string{"*"}})
+	tok, err := k.IssueToken(context.Background(), &engine.Principal{Kind: engine.KindUser, ID: "u1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestSigningKeyEncryptedAtRest(t *testing.T) {
 	if !bytes.HasPrefix(v, []byte("sealed:v1:")) || bytes.Contains(v, []byte("PRIVATE KEY")) || bytes.Contains(v, []byte("current")) || json.Valid(v) {
 		t.Fatalf("stored signing key is not sealed: %q", v)
 	}
-	t1, t2 := e1.adminToken(t), e2.adminToken(t)
+	t1, t2 := e1.accessToken(t), e2.accessToken(t)
 	if kidOf(t, t1) != kidOf(t, t2) {
 		t.Fatal("instances with one key-encryption key sign with different keys")
 	}
@@ -181,7 +181,7 @@ func TestClearSigningKeyMigrated(t *testing.T) {
 		if _, err := st.LoadOrCreateSecret(ctx, engine.SigningKeySecret, pemBytes); err != nil {
 			t.Fatal(err)
 		}
-		old, _, err := token.NewIssuer(token.Config{}, key).Issue(token.Claims{Kind: engine.KindAdmin, RegisteredClaims: subject("ops")})
+		old, _, err := token.NewIssuer(token.Config{}, key).Issue(token.Claims{Kind: engine.KindUser, RegisteredClaims: subject("u1")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestClearSigningKeyMigrated(t *testing.T) {
 			t.Error("migration not logged")
 		}
 		e.wantAccepts(t, old, "token of the migrated key")
-		if kidOf(t, e.adminToken(t)) != key.ID {
+		if kidOf(t, e.accessToken(t)) != key.ID {
 			t.Error("migration changed the signing key")
 		}
 	})
@@ -210,7 +210,7 @@ func TestClearSigningKeyMigrated(t *testing.T) {
 		if v := secretValue(t, st); !json.Valid(v) {
 			t.Fatalf("no-kek value is not a clear key set: %q", v)
 		}
-		tok := plain.adminToken(t)
+		tok := plain.accessToken(t)
 		e := newKeyEngine(t, st, mustBox(t, testKEK, ns), nil)
 		if err := e.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -238,7 +238,7 @@ func TestSigningKeyLossReread(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := e1.adminToken(t)
+	before := e1.accessToken(t)
 
 	// The data loss, as a restart without persistence leaves it.
 	if err := srv.Client(t).FlushAll(ctx).Err(); err != nil {
@@ -246,7 +246,7 @@ func TestSigningKeyLossReread(t *testing.T) {
 	}
 
 	e2.clock.Advance(31 * time.Second) // e2's periodic re-read makes a new key
-	after := e2.adminToken(t)
+	after := e2.accessToken(t)
 	if kidOf(t, after) == kidOf(t, before) {
 		t.Fatal("e2 did not re-read the key after the store lost it")
 	}
@@ -260,7 +260,7 @@ func TestSigningKeyLossReread(t *testing.T) {
 	if !e1.logged(zapcore.ErrorLevel, "lost its data") {
 		t.Error("e1 did not log the key change at error level")
 	}
-	e2.wantAccepts(t, e1.adminToken(t), "e1's new token on e2")
+	e2.wantAccepts(t, e1.accessToken(t), "e1's new token on e2")
 	// e1 still accepts its own tokens from before the loss.
 	e1.wantAccepts(t, before, "e1's token from before the loss")
 }
@@ -286,7 +286,7 @@ func TestUnknownKidRereadLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	forge := func() string {
-		tok, _, err := token.NewIssuer(token.Config{Now: e.clock.Now}, mustKey(t)).Issue(token.Claims{Kind: engine.KindAdmin, RegisteredClaims: subject("ops")})
+		tok, _, err := token.NewIssuer(token.Config{Now: e.clock.Now}, mustKey(t)).Issue(token.Claims{Kind: engine.KindUser, RegisteredClaims: subject("u1")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestRotateSigningKey(t *testing.T) {
 			if err := e1.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			old := e1.adminToken(t)
+			old := e1.accessToken(t)
 			oldKID := kidOf(t, old)
 
 			rot, err := engine.RotateSigningKey(ctx, ev.store, sealer, token.Config{}, clock.Now())
@@ -344,18 +344,18 @@ func TestRotateSigningKey(t *testing.T) {
 			// A second instance started after the rotation.
 			e2 := newKeyEngine(t, ev.reopen(t), sealer, clock)
 			e2.wantAccepts(t, old, "token of the retired key")
-			if tok := e2.adminToken(t); kidOf(t, tok) != gotNew {
+			if tok := e2.accessToken(t); kidOf(t, tok) != gotNew {
 				t.Fatalf("new token kid %q, want %q", kidOf(t, tok), gotNew)
 			}
 			// e1 learns of it at its next periodic read and says so.
 			clock.Advance(31 * time.Second)
-			if tok := e1.adminToken(t); kidOf(t, tok) != gotNew {
+			if tok := e1.accessToken(t); kidOf(t, tok) != gotNew {
 				t.Fatal("e1 still signs with the retired key after its re-read")
 			}
 			if !e1.logged(zapcore.WarnLevel, "rotated") {
 				t.Error("rotation not logged")
 			}
-			e1.wantAccepts(t, e2.adminToken(t), "new key's token on e1")
+			e1.wantAccepts(t, e2.accessToken(t), "new key's token on e1")
 
 			jwksHas := func(e *keyEngine, kid string) bool {
 				j, err := e.JWKS(ctx)
@@ -417,14 +417,14 @@ func TestConfiguredSigningKeyChange(t *testing.T) {
 	clock := newFakeClock()
 	keyA, keyB := mustKey(t), mustKey(t)
 	oldCfg := newConfiguredEngine(t, st1, keyA, mustBox(t, testKEK, ns), clock)
-	tokA := oldCfg.adminToken(t)
+	tokA := oldCfg.accessToken(t)
 
 	newCfg := newConfiguredEngine(t, st2, keyB, mustBox(t, testKEK, ns), clock)
 	if !newCfg.logged(zapcore.WarnLevel, "signing_key changed") {
 		t.Error("change of signing_key not logged")
 	}
 	newCfg.wantAccepts(t, tokA, "previous signing_key's token on the new config")
-	tokB := newCfg.adminToken(t)
+	tokB := newCfg.accessToken(t)
 	if kidOf(t, tokB) != keyB.ID {
 		t.Fatal("new config does not sign with its signing_key")
 	}
@@ -465,7 +465,7 @@ func TestConfiguredSigningKeyChange(t *testing.T) {
 
 	// Without a key-encryption key nothing is recorded, as before.
 	plain := newConfiguredEngine(t, openRedisOn(t, redisServer(t), uniqueNS()), keyA, nil, clock)
-	if _, err := plain.AuthenticateToken(ctx, newCfg.adminToken(t)); err == nil {
+	if _, err := plain.AuthenticateToken(ctx, newCfg.accessToken(t)); err == nil {
 		t.Error("an instance without key_encryption_key accepted another signing_key's token")
 	}
 }
@@ -501,7 +501,7 @@ func TestConcurrentMigration(t *testing.T) {
 	}
 	migrated := 0
 	for i, e := range es {
-		if kid := kidOf(t, e.adminToken(t)); kid != key.ID {
+		if kid := kidOf(t, e.accessToken(t)); kid != key.ID {
 			t.Fatalf("instance %d signs with %s, want the migrated key %s", i, kid, key.ID)
 		}
 		if e.logged(zapcore.InfoLevel, "stored it encrypted") {
@@ -526,12 +526,12 @@ func TestConcurrentRefresh(t *testing.T) {
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tok := e.adminToken(t)
+	tok := e.accessToken(t)
 	if _, err := engine.RotateSigningKey(ctx, st, mustBox(t, testKEK, ns), token.Config{}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	other := newKeyEngine(t, openRedisOn(t, redisServer(t), ns), mustBox(t, testKEK, ns), e.clock)
-	newTok := other.adminToken(t)
+	newTok := other.accessToken(t)
 	e.clock.Advance(keyRefreshDue)
 	const n = 32
 	errs := make(chan error, 3*n)
@@ -539,7 +539,7 @@ func TestConcurrentRefresh(t *testing.T) {
 		go func() { _, err := e.AuthenticateToken(ctx, tok); errs <- err }()
 		go func() { _, err := e.AuthenticateToken(ctx, newTok); errs <- err }()
 		go func() {
-			_, err := e.IssueToken(ctx, &engine.Principal{Kind: engine.KindAdmin, ID: "ops", Permissions: []string{"*"}})
+			_, err := e.IssueToken(ctx, &engine.Principal{Kind: engine.KindUser, ID: "u1"})
 			errs <- err
 		}()
 	}
@@ -565,7 +565,7 @@ func TestRereadWrongKeyKeepsCurrent(t *testing.T) {
 	if err := e1.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kid := kidOf(t, e1.adminToken(t))
+	kid := kidOf(t, e1.accessToken(t))
 	if err := st.Client().Del(ctx, st.Key("secret", engine.SigningKeySecret)).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +573,7 @@ func TestRereadWrongKeyKeepsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e1.clock.Advance(keyRefreshDue)
-	if got := kidOf(t, e1.adminToken(t)); got != kid {
+	if got := kidOf(t, e1.accessToken(t)); got != kid {
 		t.Fatalf("e1 signs with %s after a failed re-read, want its key %s", got, kid)
 	}
 	if !e1.logged(zapcore.ErrorLevel, "re-reading the signing key failed") {
