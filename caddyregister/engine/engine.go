@@ -259,6 +259,11 @@ type Registration struct {
 	// empty: the user sets one later through a set-password token
 	// (UserToken with PurposeSetPassword) and cannot log in before.
 	NoPassword bool
+	// FieldNames maps the engine's field names (FieldEmail, FieldLogin,
+	// FieldName, FieldFirstName, FieldLastName) to the contract's, so the
+	// engine's field errors name what the client sent; a field not in the
+	// map keeps the engine's name.
+	FieldNames map[string]string
 }
 
 // TokenSpec asks for a single-use token.
@@ -346,9 +351,10 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if r.Invalid != nil {
 		v.Fields = append(v.Fields, r.Invalid.Fields...)
 	}
-	if err := CheckEmail(r.Email); err != nil && !v.Has("email") {
-		v.Add("email", "email", err.Error())
+	if err := CheckEmail(r.Email); err != nil && !v.Has(r.fieldName(FieldEmail)) {
+		v.Add(r.fieldName(FieldEmail), "email", err.Error())
 	}
+	r.checkIdentifiers(&v)
 	ids := []string{r.Email}
 	if r.Login != "" {
 		ids = append(ids, r.Login)

@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -314,16 +316,63 @@ func (n NewUser) Of() UniqueKeys {
 	return k
 }
 
-// EmailKey is the form e-mails are unique on: trimmed, Unicode NFC,
-// lowercased. Sub-addresses (+alias) are deliberately kept distinct, since
-// the contracts promise aliases work as separate accounts.
-func EmailKey(email string) string {
-	return strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
+// EmailKey is the form e-mails are unique on: IdentifierKey of the trimmed
+// address. Sub-addresses (+alias) are deliberately kept distinct, since the
+// contracts promise aliases work as separate accounts.
+func EmailKey(email string) string { return IdentifierKey(email) }
+
+// LoginKey is the form logins are unique on: IdentifierKey of the trimmed
+// login.
+func LoginKey(login string) string { return IdentifierKey(login) }
+
+// IdentifierKey is the form identifiers that people read (e-mails, logins,
+// tenant codes) are unique on: trimmed, then NFKC, lowercasing, full
+// Unicode case folding, NFKC again and trimmed again. NFKC makes
+// compatibility variants one (full-width "ｕｓｅｒ" is "user", the ligature
+// "ﬁ" is "fi"); full folding makes case
+// variants one, including those that change length ("straße" folds to
+// "strasse"); the second NFKC puts back the normal form that folding can
+// undo, so the key of a key is itself (IdentifierKey is idempotent, which
+// the tests check by fuzzing). Keys of ASCII identifiers are their
+// lowercase, as before this normalisation.
+func IdentifierKey(s string) string {
+	s = strings.TrimSpace(s)
+	if isASCII(s) {
+		// The common case, without the three passes' allocations.
+		return strings.ToLower(s)
+	}
+	// Lowercasing before folding makes the fold a fixed point where
+	// golang.org/x/text's cases.Fold alone is not: it swaps Cherokee
+	// upper and lower case (fold(ꭰ) = Ꭰ, fold(Ꭰ) = ꭰ), so a key's key
+	// would differ. A Caser is not safe for concurrent use: a fresh one
+	// per call. Trimmed again: NFKC can turn a rune into a space and another (΅ is
+	// " ̈́").
+	return strings.TrimSpace(norm.NFKC.String(cases.Fold().String(strings.ToLower(norm.NFKC.String(s)))))
 }
 
-// LoginKey is the form logins are unique on (case-insensitive).
-func LoginKey(login string) string {
-	return strings.ToLower(norm.NFC.String(strings.TrimSpace(login)))
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// Invisible returns the first rune of s that displays as nothing or
+// reorders what follows: a format character (Unicode category Cf: zero
+// width space and joiners, soft hyphen, byte order mark, the bidi marks,
+// embeddings, overrides and isolates U+200E-F, U+202A-E, U+2066-9,
+// U+061C, ...). Two identifiers that differ only by such runes read the
+// same, so identifiers and names refuse them. ok is false when there is
+// none.
+func Invisible(s string) (r rune, ok bool) {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // TenantCodeKey is the form tenant codes are unique on (case-insensitive).
