@@ -51,6 +51,21 @@ type User struct {
 	Attributes   Attrs     `json:"attributes,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// PendingUntil, when not zero, is when (Unix milliseconds) a pending
+	// user who registered and was sent an e-mail confirmation expires: from
+	// then on a registration of its e-mail or login replaces it (see
+	// CreateUser). Confirming clears it; users created pending without an
+	// expiry (by an admin, or waiting for an admin) never expire. Unix
+	// milliseconds rather than a time, so the Redis script compares it as
+	// a number.
+	PendingUntil int64 `json:"pending_until,omitempty"`
+}
+
+// PendingExpired reports whether u is a pending user whose confirmation
+// window closed at or before now: CreateUser replaces such a user when a
+// new registration claims its e-mail or login.
+func (u *User) PendingExpired(now time.Time) bool {
+	return u.Status == StatusPending && u.PendingUntil > 0 && u.PendingUntil <= now.UnixMilli()
 }
 
 // Attrs holds contract-specific attributes that the engine stores but does
@@ -205,6 +220,14 @@ type Store interface {
 	// tenant, mails, token and idempotency record atomically, drawing the
 	// optional sequence number in the same step (see NewUser). It returns
 	// *ConflictError when a unique key is taken ("idempotency" first).
+	//
+	// An e-mail or login held by a user that expired pending
+	// (User.PendingExpired at n.User.CreatedAt) is not taken: the same
+	// atomic step deletes that user with every index entry, token and
+	// queued or parked mail it owns (see UserRefs), then writes the new
+	// one. Tenants it founded stay. So of concurrent registrations of an
+	// expired address exactly one wins, and the expired user's links stop
+	// working.
 	// A user joining an existing tenant (n.Tenant nil, n.User.TenantID
 	// set) needs that tenant to exist when the step commits: otherwise
 	// nothing is written and the error wraps ErrNotFound (checked after
@@ -220,7 +243,8 @@ type Store interface {
 	// UserIDByLogin resolves a normalized login (see LoginKey).
 	UserIDByLogin(ctx context.Context, loginKey string) (string, error)
 	// Taken reports the first of the given unique keys already in use, as a
-	// *ConflictError, or nil. It is the cheap pre-check before hashing; only
+	// *ConflictError, or nil; an e-mail or login held by a user expired
+	// pending at keys.Now is not in use (CreateUser would replace it). It is the cheap pre-check before hashing; only
 	// CreateUser's own check is authoritative.
 	Taken(ctx context.Context, keys UniqueKeys) error
 	// GetTenant returns the tenant with id, or ErrNotFound.
@@ -304,11 +328,15 @@ type UniqueKeys struct {
 	LoginKey      string
 	TenantVATKey  string
 	TenantCodeKey string
+	// Now, when set, frees an e-mail or login held by a user that expired
+	// pending by then (User.PendingExpired).
+	Now time.Time
 }
 
-// Of returns the unique keys a NewUser claims.
+// Of returns the unique keys a NewUser claims, with Now its user's
+// CreatedAt.
 func (n NewUser) Of() UniqueKeys {
-	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey}
+	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey, Now: n.User.CreatedAt}
 	if n.Tenant != nil {
 		k.TenantCodeKey = TenantCodeKey(n.Tenant.Code)
 		k.TenantVATKey = TenantVATKey(n.Tenant)

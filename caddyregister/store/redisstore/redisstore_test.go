@@ -394,6 +394,7 @@ func TestKeyLayout(t *testing.T) {
 	str := func(v string) want { return want{v, "string", false} }
 	wantKeys := map[string]want{
 		ns + ":user:" + u.ID:                      str(""),
+		ns + ":user:" + u.ID + ":refs":            {"", "set", false},
 		ns + ":idx:email:alice.smith@example.com": str(u.ID),
 		ns + ":idx:login:alice_s":                 str(u.ID),
 		ns + ":tenant:" + tenant.ID:               str(""),
