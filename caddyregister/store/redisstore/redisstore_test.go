@@ -756,3 +756,26 @@ func TestTenantSetWrongType(t *testing.T) {
 		t.Fatalf("keys changed:\n before %q\n after  %q", before, after)
 	}
 }
+
+// TestReplacedUserLeavesNoKeys: replacing a user expired pending leaves
+// no key of it in the namespace (found by scanning it), and no outbox or
+// parked entry naming its mails.
+func TestReplacedUserLeavesNoKeys(t *testing.T) {
+	s, admin := openAdmin(t)
+	bg := context.Background()
+	expiry := time.Now().Add(time.Hour)
+	sq := storetest.CreateSquatter(t, s, "orphan@example.com", "orphan", expiry)
+	before := scanKeys(t, admin, s)
+	u := storetest.NewTestUser("orphan@example.com", "")
+	u.CreatedAt = expiry
+	if err := s.CreateUser(bg, store.NewUser{User: u}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	storetest.WantSquatterGone(t, s, sq)
+	got := scanKeys(t, admin, s)
+	want := []string{s.Key("idx", "email", u.EmailKey), s.Key("user", u.ID)}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("keys after the replacement:\n got  %q\n want %q\n (before: %q)", got, want, before)
+	}
+}
