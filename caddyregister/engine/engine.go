@@ -225,7 +225,9 @@ type Registration struct {
 	Password  string
 	Policy    password.Policy
 	// Status defaults to pending: a new user holds no permissions until
-	// activated.
+	// activated. A pending registration with Mail expires with its link
+	// (store.User.PendingUntil): after it, a new registration of its
+	// e-mail or login replaces it.
 	Status      store.Status
 	Permissions []string
 	Tenant      *NewTenant
@@ -467,6 +469,14 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 			return nil, err
 		}
 		nu.Mails, nu.Token = []*store.Mail{m}, tok
+		if u.Status == store.StatusPending && tok.Purpose == PurposeActivate {
+			// Waiting for the mailed confirmation: the account expires
+			// with its link, so an address someone else registered (and
+			// never confirmed) is free again after it (see
+			// store.User.PendingUntil). Users an admin creates pending,
+			// or invites with a set-password mail, do not expire.
+			u.PendingUntil = tok.ExpiresAt.UnixMilli()
+		}
 	case r.UserToken != nil:
 		var tok *store.Token
 		tok, userSecret = newToken(u, r.UserToken.Purpose, r.UserToken.TTL, r.UserToken.UUIDShape, now)
