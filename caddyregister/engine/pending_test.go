@@ -105,7 +105,9 @@ func TestAdminPendingDoesNotExpire(t *testing.T) {
 	clock := newFakeClock()
 	h := newHarness(t, openRedis(t), func(c *engine.Config) { c.Now = clock.Now })
 	for i, mod := range []func(*engine.Registration){
-		func(r *engine.Registration) { r.UserToken = &engine.TokenSpec{Purpose: engine.PurposeActivate, TTL: time.Hour} },
+		func(r *engine.Registration) {
+			r.UserToken = &engine.TokenSpec{Purpose: engine.PurposeActivate, TTL: time.Hour}
+		},
 		func(r *engine.Registration) {
 			r.Password, r.NoPassword = "", true
 			r.UserToken = &engine.TokenSpec{Purpose: engine.PurposeSetPassword, TTL: time.Hour}
