@@ -113,6 +113,11 @@ func New(cfg Config) (*Engine, error) {
 	if e.challengeTTL <= 0 {
 		e.challengeTTL = DefaultChallengeTTL
 	}
+	for _, t := range cfg.Tenants {
+		if err := CheckTenantCode(t.Code); err != nil {
+			return nil, fmt.Errorf("engine: declared %w", err)
+		}
+	}
 	for _, a := range cfg.Admins {
 		if err := password.ParseHash(a.Hash); err != nil {
 			return nil, fmt.Errorf("engine: admin %q: %w", a.Login, err)
@@ -378,7 +383,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		}
 		t = &store.Tenant{
 			ID:   store.NewID(now),
-			Code: vat,
+			Code: PublicTenantCode(vat),
 			Name: strings.TrimSpace(r.Tenant.Company),
 			Billing: &store.Billing{
 				Company:       strings.TrimSpace(r.Tenant.Company),
