@@ -95,27 +95,6 @@ func (s *Store) Key(parts ...string) string {
 	return k
 }
 
-// expiredLua defines expired(pfx, now, id): id when the user record
-// {pfx}user:<id> is pending with a pending_until (Unix ms) at or before
-// now, else nil. A record that does not decode is not expired.
-const expiredLua = `
-local function expired(pfx, now, id)
-  if not id then
-    return nil
-  end
-  local rec = redis.call('GET', pfx .. 'user:' .. id)
-  if not rec then
-    return nil
-  end
-  local ok, u = pcall(cjson.decode, rec)
-  if ok and type(u) == 'table' and u.status == 'pending' and type(u.pending_until) == 'number'
-      and u.pending_until > 0 and u.pending_until <= now then
-    return id
-  end
-  return nil
-end
-`
-
 // createScript claims every unique key, draws the optional sequence number
 // and writes every record, or writes nothing. The shebang makes Redis
 // refuse the whole script up front when it cannot write (OOM,
@@ -517,53 +496,6 @@ func (s *Store) UserIDByLogin(ctx context.Context, loginKey string) (string, err
 // TenantIDByVAT implements store.Store.
 func (s *Store) TenantIDByVAT(ctx context.Context, vatKey string) (string, error) {
 	return s.getString(ctx, "tenant by vat", s.Key("idx", "tenant_vat", vatKey))
-}
-
-// takenScript reports the first taken index key, as Taken does.
-//
-// KEYS = index keys; ARGV[1] = now (unix ms), ARGV[2] = key prefix, then
-// per key its field name and "1" when a user expired pending at now does
-// not hold it (e-mail and login), else "0".
-//
-// The reply is the field of the first key taken, or "".
-var takenScript = redis.NewScript(`#!lua flags=no-writes
-` + expiredLua + `
-local now, pfx = tonumber(ARGV[1]), ARGV[2]
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    if ARGV[2 * i + 2] ~= '1' or not expired(pfx, now, redis.call('GET', KEYS[i])) then
-      return ARGV[2 * i + 1]
-    end
-  end
-end
-return ''
-`)
-
-// Taken implements store.Store in one round trip (takenScript).
-func (s *Store) Taken(ctx context.Context, k store.UniqueKeys) error {
-	var keys []string
-	args := []any{nowMillis(k.Now), s.Key() + ":"}
-	add := func(field, kind, key, expires string) {
-		if key != "" {
-			keys = append(keys, s.Key("idx", kind, key))
-			args = append(args, field, expires)
-		}
-	}
-	add("email", "email", k.EmailKey, "1")
-	add("login", "login", k.LoginKey, "1")
-	add("tenant_vat", "tenant_vat", k.TenantVATKey, "0")
-	add("tenant_code", "tenant_code", k.TenantCodeKey, "0")
-	if len(keys) == 0 {
-		return nil
-	}
-	field, err := takenScript.Run(ctx, s.c, keys, args...).Text()
-	if err != nil {
-		return store.Unavailable("check unique keys", err)
-	}
-	if field != "" {
-		return &store.ConflictError{Field: field}
-	}
-	return nil
 }
 
 // LoadOrCreateSecret implements store.Store with SET NX GET (Redis 7), one
