@@ -378,8 +378,8 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		if vat == "" && !v.Has("billing.vatId") {
 			v.Add("billing.vatId", "required", "VAT id is required with billing")
 		}
-		if strings.TrimSpace(r.Tenant.Company) == "" && !v.Has("billing.company") {
-			v.Add("billing.company", "required", "company is required with billing")
+		if strings.TrimSpace(r.Tenant.Company) == "" && !v.Has(FieldCompany) {
+			v.Add(FieldCompany, "required", "company is required with billing")
 		}
 		t = &store.Tenant{
 			ID:   store.NewID(now),

@@ -14,6 +14,7 @@ const (
 	FieldName      = "name"
 	FieldFirstName = "firstName"
 	FieldLastName  = "lastName"
+	FieldCompany   = "billing.company"
 )
 
 // RuleInvisible is the FieldError rule of text holding an invisible or
@@ -21,7 +22,7 @@ const (
 const RuleInvisible = "invisible"
 
 // checkIdentifiers refuses invisible format characters and bidi controls
-// in the e-mail, login and names of r: two accounts whose identifiers
+// in the e-mail, login and names (the founded company's too) of r: two accounts whose identifiers
 // differ only by a zero width space, or whose name is reordered by an
 // override, read the same to people (an admin, the recipient of a mail).
 // The unique keys (store.IdentifierKey) already fold look-alike letters;
@@ -31,7 +32,7 @@ const RuleInvisible = "invisible"
 // name failed, since contracts build Name from them.
 func (r *Registration) checkIdentifiers(v *ValidationError) {
 	nameFailed := false
-	for _, f := range []struct {
+	fields := []struct {
 		field, value string
 	}{
 		{FieldEmail, r.Email},
@@ -39,7 +40,12 @@ func (r *Registration) checkIdentifiers(v *ValidationError) {
 		{FieldFirstName, r.FirstName},
 		{FieldLastName, r.LastName},
 		{FieldName, r.Name},
-	} {
+	}
+	if r.Tenant != nil {
+		// The company names the tenant to admins as a user's name does.
+		fields = append(fields, struct{ field, value string }{FieldCompany, r.Tenant.Company})
+	}
+	for _, f := range fields {
 		wire := r.fieldName(f.field)
 		if f.field == FieldName && nameFailed {
 			continue

@@ -72,6 +72,9 @@ func TestInvisibleCharactersRefused(t *testing.T) {
 		{"byte order mark in last name", func(r *engine.Registration) { r.LastName = "\ufeffDoe" }, "lastName", "U+FEFF"},
 		{"arabic letter mark in name", func(r *engine.Registration) { r.Name = "a\u061cb" }, "name", "U+061C"},
 		{"left-to-right mark in login", func(r *engine.Registration) { r.Login = "jane\u200e" }, "login", "U+200E"},
+		{"override in the founded company", func(r *engine.Registration) {
+			r.Tenant = &engine.NewTenant{Company: "Acme \u202EL.S", VATID: "ES1"}
+		}, "billing.company", "U+202E"},
 	} {
 		r := reg("jane@example.com")
 		tc.mod(&r)

@@ -37,7 +37,10 @@
 // draws the sequence number and writes the user, its indexes, its tenant,
 // its mails, its token and its idempotency record in one read-write
 // transaction, so a registration appears whole or not at all, and a
-// rejected one consumes no number. CreateTenant and EnsureTenant likewise
+// rejected one consumes no number. A user expired pending that holds the
+// new user's e-mail or login is deleted in that same transaction, with
+// everything its user_refs name (see store.Store.CreateUser); a refusal
+// rolls the deletion back with the rest. CreateTenant and EnsureTenant likewise
 // check and write a tenant and its indexes in one transaction each.
 // ListTenants walks the tenants bucket (fine for the tens or hundreds of
 // tenants an operator runs).
