@@ -31,3 +31,18 @@ func TestProvisionRejectsHashParameters(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionRejectsReservedTenantCode: a declared tenant may not take a
+// code in the namespace of tenants founded by public registrations.
+func TestProvisionRejectsReservedTenantCode(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{
+		Store:   &StoreConfig{Backend: "redis", URL: "redis://127.0.0.1:1/0"},
+		Tenants: []TenantConfig{{ID: "5551aca9e179c39b760f7a1a", Code: "VAT-ES12345678X", Name: "Acme"}},
+	}
+	err := a.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), `tenant code "VAT-ES12345678X"`) || !strings.Contains(err.Error(), `starting with "vat-" are reserved`) {
+		t.Fatalf("Provision = %v, want the reserved code named", err)
+	}
+}
