@@ -267,7 +267,8 @@ type Registration struct {
 	// (UserToken with PurposeSetPassword) and cannot log in before.
 	NoPassword bool
 	// FieldNames maps the engine's field names (FieldEmail, FieldLogin,
-	// FieldName, FieldFirstName, FieldLastName) to the contract's, so the
+	// FieldName, FieldFirstName, FieldLastName; FieldCompany is spelt as
+	// noraina does) to the contract's, so the
 	// engine's field errors name what the client sent; a field not in the
 	// map keeps the engine's name.
 	FieldNames map[string]string
