@@ -10,8 +10,8 @@ import (
 
 // This file holds what lets a user that expired pending give up its
 // e-mail and login (store.User.PendingExpired): the Lua test both scripts
-// share, and Taken, which must agree with the create script on what is
-// taken. The create script's deletion of such a user is in createScript.
+// share, the Lua deletion of a user createScript runs on such a user, and
+// Taken, which must agree with the create script on what is taken.
 
 // expiredLua defines expired(pfx, now, id): id when the user record
 // {pfx}user:<id> is pending with a pending_until (Unix ms) at or before
@@ -31,6 +31,39 @@ local function expired(pfx, now, id)
     return id
   end
   return nil
+end
+`
+
+// dropUserLua defines drop_user(pfx, id): it deletes the user record
+// {pfx}user:<id>, the e-mail and login index entries that still point at
+// it, every key its refs set ({pfx}user:<id>:refs, see store.UserRefs)
+// names, its mails' outbox and parked entries, and the refs set. The
+// record must exist and decode, and the refs key be a set or absent: the
+// caller checks that before its first write. Tenants stay. Written for
+// createScript's replacement of a user expired pending; deleting a user
+// for any other reason is the same step.
+const dropUserLua = `
+local function drop_user(pfx, id)
+  local ukey = pfx .. 'user:' .. id
+  local u = cjson.decode(redis.call('GET', ukey))
+  for _, f in ipairs({{'email', u.email_key}, {'login', u.login_key}}) do
+    if type(f[2]) == 'string' and f[2] ~= '' then
+      local ik = pfx .. 'idx:' .. f[1] .. ':' .. f[2]
+      if redis.call('GET', ik) == id then
+        redis.call('DEL', ik)
+      end
+    end
+  end
+  local rk = ukey .. ':refs'
+  for _, m in ipairs(redis.call('SMEMBERS', rk)) do
+    redis.call('DEL', pfx .. m)
+    local mid = string.match(m, '^mail:(.+)$')
+    if mid then
+      redis.call('ZREM', pfx .. 'outbox', mid)
+      redis.call('ZREM', pfx .. 'outbox:parked', mid)
+    end
+  end
+  redis.call('DEL', rk, ukey)
 end
 `
 

@@ -118,10 +118,8 @@ func (s *Store) Key(parts ...string) string {
 //	incr   INCR key           (at most one; a is the placeholder)
 //	need   nothing: key must exist, checked after the claims (a: its name)
 //
-// Deleting an expired user (after the INCR, before the other writes)
-// removes its record, the e-mail and login index entries that still point
-// at it, every key its refs set ({ns}:user:<id>:refs, see store.UserRefs)
-// names, its mails' outbox and parked entries, and the refs set.
+// An expired user is deleted (drop_user, see dropUserLua) after the INCR,
+// before the other writes.
 //
 // With an incr, the first occurrence of its placeholder (a random JSON
 // string literal, so it cannot occur by accident) in every set and setpx
@@ -131,7 +129,7 @@ func (s *Store) Key(parts ...string) string {
 // the missing requirement's name and 0, or "" and the drawn number (0
 // without an incr).
 var createScript = redis.NewScript(`#!lua
-` + expiredLua + `
+` + expiredLua + dropUserLua + `
 local n, now, pfx = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local base = 3 + n
 local drop = {}
@@ -185,26 +183,7 @@ if seqi ~= 0 then
   num = string.format('%d', seq)
 end
 for id in pairs(drop) do
-  local ukey = pfx .. 'user:' .. id
-  local u = cjson.decode(redis.call('GET', ukey))
-  for _, f in ipairs({{'email', u.email_key}, {'login', u.login_key}}) do
-    if type(f[2]) == 'string' and f[2] ~= '' then
-      local ik = pfx .. 'idx:' .. f[1] .. ':' .. f[2]
-      if redis.call('GET', ik) == id then
-        redis.call('DEL', ik)
-      end
-    end
-  end
-  local rk = ukey .. ':refs'
-  for _, m in ipairs(redis.call('SMEMBERS', rk)) do
-    redis.call('DEL', pfx .. m)
-    local mid = string.match(m, '^mail:(.+)$')
-    if mid then
-      redis.call('ZREM', pfx .. 'outbox', mid)
-      redis.call('ZREM', pfx .. 'outbox:parked', mid)
-    end
-  end
-  redis.call('DEL', rk, ukey)
+  drop_user(pfx, id)
 end
 for i = 1, #KEYS do
   local j = base + 3 * (i - 1)
