@@ -67,6 +67,11 @@ func (e *Engine) EnsureTenants(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ErrTenantClash means a declared tenant's code or id is held by another
+// tenant in the store: a configuration error (not an outage), which Caddy
+// reports by refusing to start.
+var ErrTenantClash = errors.New("declared tenant clashes with a stored tenant")
+
 // explainClash turns EnsureTenant's conflict on a declared tenant t into a
 // message that names the tenant holding the code or id, and how it came
 // to be (a public registration, with its founding user, or an admin).
@@ -76,6 +81,7 @@ func (e *Engine) explainClash(ctx context.Context, t *store.Tenant, err error) e
 	if !errors.As(err, &ce) {
 		return err
 	}
+	err = fmt.Errorf("%w: %w", ErrTenantClash, err)
 	var holderID string
 	switch ce.Field {
 	case "tenant_code":
