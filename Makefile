@@ -31,12 +31,14 @@ gotest:
 	@# sync.Pool drops objects at random under -race, so this one runs without it.
 	$(GO) test -count=1 -run '^(TestArgon2idHashAllocations|TestArgon2idScratchReused)$$' ./caddyregister/password/
 
-# Short fuzz runs of the request decoders, seeded with the documents' samples.
+# Short fuzz runs of the request decoders, seeded with the documents' samples,
+# and of the identifier key (a key's key is itself).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/indiqus/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAddUser$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/soajs/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/rpost/
+	$(GO) test -run '^$$' -fuzz '^FuzzIdentifierKey$$' -fuzztime $(FUZZTIME) ./caddyregister/store/
 
 run:
 	$(GO) run ./cmd/caddy run --config Caddyfile

@@ -482,7 +482,8 @@ func (a *App) Engine() *engine.Engine { return a.engine }
 // Start opens the embedded store, if that is the backend, and loads the
 // signing key. A Redis that is down at start is logged, not fatal: the
 // engine retries when a token is next needed. An embedded store that cannot
-// be opened (locked by another process) is fatal, with that reason.
+// be opened (locked by another process) is fatal, with that reason, as is a
+// declared tenant whose code or id another tenant holds.
 func (a *App) Start() error {
 	if a.deferred != nil {
 		if err := a.openEmbedded(); err != nil {
@@ -493,10 +494,10 @@ func (a *App) Start() error {
 	a.warnKeyStorage()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := a.engine.Start(ctx); err != nil {
-		if errors.Is(err, engine.ErrKeyUnusable) {
-			return fmt.Errorf("register: %w", err)
-		}
+	if err := a.engine.Start(ctx); errors.Is(err, engine.ErrKeyUnusable) || errors.Is(err, engine.ErrTenantClash) {
+		// A configuration error, not an outage: say so, and do not start.
+		return fmt.Errorf("register: %w", err)
+	} else if err != nil {
 		a.logger.Warn("store not reachable at start; will retry on demand", zap.Error(err))
 	}
 	a.worker.Start()

@@ -2,10 +2,15 @@ package caddyregister
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/store/boltstore"
 )
 
 // TestProvisionRejectsHashParameters: unusable hash parameters fail
@@ -29,5 +34,56 @@ func TestProvisionRejectsHashParameters(t *testing.T) {
 				t.Fatalf("Provision = %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestProvisionRejectsReservedTenantCode: a declared tenant may not take a
+// code in the namespace of tenants founded by public registrations.
+func TestProvisionRejectsReservedTenantCode(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{
+		Store:   &StoreConfig{Backend: "redis", URL: "redis://127.0.0.1:1/0"},
+		Tenants: []TenantConfig{{ID: "5551aca9e179c39b760f7a1a", Code: "VAT-ES12345678X", Name: "Acme"}},
+	}
+	err := a.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), `tenant code "VAT-ES12345678X"`) || !strings.Contains(err.Error(), `starting with "vat-" are reserved`) {
+		t.Fatalf("Provision = %v, want the reserved code named", err)
+	}
+}
+
+// TestStartRefusesTenantClash: a declared tenant whose code another tenant
+// holds stops the start with that reason (not the "store not reachable"
+// warning an outage gets).
+func TestStartRefusesTenantClash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "register.db")
+	bs, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := &store.Tenant{ID: "5551aca9e179c39b760f7a1b", Code: "ACME", Name: "Acme (older)", CreatedAt: time.Now()}
+	if err := bs.CreateTenant(context.Background(), holder); err != nil {
+		t.Fatal(err)
+	}
+	bs.Close()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{
+		Store:   &StoreConfig{Backend: "embedded", Path: path},
+		Tenants: []TenantConfig{{ID: "5551aca9e179c39b760f7a1a", Code: "acme", Name: "Acme"}},
+	}
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	err = a.Start()
+	if err == nil {
+		a.Stop()
+		t.Fatal("Start succeeded with a declared tenant whose code is taken")
+	}
+	for _, want := range []string{`code "acme" is held by tenant 5551aca9e179c39b760f7a1b`, `"Acme (older)"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Start = %v, want it to say %s", err, want)
+		}
 	}
 }

@@ -128,12 +128,26 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 // of the same token answers the same (idempotent), as long as the token has
 // not expired. A disabled (inactive) user's token is invalid: an admin
 // disabled the account, and a link mailed before must not undo that.
+//
+// An account without a password (created by an admin without one) is not
+// activated by a link: ErrPasswordNotSet, and nothing changes; its owner
+// activates it by setting a password (SetPassword).
 func (e *Engine) Activate(ctx context.Context, secret string) (*store.User, error) {
 	return e.useToken(ctx, secret, PurposeActivate, true, func(u *store.User) error {
+		if u.PasswordHash == "" {
+			return ErrPasswordNotSet
+		}
 		u.Status = store.StatusActive
+		u.PendingUntil = 0
 		return nil
 	})
 }
+
+// ErrPasswordNotSet means an activation link was used for an account whose
+// password its owner never set: an account becomes active only with a
+// password its owner chose, through a set-password link. Contracts answer
+// it like an invalid token, so the link reveals nothing more.
+var ErrPasswordNotSet = fmt.Errorf("%w: the account has no password yet; set one with the set-password link", ErrTokenInvalid)
 
 // ErrTokenUsed means a single-use token that may not be replayed (setting
 // a password) was used before.
@@ -177,6 +191,7 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 		}
 		u.PasswordHash = hash
 		u.Status = store.StatusActive
+		u.PendingUntil = 0
 		return nil
 	})
 }

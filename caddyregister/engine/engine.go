@@ -129,6 +129,11 @@ func New(cfg Config) (*Engine, error) {
 	if e.challengeTTL <= 0 {
 		e.challengeTTL = DefaultChallengeTTL
 	}
+	for _, t := range cfg.Tenants {
+		if err := CheckTenantCode(t.Code); err != nil {
+			return nil, fmt.Errorf("engine: declared %w", err)
+		}
+	}
 	e.adminFingerprints = make(map[string]string, len(cfg.Admins))
 	for _, a := range cfg.Admins {
 		if err := password.ParseHash(a.Hash); err != nil {
@@ -224,7 +229,9 @@ type Registration struct {
 	Password  string
 	Policy    password.Policy
 	// Status defaults to pending: a new user holds no permissions until
-	// activated.
+	// activated. A pending registration with Mail expires with its link
+	// (store.User.PendingUntil): after it, a new registration of its
+	// e-mail or login replaces it.
 	Status      store.Status
 	Permissions []string
 	Tenant      *NewTenant
@@ -258,6 +265,12 @@ type Registration struct {
 	// empty: the user sets one later through a set-password token
 	// (UserToken with PurposeSetPassword) and cannot log in before.
 	NoPassword bool
+	// FieldNames maps the engine's field names (FieldEmail, FieldLogin,
+	// FieldName, FieldFirstName, FieldLastName; FieldCompany is spelt as
+	// noraina does) to the contract's, so the
+	// engine's field errors name what the client sent; a field not in the
+	// map keeps the engine's name.
+	FieldNames map[string]string
 }
 
 // TokenSpec asks for a single-use token.
@@ -345,9 +358,10 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if r.Invalid != nil {
 		v.Fields = append(v.Fields, r.Invalid.Fields...)
 	}
-	if err := CheckEmail(r.Email); err != nil && !v.Has("email") {
-		v.Add("email", "email", err.Error())
+	if err := CheckEmail(r.Email); err != nil && !v.Has(r.fieldName(FieldEmail)) {
+		v.Add(r.fieldName(FieldEmail), "email", err.Error())
 	}
+	r.checkIdentifiers(&v)
 	ids := []string{r.Email}
 	if r.Login != "" {
 		ids = append(ids, r.Login)
@@ -364,12 +378,12 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		if vat == "" && !v.Has("billing.vatId") {
 			v.Add("billing.vatId", "required", "VAT id is required with billing")
 		}
-		if strings.TrimSpace(r.Tenant.Company) == "" && !v.Has("billing.company") {
-			v.Add("billing.company", "required", "company is required with billing")
+		if strings.TrimSpace(r.Tenant.Company) == "" && !v.Has(FieldCompany) {
+			v.Add(FieldCompany, "required", "company is required with billing")
 		}
 		t = &store.Tenant{
 			ID:   store.NewID(now),
-			Code: vat,
+			Code: PublicTenantCode(vat),
 			Name: strings.TrimSpace(r.Tenant.Company),
 			Billing: &store.Billing{
 				Company:       strings.TrimSpace(r.Tenant.Company),
@@ -460,6 +474,14 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 			return nil, err
 		}
 		nu.Mails, nu.Token = []*store.Mail{m}, tok
+		if u.Status == store.StatusPending && tok.Purpose == PurposeActivate {
+			// Waiting for the mailed confirmation: the account expires
+			// with its link, so an address someone else registered (and
+			// never confirmed) is free again after it (see
+			// store.User.PendingUntil). Users an admin creates pending,
+			// or invites with a set-password mail, do not expire.
+			u.PendingUntil = tok.ExpiresAt.UnixMilli()
+		}
 	case r.UserToken != nil:
 		var tok *store.Token
 		tok, userSecret = newToken(u, r.UserToken.Purpose, r.UserToken.TTL, r.UserToken.UUIDShape, now)

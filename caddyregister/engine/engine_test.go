@@ -416,7 +416,7 @@ func TestRegister(t *testing.T) {
 				if err != nil {
 					t.Fatalf("GetTenant: %v", err)
 				}
-				if st.CreatedBy != u.ID || st.Code != "ES12345678X" || st.Name != "Acme S.L." ||
+				if st.CreatedBy != u.ID || st.Code != "vat-ES12345678X" || st.Name != "Acme S.L." ||
 					st.Billing == nil || st.Billing.VATKey != "ES12345678X" || st.Billing.VATID != "es 12.345.678-x" ||
 					st.Billing.Company != "Acme S.L." || st.Billing.CreditBalance != "10.50" {
 					t.Errorf("stored tenant = %+v billing %+v", st, st.Billing)

@@ -258,3 +258,22 @@ func CheckMutation(before, after *User) error {
 	}
 	return nil
 }
+
+// UserRefs lists the records a new user owns besides its own record and
+// index entries, so that the step deleting the user (CreateUser replacing
+// a user that expired pending, and erasing a user) finds them without a
+// scan: "token:<hash>" for its token and "mail:<id>" for each mail. They
+// are key suffixes after the Redis namespace prefix; the embedded store
+// keeps the same strings. n must have passed CheckNewUser.
+func UserRefs(n NewUser) []string {
+	var refs []string
+	if n.Token != nil && n.Token.Hash != "" {
+		refs = append(refs, "token:"+n.Token.Hash)
+	}
+	for _, m := range n.Mails {
+		if m != nil && m.ID != "" {
+			refs = append(refs, "mail:"+m.ID)
+		}
+	}
+	return refs
+}

@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -56,6 +58,22 @@ type User struct {
 	// registration and default_permissions never do, so Permissions can
 	// never open an admin route.
 	AdminPermissions []string `json:"admin_permissions,omitempty"`
+
+	// PendingUntil, when not zero, is when (Unix milliseconds) a pending
+	// user who registered and was sent an e-mail confirmation expires: from
+	// then on a registration of its e-mail or login replaces it (see
+	// CreateUser). Confirming clears it; users created pending without an
+	// expiry (by an admin, or waiting for an admin) never expire. Unix
+	// milliseconds rather than a time, so the Redis script compares it as
+	// a number.
+	PendingUntil int64 `json:"pending_until,omitempty"`
+}
+
+// PendingExpired reports whether u is a pending user whose confirmation
+// window closed at or before now: CreateUser replaces such a user when a
+// new registration claims its e-mail or login.
+func (u *User) PendingExpired(now time.Time) bool {
+	return u.Status == StatusPending && u.PendingUntil > 0 && u.PendingUntil <= now.UnixMilli()
 }
 
 // Attrs holds contract-specific attributes that the engine stores but does
@@ -210,6 +228,14 @@ type Store interface {
 	// tenant, mails, token and idempotency record atomically, drawing the
 	// optional sequence number in the same step (see NewUser). It returns
 	// *ConflictError when a unique key is taken ("idempotency" first).
+	//
+	// An e-mail or login held by a user that expired pending
+	// (User.PendingExpired at n.User.CreatedAt) is not taken: the same
+	// atomic step deletes that user with every index entry, token and
+	// queued or parked mail it owns (see UserRefs), then writes the new
+	// one. Tenants it founded stay. So of concurrent registrations of an
+	// expired address exactly one wins, and the expired user's links stop
+	// working.
 	// A user joining an existing tenant (n.Tenant nil, n.User.TenantID
 	// set) needs that tenant to exist when the step commits: otherwise
 	// nothing is written and the error wraps ErrNotFound (checked after
@@ -225,7 +251,8 @@ type Store interface {
 	// UserIDByLogin resolves a normalized login (see LoginKey).
 	UserIDByLogin(ctx context.Context, loginKey string) (string, error)
 	// Taken reports the first of the given unique keys already in use, as a
-	// *ConflictError, or nil. It is the cheap pre-check before hashing; only
+	// *ConflictError, or nil; an e-mail or login held by a user expired
+	// pending at keys.Now is not in use (CreateUser would replace it). It is the cheap pre-check before hashing; only
 	// CreateUser's own check is authoritative.
 	Taken(ctx context.Context, keys UniqueKeys) error
 	// GetTenant returns the tenant with id, or ErrNotFound.
@@ -316,11 +343,15 @@ type UniqueKeys struct {
 	LoginKey      string
 	TenantVATKey  string
 	TenantCodeKey string
+	// Now, when set, frees an e-mail or login held by a user that expired
+	// pending by then (User.PendingExpired).
+	Now time.Time
 }
 
-// Of returns the unique keys a NewUser claims.
+// Of returns the unique keys a NewUser claims, with Now its user's
+// CreatedAt.
 func (n NewUser) Of() UniqueKeys {
-	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey}
+	k := UniqueKeys{EmailKey: n.User.EmailKey, LoginKey: n.User.LoginKey, Now: n.User.CreatedAt}
 	if n.Tenant != nil {
 		k.TenantCodeKey = TenantCodeKey(n.Tenant.Code)
 		k.TenantVATKey = TenantVATKey(n.Tenant)
@@ -328,16 +359,63 @@ func (n NewUser) Of() UniqueKeys {
 	return k
 }
 
-// EmailKey is the form e-mails are unique on: trimmed, Unicode NFC,
-// lowercased. Sub-addresses (+alias) are deliberately kept distinct, since
-// the contracts promise aliases work as separate accounts.
-func EmailKey(email string) string {
-	return strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
+// EmailKey is the form e-mails are unique on: IdentifierKey of the trimmed
+// address. Sub-addresses (+alias) are deliberately kept distinct, since the
+// contracts promise aliases work as separate accounts.
+func EmailKey(email string) string { return IdentifierKey(email) }
+
+// LoginKey is the form logins are unique on: IdentifierKey of the trimmed
+// login.
+func LoginKey(login string) string { return IdentifierKey(login) }
+
+// IdentifierKey is the form identifiers that people read (e-mails, logins,
+// tenant codes) are unique on: trimmed, then NFKC, lowercasing, full
+// Unicode case folding, NFKC again and trimmed again. NFKC makes
+// compatibility variants one (full-width "ｕｓｅｒ" is "user", the ligature
+// "ﬁ" is "fi"); full folding makes case
+// variants one, including those that change length ("straße" folds to
+// "strasse"); the second NFKC puts back the normal form that folding can
+// undo, so the key of a key is itself (IdentifierKey is idempotent, which
+// the tests check by fuzzing). Keys of ASCII identifiers are their
+// lowercase, as before this normalisation.
+func IdentifierKey(s string) string {
+	s = strings.TrimSpace(s)
+	if isASCII(s) {
+		// The common case, without the three passes' allocations.
+		return strings.ToLower(s)
+	}
+	// Lowercasing before folding makes the fold a fixed point where
+	// golang.org/x/text's cases.Fold alone is not: it swaps Cherokee
+	// upper and lower case (fold(ꭰ) = Ꭰ, fold(Ꭰ) = ꭰ), so a key's key
+	// would differ. A Caser is not safe for concurrent use: a fresh one
+	// per call. Trimmed again: NFKC can turn a rune into a space and another (΅ is
+	// " ̈́").
+	return strings.TrimSpace(norm.NFKC.String(cases.Fold().String(strings.ToLower(norm.NFKC.String(s)))))
 }
 
-// LoginKey is the form logins are unique on (case-insensitive).
-func LoginKey(login string) string {
-	return strings.ToLower(norm.NFC.String(strings.TrimSpace(login)))
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// Invisible returns the first rune of s that displays as nothing or
+// reorders what follows: a format character (Unicode category Cf: zero
+// width space and joiners, soft hyphen, byte order mark, the bidi marks,
+// embeddings, overrides and isolates U+200E-F, U+202A-E, U+2066-9,
+// U+061C, ...). Two identifiers that differ only by such runes read the
+// same, so identifiers and names refuse them. ok is false when there is
+// none.
+func Invisible(s string) (r rune, ok bool) {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // TenantCodeKey is the form tenant codes are unique on (case-insensitive).

@@ -267,13 +267,14 @@ func (c *Contract) validate(raw map[string]json.RawMessage) *engine.Registration
 	put("jobId", engine.NewUUIDv4())
 
 	return &engine.Registration{
-		Contract:  Name,
-		Email:     email,
-		FirstName: fname,
-		LastName:  lname,
-		Name:      strings.TrimSpace(fname + " " + lname),
-		Password:  pass,
-		Policy:    c.policy,
+		Contract:   Name,
+		Email:      email,
+		FirstName:  fname,
+		LastName:   lname,
+		Name:       strings.TrimSpace(fname + " " + lname),
+		FieldNames: map[string]string{engine.FieldFirstName: "fname", engine.FieldLastName: "lname"},
+		Password:   pass,
+		Policy:     c.policy,
 		// Admin-created accounts need no activation.
 		Status:      store.StatusActive,
 		Permissions: []string{},

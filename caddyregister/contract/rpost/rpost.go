@@ -230,6 +230,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 		Name:        strings.TrimSpace(first + " " + last),
 		FirstName:   first,
 		LastName:    last,
+		FieldNames:  map[string]string{engine.FieldFirstName: modelPrefix + ".FirstName", engine.FieldLastName: modelPrefix + ".LastName"},
 		Password:    f.str(pPassword),
 		Policy:      c.policy,
 		Permissions: append([]string{}, c.env.Settings.DefaultPermissions...),

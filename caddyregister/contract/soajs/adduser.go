@@ -427,6 +427,7 @@ func (c *Contract) registration(a *addUserRequest, t *store.Tenant) (*engine.Reg
 		TenantID:    t.ID,
 		Invalid:     &engine.ValidationError{},
 		NoPassword:  a.Password == "",
+		FieldNames:  map[string]string{engine.FieldLogin: "username"},
 	}
 	ttl := c.env.Settings.LinkTTL
 	switch {

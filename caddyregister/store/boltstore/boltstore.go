@@ -5,8 +5,9 @@
 // Layout: one bucket per record kind, keys and values as below.
 //
 //	users            <user id>         -> user record (JSON)
-//	idx_email        <email key>       -> user id, unique on the normalized e-mail
-//	idx_login        <login key>       -> user id, unique on the lowercased login
+//	user_refs        <user id>0<ref>   -> empty; what the user owns besides its record and indexes (ref "token:<hash>" or "mail:<id>", see store.UserRefs; 0 is a zero byte)
+//	idx_email        <email key>       -> user id, unique on the normalized e-mail (store.EmailKey)
+//	idx_login        <login key>       -> user id, unique on the normalized login (store.LoginKey)
 //	tenants          <tenant id>       -> tenant record (JSON)
 //	idx_tenant_vat   <vat key>         -> tenant id, unique on the normalized VAT id
 //	idx_tenant_code  <code key>        -> tenant id, unique on the lowercased code
@@ -36,7 +37,10 @@
 // draws the sequence number and writes the user, its indexes, its tenant,
 // its mails, its token and its idempotency record in one read-write
 // transaction, so a registration appears whole or not at all, and a
-// rejected one consumes no number. CreateTenant and EnsureTenant likewise
+// rejected one consumes no number. A user expired pending that holds the
+// new user's e-mail or login is deleted in that same transaction, with
+// everything its user_refs name (see store.Store.CreateUser); a refusal
+// rolls the deletion back with the rest. CreateTenant and EnsureTenant likewise
 // check and write a tenant and its indexes in one transaction each.
 // ListTenants walks the tenants bucket (fine for the tens or hundreds of
 // tenants an operator runs).
@@ -73,6 +77,7 @@ import (
 // Bucket names.
 var (
 	bucketUsers      = []byte("users")
+	bucketUserRefs   = []byte("user_refs")
 	bucketEmail      = []byte("idx_email")
 	bucketLogin      = []byte("idx_login")
 	bucketTenants    = []byte("tenants")
@@ -90,7 +95,7 @@ var (
 	bucketIdemExp    = []byte("idem_expiry")
 
 	allBuckets = [][]byte{
-		bucketUsers, bucketEmail, bucketLogin,
+		bucketUsers, bucketUserRefs, bucketEmail, bucketLogin,
 		bucketTenants, bucketTenantVAT, bucketTenantCode,
 		bucketSecrets,
 		bucketMail, bucketOutbox, bucketOutboxByID, bucketParked,
@@ -240,9 +245,12 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		}
 	}
 
-	// Further writes, after the claims: queue entries and the token's
-	// expiry index.
+	// Further writes, after the claims: queue entries, the token's
+	// expiry index and the user's refs.
 	var puts []claim
+	for _, ref := range store.UserRefs(n) {
+		puts = append(puts, claim{"", bucketUserRefs, refKey(u.ID, ref), []byte{}})
+	}
 	tok, tokJSON, err := store.PrepareToken(n)
 	if err != nil {
 		return err
@@ -294,6 +302,11 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 				conflict = &store.ConflictError{Field: "idempotency"}
 				return conflict
 			}
+		}
+		// An e-mail or login held by a user expired pending is freed
+		// first; a later refusal rolls that back with the rest.
+		if err := dropExpiredHolders(tx, claims, u.CreatedAt); err != nil {
+			return err
 		}
 		if err := checkClaims(tx, claims, &conflict); err != nil {
 			return err // a conflict rolls back; nothing was written
@@ -402,10 +415,21 @@ func (s *Store) Taken(ctx context.Context, k store.UniqueKeys) error {
 			if err != nil {
 				return err
 			}
-			if has(b, []byte(c.key)) {
-				conflict = &store.ConflictError{Field: c.field}
-				return nil
+			if !has(b, []byte(c.key)) {
+				continue
 			}
+			if (c.field == "email" || c.field == "login") && !k.Now.IsZero() {
+				// Held by a user expired pending: CreateUser frees it.
+				u, err := expiredHolder(tx, c.bucket, []byte(c.key), k.Now)
+				if err != nil {
+					return err
+				}
+				if u != nil {
+					continue
+				}
+			}
+			conflict = &store.ConflictError{Field: c.field}
+			return nil
 		}
 		return nil
 	})

@@ -774,3 +774,31 @@ func TestCreateUserCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacedUserLeavesNoRecords: replacing a user expired pending
+// leaves no record of it in any bucket.
+func TestReplacedUserLeavesNoRecords(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	t.Cleanup(func() { _ = s.Close() })
+	expiry := time.Now().Add(time.Hour)
+	sq := storetest.CreateSquatter(t, s, "orphan@example.com", "orphan", expiry)
+	u := storetest.NewTestUser("orphan@example.com", "")
+	u.CreatedAt = expiry
+	if err := s.CreateUser(context.Background(), store.NewUser{User: u}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	storetest.WantSquatterGone(t, s, sq)
+	counts, err := boltstore.BucketCounts(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range counts {
+		want := 0
+		if name == "users" || name == "idx_email" {
+			want = 1 // the newcomer's
+		}
+		if n != want {
+			t.Errorf("bucket %s holds %d records, want %d", name, n, want)
+		}
+	}
+}

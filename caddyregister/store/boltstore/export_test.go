@@ -41,3 +41,15 @@ func LastTxID(s *Store) (id int, err error) {
 
 // BatchWindow is batchWindow, for tests.
 const BatchWindow = batchWindow
+
+// BucketCounts reports the records in every bucket, by name.
+func BucketCounts(s *Store) (map[string]int, error) {
+	counts := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			counts[string(name)] = tx.Bucket(name).Stats().KeyN
+		}
+		return nil
+	})
+	return counts, err
+}

@@ -171,24 +171,26 @@ func (s *Store) AckMail(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		mid := []byte(id)
-		if err := dequeue(tx, mid); err != nil {
-			return err
-		}
-		bs, err := buckets(tx, bucketMail, bucketParked)
-		if err != nil {
-			return err
-		}
-		for _, b := range bs {
-			if err := b.Delete(mid); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteMail(tx, []byte(id)) })
 	if err != nil {
 		return store.Unavailable(op, err)
+	}
+	return nil
+}
+
+// deleteMail removes message id: its record and its queue entries.
+func deleteMail(tx *bolt.Tx, id []byte) error {
+	if err := dequeue(tx, id); err != nil {
+		return err
+	}
+	bs, err := buckets(tx, bucketMail, bucketParked)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := b.Delete(id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

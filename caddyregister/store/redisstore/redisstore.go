@@ -6,8 +6,9 @@
 // namespace lives on one shard):
 //
 //	{ns}:user:<id>                   user record (JSON)
-//	{ns}:idx:email:<email key>       user id, unique on the normalized e-mail
-//	{ns}:idx:login:<login key>       user id, unique on the lowercased login
+//	{ns}:user:<id>:refs              SET of what the user owns besides its record and indexes ("token:<hash>", "mail:<id>", see store.UserRefs)
+//	{ns}:idx:email:<email key>       user id, unique on the normalized e-mail (store.EmailKey)
+//	{ns}:idx:login:<login key>       user id, unique on the normalized login (store.LoginKey)
 //	{ns}:tenant:<id>                 tenant record (JSON)
 //	{ns}:idx:tenant_vat:<vat key>    tenant id, unique on the normalized VAT id
 //	{ns}:idx:tenant_code:<code key>  tenant id, unique on the lowercased code
@@ -105,14 +106,20 @@ func (s *Store) Key(parts ...string) string {
 //
 // KEYS[1..n] are claims (they must not exist), KEYS[n+1..] further writes
 // and requirements; every key but a requirement is written. ARGV[1] = n,
+// ARGV[2] = now (unix ms), ARGV[3] = the namespace's key prefix ("{ns}:"),
 // then n field names, then three arguments per key, op a b:
 //
 //	set    SET key a
+//	claimu SET key a, a claim that a user expired pending at now may hold:
+//	       that user is deleted first (below)
 //	setpx  SET key a PXAT b   (b: unix ms, > 0)
 //	zadd   ZADD key a b       (score a, member b)
 //	sadd   SADD key a
 //	incr   INCR key           (at most one; a is the placeholder)
 //	need   nothing: key must exist, checked after the claims (a: its name)
+//
+// An expired user is deleted (drop_user, see dropUserLua) after the INCR,
+// before the other writes.
 //
 // With an incr, the first occurrence of its placeholder (a random JSON
 // string literal, so it cannot occur by accident) in every set and setpx
@@ -122,18 +129,34 @@ func (s *Store) Key(parts ...string) string {
 // the missing requirement's name and 0, or "" and the drawn number (0
 // without an incr).
 var createScript = redis.NewScript(`#!lua
-local n = tonumber(ARGV[1])
+` + expiredLua + dropUserLua + `
+local n, now, pfx = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local base = 3 + n
+local drop = {}
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    return {ARGV[1 + i], 0}
+    local holder = nil
+    if ARGV[base + 3 * (i - 1) + 1] == 'claimu' then
+      holder = expired(pfx, now, redis.call('GET', KEYS[i]))
+    end
+    if not holder then
+      return {ARGV[3 + i], 0}
+    end
+    drop[holder] = true
+  end
+end
+for id in pairs(drop) do
+  local t = redis.call('TYPE', pfx .. 'user:' .. id .. ':refs')['ok']
+  if t ~= 'none' and t ~= 'set' then
+    return redis.error_reply('WRONGTYPE refs of user ' .. id .. ' is a ' .. t .. ', not a set')
   end
 end
 local seqi = 0
 for i = 1, #KEYS do
-  local op = ARGV[2 + n + 3 * (i - 1)]
+  local op = ARGV[base + 3 * (i - 1) + 1]
   if op == 'need' then
     if redis.call('EXISTS', KEYS[i]) == 0 then
-      return {'!' .. ARGV[3 + n + 3 * (i - 1)], 0}
+      return {'!' .. ARGV[base + 3 * (i - 1) + 2], 0}
     end
   elseif op == 'zadd' or op == 'sadd' or op == 'incr' then
     local want = 'zset'
@@ -149,26 +172,29 @@ for i = 1, #KEYS do
     if t ~= 'none' and t ~= want then
       return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. want)
     end
-  elseif op ~= 'set' and op ~= 'setpx' then
+  elseif op ~= 'set' and op ~= 'setpx' and op ~= 'claimu' then
     return redis.error_reply('ERR unknown op ' .. tostring(op))
   end
 end
 local seq, ph, num = 0, nil, nil
 if seqi ~= 0 then
   seq = redis.call('INCR', KEYS[seqi])
-  ph = ARGV[3 + n + 3 * (seqi - 1)]
+  ph = ARGV[base + 3 * (seqi - 1) + 2]
   num = string.format('%d', seq)
 end
+for id in pairs(drop) do
+  drop_user(pfx, id)
+end
 for i = 1, #KEYS do
-  local j = 1 + n + 3 * (i - 1)
+  local j = base + 3 * (i - 1)
   local op, a, b = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
-  if ph and (op == 'set' or op == 'setpx') then
+  if ph and (op == 'set' or op == 'setpx' or op == 'claimu') then
     local from, to = string.find(a, ph, 1, true)
     if from then
       a = string.sub(a, 1, from - 1) .. num .. string.sub(a, to + 1)
     end
   end
-  if op == 'set' then
+  if op == 'set' or op == 'claimu' then
     redis.call('SET', KEYS[i], a)
   elseif op == 'setpx' then
     redis.call('SET', KEYS[i], a, 'PXAT', b)
@@ -231,10 +257,10 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	claims = append(claims,
 		set("id", s.Key("user", u.ID), string(userJSON)),
-		set("email", s.Key("idx", "email", u.EmailKey), u.ID),
+		write{"email", s.Key("idx", "email", u.EmailKey), "claimu", u.ID, ""},
 	)
 	if u.LoginKey != "" {
-		claims = append(claims, set("login", s.Key("idx", "login", u.LoginKey), u.ID))
+		claims = append(claims, write{"login", s.Key("idx", "login", u.LoginKey), "claimu", u.ID, ""})
 	}
 	if t := n.Tenant; t != nil {
 		tenantJSON, err := json.Marshal(t)
@@ -275,11 +301,14 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
 	}
 	more = append(queue, more...) // queue entries, then the tenant write or requirement
+	for _, ref := range store.UserRefs(n) {
+		more = append(more, write{"", s.Key("user", u.ID, "refs"), "sadd", ref, ""})
+	}
 	if n.Sequence != "" {
 		more = append(more, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
 	}
 
-	field, seq, err := s.runCreate(ctx, "create user", claims, more)
+	field, seq, err := s.runCreate(ctx, "create user", u.CreatedAt, claims, more)
 	if err != nil {
 		return err
 	}
@@ -297,11 +326,11 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 // by the further writes and requirements more, and returns its reply: the
 // field of a taken claim, "!" and the name of a missing requirement, or ""
 // and the drawn sequence number. A failure to run it is ErrUnavailable.
-func (s *Store) runCreate(ctx context.Context, op string, claims, more []write) (field string, seq int64, err error) {
+func (s *Store) runCreate(ctx context.Context, op string, now time.Time, claims, more []write) (field string, seq int64, err error) {
 	total := len(claims) + len(more)
 	keys := make([]string, 0, total)
-	args := make([]any, 0, 1+len(claims)+3*total)
-	args = append(args, len(claims))
+	args := make([]any, 0, 3+len(claims)+3*total)
+	args = append(args, len(claims), nowMillis(now), s.Key()+":")
 	for _, c := range claims {
 		args = append(args, c.field)
 	}
@@ -388,6 +417,15 @@ func (s *Store) GetIdempotency(ctx context.Context, key string) (*store.Idempote
 	return &r, nil
 }
 
+// nowMillis is t in unix ms, 0 for the zero time (so nothing has
+// expired by it).
+func nowMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // dueMillis is t as an outbox score (unix ms).
 func dueMillis(t time.Time) int64 { return t.UnixMilli() }
 
@@ -437,41 +475,6 @@ func (s *Store) UserIDByLogin(ctx context.Context, loginKey string) (string, err
 // TenantIDByVAT implements store.Store.
 func (s *Store) TenantIDByVAT(ctx context.Context, vatKey string) (string, error) {
 	return s.getString(ctx, "tenant by vat", s.Key("idx", "tenant_vat", vatKey))
-}
-
-// Taken implements store.Store in one round trip.
-func (s *Store) Taken(ctx context.Context, k store.UniqueKeys) error {
-	type check struct{ field, key string }
-	var checks []check
-	if k.EmailKey != "" {
-		checks = append(checks, check{"email", s.Key("idx", "email", k.EmailKey)})
-	}
-	if k.LoginKey != "" {
-		checks = append(checks, check{"login", s.Key("idx", "login", k.LoginKey)})
-	}
-	if k.TenantVATKey != "" {
-		checks = append(checks, check{"tenant_vat", s.Key("idx", "tenant_vat", k.TenantVATKey)})
-	}
-	if k.TenantCodeKey != "" {
-		checks = append(checks, check{"tenant_code", s.Key("idx", "tenant_code", k.TenantCodeKey)})
-	}
-	if len(checks) == 0 {
-		return nil
-	}
-	pipe := s.c.Pipeline()
-	cmds := make([]*redis.IntCmd, len(checks))
-	for i, c := range checks {
-		cmds[i] = pipe.Exists(ctx, c.key)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return store.Unavailable("check unique keys", err)
-	}
-	for i, c := range cmds {
-		if c.Val() > 0 {
-			return &store.ConflictError{Field: checks[i].field}
-		}
-	}
-	return nil
 }
 
 // LoadOrCreateSecret implements store.Store with SET NX GET (Redis 7), one

@@ -394,6 +394,7 @@ func TestKeyLayout(t *testing.T) {
 	str := func(v string) want { return want{v, "string", false} }
 	wantKeys := map[string]want{
 		ns + ":user:" + u.ID:                      str(""),
+		ns + ":user:" + u.ID + ":refs":            {"", "set", false},
 		ns + ":idx:email:alice.smith@example.com": str(u.ID),
 		ns + ":idx:login:alice_s":                 str(u.ID),
 		ns + ":tenant:" + tenant.ID:               str(""),
@@ -753,5 +754,28 @@ func TestTenantSetWrongType(t *testing.T) {
 	}
 	if after := scanKeys(t, admin, s); !slices.Equal(after, before) {
 		t.Fatalf("keys changed:\n before %q\n after  %q", before, after)
+	}
+}
+
+// TestReplacedUserLeavesNoKeys: replacing a user expired pending leaves
+// no key of it in the namespace (found by scanning it), and no outbox or
+// parked entry naming its mails.
+func TestReplacedUserLeavesNoKeys(t *testing.T) {
+	s, admin := openAdmin(t)
+	bg := context.Background()
+	expiry := time.Now().Add(time.Hour)
+	sq := storetest.CreateSquatter(t, s, "orphan@example.com", "orphan", expiry)
+	before := scanKeys(t, admin, s)
+	u := storetest.NewTestUser("orphan@example.com", "")
+	u.CreatedAt = expiry
+	if err := s.CreateUser(bg, store.NewUser{User: u}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	storetest.WantSquatterGone(t, s, sq)
+	got := scanKeys(t, admin, s)
+	want := []string{s.Key("idx", "email", u.EmailKey), s.Key("user", u.ID)}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("keys after the replacement:\n got  %q\n want %q\n (before: %q)", got, want, before)
 	}
 }

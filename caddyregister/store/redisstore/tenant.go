@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,7 +27,7 @@ func (s *Store) CreateTenant(ctx context.Context, t *store.Tenant) error {
 	if vat := store.TenantVATKey(t); vat != "" {
 		claims = append(claims, set("tenant_vat", s.Key("idx", "tenant_vat", vat), t.ID))
 	}
-	field, _, err := s.runCreate(ctx, op, claims, []write{{"", s.Key("tenants"), "sadd", t.ID, ""}})
+	field, _, err := s.runCreate(ctx, op, time.Time{}, claims, []write{{"", s.Key("tenants"), "sadd", t.ID, ""}})
 	if err != nil {
 		return err
 	}

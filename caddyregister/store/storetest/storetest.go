@@ -17,7 +17,9 @@
 // challenges and tokens, gap-free sequences, expiring idempotency records,
 // and a single winner under concurrency; the tenant registry (create,
 // ensure, look up by code, list) and that users join only existing
-// tenants.
+// tenants; pending users that expire (their e-mail and login held until
+// then, replaced whole after, one winner among racing registrations, and
+// an activation racing the replacement never activating the newcomer).
 package storetest
 
 import (
@@ -142,6 +144,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdempotencyExpiry", testIdempotencyExpiry},
 		{"ConcurrentIdempotency", testConcurrentIdempotency},
 		{"FailedCreateWritesNoIdempotency", testFailedCreateWritesNoIdempotency},
+		{"PendingNotExpiredHoldsKeys", testPendingNotExpiredHoldsKeys},
+		{"PendingExpiredReplaced", testPendingExpiredReplaced},
+		{"PendingExpiredLoginReplaced", testPendingExpiredLoginReplaced},
+		{"PendingExpiredReplacementRefused", testPendingExpiredReplacementRefused},
+		{"ConcurrentReplaceExpired", testConcurrentReplaceExpired},
+		{"ActivationRacesReplacement", testActivationRacesReplacement},
 		{"IdempotencyInvalid", testIdempotencyInvalid},
 		{"TenantCreateGetList", testTenantCreateGetList},
 		{"TenantDuplicates", testTenantDuplicates},
