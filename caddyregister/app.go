@@ -99,6 +99,8 @@ type App struct {
 
 	engine   *engine.Engine
 	worker   *mail.Worker
+	ctx      caddy.Context
+	handlers []*Handler // provisioned with this config, for checkLinkHosts
 	hashHeap int64 // bytes of Go heap one running hash holds
 	poolSize int
 	storeKey string
@@ -198,6 +200,10 @@ func (p pooledStore) Destruct() error { return p.Close() }
 // it): clients connect lazily, and the signing key is loaded in Start.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
+	if err := checkPublicURL(a.PublicURL); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
 	repl := caddy.NewReplacer()
 	registerMetrics(ctx, a.logger)
 
@@ -468,6 +474,10 @@ func (a *App) Engine() *engine.Engine { return a.engine }
 // engine retries when a token is next needed. An embedded store that cannot
 // be opened (locked by another process) is fatal, with that reason.
 func (a *App) Start() error {
+	// Before anything opens: a refused config must leave nothing running.
+	if err := a.checkLinkHosts(a.ctx); err != nil {
+		return err
+	}
 	if a.deferred != nil {
 		if err := a.openEmbedded(); err != nil {
 			return err

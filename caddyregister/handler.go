@@ -167,6 +167,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.contract, err = factory(env); err != nil {
 		return fmt.Errorf("register handler: contract %s: %w", h.Contract, err)
 	}
+	if err := checkPublicURL(h.PublicURL); err != nil {
+		return fmt.Errorf("register handler: %w", err)
+	}
+	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
 	h.limits = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
@@ -228,7 +232,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The hash queue budget counts from here (see password.WithArrival).
 	r = r.WithContext(password.WithArrival(r.Context(), arrival))
-	req := &contract.Request{ClientIP: clientIP}
+	req := &contract.Request{ClientIP: clientIP, BaseURL: h.linkBase(r)}
 	if len(rt.ContentTypes) > 0 {
 		body, err := h.readBody(w, r, rt)
 		if err != nil {

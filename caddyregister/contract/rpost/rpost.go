@@ -125,6 +125,10 @@ func New(env contract.Env) (contract.Contract, error) {
 	return c, nil
 }
 
+// MailsLinks implements contract.LinkMailer: the activation mail links to
+// the Activate route (unless the app asked for its callback).
+func (c *Contract) MailsLinks() bool { return true }
+
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
@@ -219,7 +223,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 	if callback != "" && f.flag(pActivateViaCallbackURL) {
 		link = func(tok string) string { return withCode(callback, tok) }
 	} else {
-		base := contract.BaseURL(r, c.env.Settings.PublicURL) + c.env.Prefix + "/Account/Activate?code="
+		base := req.BaseURL + c.env.Prefix + "/Account/Activate?code="
 		link = func(tok string) string { return base + url.QueryEscape(tok) }
 	}
 	first, last := strings.TrimSpace(f.str(pFirstName)), strings.TrimSpace(f.str(pLastName))

@@ -103,6 +103,10 @@ func New(env contract.Env) (contract.Contract, error) {
 	return c, nil
 }
 
+// MailsLinks implements contract.LinkMailer: the confirmation mail links
+// to the confirm route.
+func (c *Contract) MailsLinks() bool { return true }
+
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
@@ -269,7 +273,7 @@ func (c *Contract) signup(w http.ResponseWriter, r *http.Request, req *contract.
 		c.WriteError(w, r, err)
 		return
 	}
-	base := contract.BaseURL(r, c.env.Settings.PublicURL) + c.env.Prefix + "/users/confirm?token="
+	base := req.BaseURL + c.env.Prefix + "/users/confirm?token="
 	reg := engine.Registration{
 		Contract:    Name,
 		ClientIP:    req.ClientIP,
