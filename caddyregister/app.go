@@ -101,7 +101,7 @@ type App struct {
 	worker   *mail.Worker
 	ctx      caddy.Context
 	handlers []*Handler // provisioned with this config, for checkLinkHosts
-	hashHeap int64 // bytes of Go heap one running hash holds
+	hashHeap int64      // bytes of Go heap one running hash holds
 	poolSize int
 	storeKey string
 	logger   *zap.Logger
