@@ -99,9 +99,7 @@ type App struct {
 
 	engine   *engine.Engine
 	worker   *mail.Worker
-	ctx      caddy.Context
-	handlers []*Handler // provisioned with this config, for checkLinkHosts
-	hashHeap int64      // bytes of Go heap one running hash holds
+	hashHeap int64 // bytes of Go heap one running hash holds
 	poolSize int
 	storeKey string
 	logger   *zap.Logger
@@ -110,6 +108,10 @@ type App struct {
 	embeddedPath string
 	deferred     *deferredStore
 	deferredLim  *deferredLimiter
+
+	// For the link host check at Start (see checkLinkHosts).
+	ctx      caddy.Context
+	handlers []*Handler // provisioned with this config
 }
 
 // StoreConfig selects a store backend.
