@@ -134,6 +134,7 @@ func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},
 		{Method: http.MethodGet, Path: "/Account/Activate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.activate},
+		{Method: http.MethodPost, Path: "/Account/Activate", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.activate},
 		{Method: http.MethodGet, Path: "/Lookup/Language", Name: "languages", Serve: c.lookup(func() []byte { return c.languages })},
 		{Method: http.MethodGet, Path: "/Lookup/TimeZone", Name: "timezones", Serve: c.lookup(func() []byte { return c.timeZones })},
 	}
@@ -303,8 +304,30 @@ func attributes(f *form) (store.Attrs, error) {
 	return a, nil
 }
 
-func (c *Contract) activate(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	u, err := c.env.Engine.Activate(r.Context(), r.URL.Query().Get("code"))
+// activate serves the mailed link: a GET opens the page whose button posts
+// the code back (scanners that fetch links change nothing); the POST, or a
+// GET that asks for JSON explicitly (an app activating with the code its
+// callback received), activates.
+func (c *Contract) activate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	code := r.URL.Query().Get("code")
+	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
+		contract.WriteConfirmPage(w, contract.ConfirmPage{
+			Title:  "Activate your account",
+			Text:   "Press the button to activate your account.",
+			Button: "Activate my account",
+			Field:  "code",
+			Token:  code,
+		})
+		return
+	}
+	if r.Method == http.MethodPost {
+		var err error
+		if code, err = contract.ActivationToken(r, req.Body, "code"); err != nil {
+			c.WriteError(w, r, err)
+			return
+		}
+	}
+	u, err := c.env.Engine.Activate(r.Context(), code)
 	if err != nil {
 		c.WriteError(w, r, err)
 		return
@@ -319,6 +342,10 @@ func (c *Contract) activate(w http.ResponseWriter, r *http.Request, _ *contract.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.WriteHeader(http.StatusFound)
+		return
+	}
+	if contract.WantsPage(r) {
+		contract.WriteDonePage(w, msgActivated)
 		return
 	}
 	contract.WriteJSON(w, http.StatusOK, message{Message: msgActivated})

@@ -186,6 +186,7 @@ func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", Limit: contract.AdminLimit, ContentTypes: bodyTypes, Serve: c.addUser},
 		{Method: http.MethodGet, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.joinValidate},
+		{Method: http.MethodPost, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.joinValidate},
 		{Method: http.MethodPost, Path: "/resetPassword", Name: "resetPassword", Limit: contract.SecretLimit, ContentTypes: bodyTypes, Serve: c.resetPassword},
 		{Method: http.MethodPost, Path: "/admin/tenant", Name: "addTenant", ContentTypes: bodyTypes, Serve: c.addTenant},
 		{Method: http.MethodGet, Path: "/admin/tenants", Name: "listTenants", Serve: c.listTenants},
