@@ -315,6 +315,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		From:     from,
 		Logger:   a.logger.Named("mail"),
 		Observer: mailObserver{},
+		// a.engine is built below, before the worker starts.
+		Sealer: func(ctx context.Context) (*mail.Sealer, error) { return a.engine.MailSealer(ctx) },
 	})
 
 	var limiter ratelimit.Limiter

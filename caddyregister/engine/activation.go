@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -87,8 +88,9 @@ func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, 
 }
 
 // composeMail renders spec for u and returns the outbox record, the token
-// record and the token secret (which only ever travels in the mail).
-func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*store.Mail, *store.Token, string, error) {
+// record and the token secret (which only ever travels in the mail: the
+// record's body is sealed, and lives no longer than the token).
+func (e *Engine) composeMail(u *store.User, spec *MailSpec, sealer *mail.Sealer, now time.Time) (*store.Mail, *store.Token, string, error) {
 	ttl := spec.TTL
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
@@ -120,6 +122,12 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 		UserID:      u.ID,
 		CreatedAt:   now,
 		NextAttempt: now,
+		ExpiresAt:   tok.ExpiresAt,
+	}
+	if sealer != nil {
+		if err := sealer.Seal(m, secret, url.QueryEscape(secret)); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	return m, tok, secret, nil
 }
