@@ -42,7 +42,8 @@ type MailSpec struct {
 	// TTL of the token; DefaultTokenTTL when zero.
 	TTL time.Duration
 	// Data is extra template data; Register adds User, Link, Token and
-	// Expires.
+	// Expires. Its string values are taken as registrant-supplied text and
+	// go through mail.Unlinkable, as do the user's names.
 	Data map[string]any
 }
 
@@ -102,9 +103,18 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, sealer *mail.Sealer,
 	tok, secret := newToken(u, purpose, ttl, false, now)
 	data := map[string]any{}
 	for k, v := range spec.Data {
+		if str, ok := v.(string); ok {
+			v = mail.Unlinkable(str)
+		}
 		data[k] = v
 	}
-	data["User"] = u
+	// The names are the registrant's words on the operator's letterhead:
+	// left out where a mail client could make a link of them. The login
+	// and the address are identifiers the reader needs, and are checked
+	// as such at registration.
+	shown := *u
+	shown.Name, shown.FirstName, shown.LastName = mail.Unlinkable(u.Name), mail.Unlinkable(u.FirstName), mail.Unlinkable(u.LastName)
+	data["User"] = &shown
 	data["Token"] = secret
 	data["Link"] = spec.Link(secret)
 	data["Expires"] = tok.ExpiresAt

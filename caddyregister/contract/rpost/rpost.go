@@ -57,7 +57,7 @@ const (
 	msgInvalidCode  = "The activation code is invalid or has expired."
 	statusPending   = "PendingActivation"
 	defaultSubject  = `Activate your account`
-	defaultTextBody = `Hello {{.User.FirstName}},
+	defaultTextBody = `Hello{{with .User.FirstName}} {{.}}{{end}},
 
 thank you for registering{{with .RegistrationApp}} with {{.}}{{end}}. Activate your account by opening this link:
 
@@ -67,7 +67,7 @@ The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did n
 `
 	defaultHTMLBody = `<!doctype html>
 <html><body>
-<p>Hello {{.User.FirstName}},</p>
+<p>Hello{{with .User.FirstName}} {{.}}{{end}},</p>
 <p>thank you for registering{{with .RegistrationApp}} with {{.}}{{end}}. Activate your account:</p>
 <p><a href="{{.Link}}">Activate my account</a></p>
 <p>The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did not register, ignore this mail.</p>
