@@ -68,6 +68,7 @@ func testOutboxHoldsNoToken(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	attempted := make(chan struct{}, 100)
 	go func() {
 		for {
 			c, err := hold.Accept()
@@ -75,12 +76,22 @@ func testOutboxHoldsNoToken(t *testing.T, backend string) {
 				return
 			}
 			c.Close()
+			attempted <- struct{}{}
 		}
 	}()
 	sink := &smtpSink{t: t, addr: hold.Addr().String(), new: make(chan struct{}, 100)}
 	t.Cleanup(sink.Stop)
 	s := &rpostSite{site: startSite(t, backend, "smtp "+sink.URL(), fmt.Sprintf(rpostHandler, "")), sink: sink}
 	expectRegistered(t, s.register(rpostJSON, docRpostSample), "user@company.com")
+	// The first attempt has failed (the hold hung up), so the mail is back
+	// in the outbox, due in 5s, and not claimed by a send that the dump's
+	// config reload (embedded) would cut short (it would wait out the
+	// 2-minute lease).
+	select {
+	case <-attempted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery attempt")
+	}
 	dump := s.rawDump()
 	if !strings.Contains(dump, "user@company.com") || !strings.Contains(dump, `"sealed":"v1.`) {
 		t.Fatalf("no sealed mail in the store:\n%s", dump)
