@@ -2,7 +2,8 @@
 // registration, an ASP.NET Web API (shared/contracts/004_83138935d8ea9843.txt).
 //
 //	POST {prefix}/Account/Register   UserRegisterBindingModel → 200, activation mail
-//	GET  {prefix}/Account/Activate   ?code=<token>, the mail's link
+//	GET  {prefix}/Account/Activate   ?code=<token>, the mail's link: the confirmation page
+//	POST {prefix}/Account/Activate   code in a form or JSON body or the query: activates
 //	GET  {prefix}/Lookup/Language    [{"Code","Name"}]
 //	GET  {prefix}/Lookup/TimeZone    [{"Id","DisplayName","Iana"}]
 //

@@ -6,7 +6,8 @@
 // Routes (relative to the prefix; rate-limit route names in brackets):
 //
 //	POST /admin/addUser    [addUser]        admin (manage-users): create a user in a tenant
-//	GET  /join/validate    [confirm]        ?token=: activate a user created with a password
+//	GET  /join/validate    [confirm]        ?token=: the confirmation page (JSON Accept: activates)
+//	POST /join/validate    [confirm]        token: activate a user created with a password
 //	POST /resetPassword    [resetPassword]  token, password, confirmation: set the password of a user created without one
 //	POST /admin/tenant     [addTenant]      admin: create a tenant {code, name, groups, id?}
 //	GET  /admin/tenants    [listTenants]    admin: list the tenants
