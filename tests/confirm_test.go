@@ -69,7 +69,13 @@ func TestConfirmPageRpost(t *testing.T) {
 		if accept != "" {
 			h["Accept"] = accept
 		}
-		expectConfirmPage(t, s.do(http.MethodGet, pathOf(t, link), h, ""), "code", code)
+		res := s.do(http.MethodGet, pathOf(t, link), h, "")
+		expectConfirmPage(t, res, "code", code)
+		// The button's POST may redirect to a callback: CSP's form-action
+		// covers redirects, so the allowed origins are listed.
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.HasSuffix(csp, "form-action 'self' https://app.example.com http://localhost:3000") {
+			t.Fatalf("CSP %q", csp)
+		}
 		if st, ec := s.login("user@company.com", "Secret007"); st != 403 || ec != "ACCOUNT_NOT_ACTIVATED" {
 			t.Fatalf("after a GET (%s): login %d %s", name, st, ec)
 		}

@@ -103,13 +103,17 @@ type ConfirmPage struct {
 	Field string
 	// Token is the token from the link, put in a hidden field.
 	Token string
+	// Redirects are origins ("https://app.example.com") the button's POST
+	// may redirect to (rpost's callback): the CSP's form-action covers the
+	// redirect too, so they are listed beside 'self'.
+	Redirects []string
 }
 
 // pageStyle is the pages' only styling; the CSP allows exactly it, by hash.
 const pageStyle = `body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}button{font:inherit;padding:.6rem 1.2rem;cursor:pointer}`
 
 var (
-	pageCSP = "default-src 'none'; style-src 'sha256-" + styleHash() + "'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+	pageCSP = "default-src 'none'; style-src 'sha256-" + styleHash() + "'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 	// The form posts to the page's own URL (no action attribute), query
 	// included, so the token arrives even if the hidden field were lost.
@@ -136,15 +140,21 @@ func styleHash() string {
 // button activates. The token is in the page, so nothing may cache it,
 // frame it or leak it in a Referer.
 func WriteConfirmPage(w http.ResponseWriter, p ConfirmPage) {
-	writePage(w, confirmTmpl, p)
+	csp := pageCSP
+	for _, o := range p.Redirects {
+		if !strings.ContainsAny(o, " ;,'\"\r\n") { // an origin, nothing that could end the directive
+			csp += " " + o
+		}
+	}
+	writePage(w, confirmTmpl, p, csp)
 }
 
 // WriteDonePage answers the page's POST with msg.
 func WriteDonePage(w http.ResponseWriter, msg string) {
-	writePage(w, doneTmpl, msg)
+	writePage(w, doneTmpl, msg, pageCSP)
 }
 
-func writePage(w http.ResponseWriter, t *template.Template, data any) {
+func writePage(w http.ResponseWriter, t *template.Template, data any, csp string) {
 	var b bytes.Buffer
 	if err := t.Execute(&b, data); err != nil {
 		// Our own templates with strings cannot fail; a 500 if they do.
@@ -153,7 +163,7 @@ func writePage(w http.ResponseWriter, t *template.Template, data any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "same-origin") // no-referrer would make the button's POST send Origin: null
 	h.Set("X-Content-Type-Options", "nosniff")

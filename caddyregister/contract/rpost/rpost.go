@@ -318,6 +318,8 @@ func (c *Contract) activate(w http.ResponseWriter, r *http.Request, req *contrac
 			Button: "Activate my account",
 			Field:  "code",
 			Token:  code,
+			// The POST may redirect to the registration's callback.
+			Redirects: c.origins.list,
 		})
 		return
 	}
