@@ -203,10 +203,11 @@ func (p pooledStore) Destruct() error { return p.Close() }
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
+	repl := caddy.NewReplacer()
+	a.PublicURL = repl.ReplaceKnown(a.PublicURL, "")
 	if err := checkPublicURL(a.PublicURL); err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
-	repl := caddy.NewReplacer()
 	registerMetrics(ctx, a.logger)
 
 	if a.Store == nil {

@@ -167,6 +167,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.contract, err = factory(env); err != nil {
 		return fmt.Errorf("register handler: contract %s: %w", h.Contract, err)
 	}
+	h.PublicURL = caddy.NewReplacer().ReplaceKnown(h.PublicURL, "")
 	if err := checkPublicURL(h.PublicURL); err != nil {
 		return fmt.Errorf("register handler: %w", err)
 	}
