@@ -119,6 +119,10 @@ type App struct {
 	embeddedPath string
 	deferred     *deferredStore
 	deferredLim  *deferredLimiter
+
+	// For the link host check at Start (see checkLinkHosts).
+	ctx      caddy.Context
+	handlers []*Handler // provisioned with this config
 }
 
 // StoreConfig selects a store backend.
@@ -209,7 +213,12 @@ func (p pooledStore) Destruct() error { return p.Close() }
 // it): clients connect lazily, and the signing key is loaded in Start.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
 	repl := caddy.NewReplacer()
+	a.PublicURL = repl.ReplaceKnown(a.PublicURL, "")
+	if err := checkPublicURL(a.PublicURL); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
 	registerMetrics(ctx, a.logger)
 
 	if a.Store == nil {
@@ -318,6 +327,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		From:     from,
 		Logger:   a.logger.Named("mail"),
 		Observer: mailObserver{},
+		// a.engine is built below, before the worker starts.
+		Sealer: func(ctx context.Context) (*mail.Sealer, error) { return a.engine.MailSealer(ctx) },
 	})
 
 	var limiter ratelimit.Limiter
@@ -485,6 +496,10 @@ func (a *App) Engine() *engine.Engine { return a.engine }
 // be opened (locked by another process) is fatal, with that reason, as is a
 // declared tenant whose code or id another tenant holds.
 func (a *App) Start() error {
+	// Before anything opens: a refused config must leave nothing running.
+	if err := a.checkLinkHosts(a.ctx); err != nil {
+		return err
+	}
 	if a.deferred != nil {
 		if err := a.openEmbedded(); err != nil {
 			return err

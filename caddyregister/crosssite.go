@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
 )
 
@@ -66,14 +64,7 @@ func refuseCrossSite(r *http.Request) error {
 // proxy the scheme is the one the proxy reports, when Caddy trusts it
 // (trusted_proxies).
 func ownOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	} else if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-		if p := strings.ToLower(strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Proto"), ",")[0])); p == "https" || p == "http" {
-			scheme = p
-		}
-	}
+	scheme := requestScheme(r)
 	return scheme + "://" + hostWithoutDefaultPort(scheme, r.Host)
 }
 

@@ -198,6 +198,14 @@ func (d *deferredStore) ParkMail(ctx context.Context, m *store.Mail) error {
 	return s.ParkMail(ctx, m)
 }
 
+func (d *deferredStore) DropParkedBodies(ctx context.Context, now time.Time, limit int) (int, error) {
+	s, err := d.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.DropParkedBodies(ctx, now, limit)
+}
+
 func (d *deferredStore) MailCounts(ctx context.Context) (int, int, error) {
 	s, err := d.get()
 	if err != nil {

@@ -172,6 +172,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.contract, err = factory(env); err != nil {
 		return fmt.Errorf("register handler: contract %s: %w", h.Contract, err)
 	}
+	h.PublicURL = caddy.NewReplacer().ReplaceKnown(h.PublicURL, "")
+	if err := checkPublicURL(h.PublicURL); err != nil {
+		return fmt.Errorf("register handler: %w", err)
+	}
+	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
 	h.limits = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
@@ -239,7 +244,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 	}
-	req := &contract.Request{ClientIP: clientIP}
+	req := &contract.Request{ClientIP: clientIP, BaseURL: h.linkBase(r)}
 	if len(rt.ContentTypes) > 0 {
 		body, err := h.readBody(w, r, rt)
 		if err != nil {

@@ -200,13 +200,13 @@ func TestSaymonFullFlow(t *testing.T) {
 			t.Fatalf("confirm %d: %s", i, res.Body)
 		}
 	}
-	// A person's browser gets a page.
-	res = s.do(http.MethodGet, u.RequestURI(), map[string]string{"Accept": "text/html"}, "")
+	// A person's browser gets the page, and its button's POST a page.
+	res = s.do(http.MethodPost, u.Path, map[string]string{"Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"}, "token="+url.QueryEscape(u.Query().Get("token")))
 	if res.Status != 200 || !strings.Contains(string(res.Body), "confirmed") {
 		t.Fatalf("confirm page: %d %s", res.Status, res.Body)
 	}
 	// A forged or altered token does nothing.
-	res = s.do(http.MethodGet, "/node/api/users/confirm?token=AAAA"+u.Query().Get("token")[4:], nil, "")
+	res = s.do(http.MethodPost, "/node/api/users/confirm?token=AAAA"+u.Query().Get("token")[4:], nil, "")
 	if res.Status != 400 || !strings.Contains(string(res.Body), `"code":"token_invalid"`) {
 		t.Fatalf("forged token: %d %s", res.Status, res.Body)
 	}

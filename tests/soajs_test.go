@@ -168,7 +168,8 @@ func (s *soajsSite) resetPassword(query, ctype, body string) *response {
 
 func (s *soajsSite) validate(tok string) *response {
 	s.t.Helper()
-	return s.do(http.MethodGet, "/urac/join/validate?token="+url.QueryEscape(tok), nil, "")
+	// POST, as the confirmation page's button sends it.
+	return s.do(http.MethodPost, "/urac/join/validate?token="+url.QueryEscape(tok), nil, "")
 }
 
 func TestSoajsDocumentExample(t *testing.T) { eachBackend(t, testSoajsDocumentExample) }

@@ -2,7 +2,6 @@ package contract
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
@@ -31,17 +30,4 @@ func RequireAdmin(r *http.Request, eng *engine.Engine, clientIP, perm string) (*
 		return nil, err
 	}
 	return p, nil
-}
-
-// BaseURL is where links in mails point: the configured public URL, else
-// the request's own scheme and host.
-func BaseURL(r *http.Request, configured string) string {
-	if configured != "" {
-		return strings.TrimRight(configured, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }

@@ -113,6 +113,17 @@ type Request struct {
 	// Body is the request body, read within the body limit (nil for routes
 	// that take none).
 	Body []byte
+	// BaseURL is where links in mails point ("https://example.com", no
+	// trailing slash): the configured public_url, else a scheme and host
+	// the Caddy layer has checked (never a Host header no site names).
+	BaseURL string
+}
+
+// LinkMailer is implemented by contracts whose mails carry links to their
+// own routes. Such a handler without public_url may only be reachable
+// through host matchers, or Caddy refuses to start it.
+type LinkMailer interface {
+	MailsLinks() bool
 }
 
 // Route is one endpoint of a contract.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,7 +42,8 @@ type MailSpec struct {
 	// TTL of the token; DefaultTokenTTL when zero.
 	TTL time.Duration
 	// Data is extra template data; Register adds User, Link, Token and
-	// Expires.
+	// Expires. Its string values are taken as registrant-supplied text and
+	// go through mail.Unlinkable, as do the user's names.
 	Data map[string]any
 }
 
@@ -87,8 +89,9 @@ func newToken(u *store.User, purpose string, ttl time.Duration, uuidShape bool, 
 }
 
 // composeMail renders spec for u and returns the outbox record, the token
-// record and the token secret (which only ever travels in the mail).
-func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*store.Mail, *store.Token, string, error) {
+// record and the token secret (which only ever travels in the mail: the
+// record's body is sealed, and lives no longer than the token).
+func (e *Engine) composeMail(u *store.User, spec *MailSpec, sealer *mail.Sealer, now time.Time) (*store.Mail, *store.Token, string, error) {
 	ttl := spec.TTL
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
@@ -100,9 +103,18 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 	tok, secret := newToken(u, purpose, ttl, false, now)
 	data := map[string]any{}
 	for k, v := range spec.Data {
+		if str, ok := v.(string); ok {
+			v = mail.Unlinkable(str)
+		}
 		data[k] = v
 	}
-	data["User"] = u
+	// The names are the registrant's words on the operator's letterhead:
+	// left out where a mail client could make a link of them. The login
+	// and the address are identifiers the reader needs, and are checked
+	// as such at registration.
+	shown := *u
+	shown.Name, shown.FirstName, shown.LastName = mail.Unlinkable(u.Name), mail.Unlinkable(u.FirstName), mail.Unlinkable(u.LastName)
+	data["User"] = &shown
 	data["Token"] = secret
 	data["Link"] = spec.Link(secret)
 	data["Expires"] = tok.ExpiresAt
@@ -120,6 +132,12 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, now time.Time) (*sto
 		UserID:      u.ID,
 		CreatedAt:   now,
 		NextAttempt: now,
+		ExpiresAt:   tok.ExpiresAt,
+	}
+	if sealer != nil {
+		if err := sealer.Seal(m, secret, url.QueryEscape(secret)); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	return m, tok, secret, nil
 }

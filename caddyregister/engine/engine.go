@@ -96,6 +96,8 @@ type Engine struct {
 	// configured signing_key in the store (see loadConfigured); under mu.
 	configuredClaimed bool
 
+	sealers sealerCache // see MailSealer
+
 	verified *verifiedCache
 	// recent holds users read for Me for a second: clients poll /me with
 	// their token, and a store round trip per poll would cost more than the
@@ -459,6 +461,13 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 			return nil, err
 		}
 	}
+	var sealer *mailSealer
+	if r.Mail != nil {
+		// Fail before hashing if the mail cannot be sealed afterwards.
+		if sealer, err = e.MailSealer(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if !(r.NoPassword && r.Password == "") {
 		hash, err := e.cfg.Pool.Hash(ctx, e.cfg.Hasher, []byte(r.Password))
 		if err != nil {
@@ -469,7 +478,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	var userSecret string
 	switch {
 	case r.Mail != nil:
-		m, tok, _, err := e.composeMail(u, r.Mail, now)
+		m, tok, _, err := e.composeMail(u, r.Mail, sealer, now)
 		if err != nil {
 			return nil, err
 		}

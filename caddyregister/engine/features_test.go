@@ -995,15 +995,27 @@ func TestRegisterMail(t *testing.T) {
 				t.Fatalf("ClaimMail: %v", err)
 			}
 			if !slices.Equal(m.To, []string{"mailme@example.com"}) || m.UserID != res.User.ID || m.Contract != "test" ||
-				m.Subject != "Welcome mailme@example.com" || m.HTML != "" {
+				m.Subject != "Welcome mailme@example.com" {
 				t.Errorf("mail = %+v", m)
 			}
-			if !strings.Contains(m.Text, "https://app.example/activate?token="+secret) || !strings.Contains(m.Text, "Hi friend") {
-				t.Errorf("mail text = %q", m.Text)
+			// The body is sealed, and lives no longer than its token.
+			if m.Text != "" || m.HTML != "" || m.Sealed == "" || !m.ExpiresAt.Equal(m.CreatedAt.Add(engine.DefaultTokenTTL)) {
+				t.Errorf("stored mail is not sealed: %+v", m)
 			}
-			// The secret is in the store only inside the mail body.
-			if in, inMail := strings.Count(dump, secret), strings.Count(m.Subject+m.Text+m.HTML, secret); in != inMail {
-				t.Errorf("secret appears %d times in the store, %d of them in the mail", in, inMail)
+			sealer, err := h.e.MailSealer(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject, text, html, err := sealer.Open(m)
+			if err != nil || subject != "Welcome mailme@example.com" || html != "" {
+				t.Errorf("Open = %q, %q, %q, %v", subject, text, html, err)
+			}
+			if !strings.Contains(text, "https://app.example/activate?token="+secret) || !strings.Contains(text, "Hi friend") {
+				t.Errorf("mail text = %q", text)
+			}
+			// The secret and the link are nowhere in the store.
+			if strings.Contains(dump, secret) || strings.Contains(dump, "app.example/activate") {
+				t.Errorf("the token or the link is in the store in clear")
 			}
 			if _, err := h.env.store.ClaimMail(ctx, time.Now(), time.Minute); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("second ClaimMail = %v, want ErrNotFound (one mail)", err)

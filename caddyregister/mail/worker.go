@@ -19,6 +19,7 @@ type Outbox interface {
 	AckMail(ctx context.Context, id string) error
 	RetryMail(ctx context.Context, m *store.Mail) error
 	ParkMail(ctx context.Context, m *store.Mail) error
+	DropParkedBodies(ctx context.Context, now time.Time, limit int) (int, error)
 }
 
 // Observer is told about every delivery outcome, for metrics. Its methods
@@ -40,7 +41,13 @@ const (
 	DefaultMaxAttempts  = 10
 	DefaultBaseBackoff  = 5 * time.Second
 	DefaultMaxBackoff   = time.Hour
+	// DefaultSweepInterval is how often parked bodies past their link's
+	// expiry are dropped: links live hours, so minutes late is soon enough.
+	DefaultSweepInterval = 10 * time.Minute
 )
+
+// sweepLimit bounds the bodies one sweep drops; the next sweep goes on.
+const sweepLimit = 1000
 
 // storeOpTimeout bounds the store writes after a send. They run detached
 // from the worker's context: once a message has gone out, Stop must not
@@ -78,6 +85,15 @@ type WorkerConfig struct {
 	MaxBackoff  time.Duration
 	// Observer, if set, is told about every outcome.
 	Observer Observer
+	// Sealer returns the sealer that opens sealed bodies (store.Mail.Sealed).
+	// It may load a key from the store, so an error leaves the message
+	// claimed, to come due when the lease lapses. Nil: sealed messages
+	// cannot be opened and are parked.
+	Sealer func(ctx context.Context) (*Sealer, error)
+	// SweepInterval is how often parked messages past their link's
+	// expiry lose their bodies (store.DropParkedBodies). Default
+	// DefaultSweepInterval.
+	SweepInterval time.Duration
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
 }
@@ -100,6 +116,8 @@ type Worker struct {
 	logMu         sync.Mutex
 	lastStoreLog  time.Time
 	suppressedLog int
+
+	lastSweep time.Time // loop goroutine only
 }
 
 // NewWorker returns a Worker for cfg with defaults filled in. It panics
@@ -132,6 +150,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
 	}
 	return &Worker{
 		cfg:  cfg,
@@ -207,6 +228,9 @@ func (w *Worker) loop(ctx context.Context, done chan struct{}) {
 		err := w.runSafely(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			err = w.sweepIfDue(ctx)
 		}
 		wait := w.cfg.PollInterval
 		kick := w.kick
@@ -286,17 +310,73 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	}
 }
 
+// sweepIfDue drops the bodies of parked messages past their link's
+// expiry, once per SweepInterval (and at the first poll).
+func (w *Worker) sweepIfDue(ctx context.Context) error {
+	now := w.cfg.Now()
+	if !w.lastSweep.IsZero() && now.Sub(w.lastSweep) < w.cfg.SweepInterval {
+		return nil
+	}
+	if _, err := w.Sweep(ctx); err != nil {
+		return err
+	}
+	w.lastSweep = now
+	return nil
+}
+
+// Sweep drops the bodies of parked messages whose link has expired and
+// returns how many lost theirs. The loop calls it every SweepInterval;
+// tests call it directly.
+func (w *Worker) Sweep(ctx context.Context) (int, error) {
+	n, err := w.cfg.Outbox.DropParkedBodies(ctx, w.cfg.Now(), sweepLimit)
+	if err != nil {
+		return n, fmt.Errorf("mail: drop expired parked bodies: %w", err)
+	}
+	if n > 0 {
+		w.log.Info("parked mails past their link's expiry lost their bodies", zap.Int("count", n))
+	}
+	return n, nil
+}
+
+// errLinkExpired parks a message whose link expired before it could be
+// delivered: sending it would only mail a dead link.
+var errLinkExpired = fmt.Errorf("the link expired before the mail could be delivered: %w", ErrPermanent)
+
+// message builds what to send for m, opening a sealed body. A store error
+// (the key could not be loaded) is returned as is; anything else about
+// the message is permanent.
+func (w *Worker) message(ctx context.Context, m *store.Mail) (*Message, error) {
+	if m.HasBody() && !m.ExpiresAt.IsZero() && !w.cfg.Now().Before(m.ExpiresAt) {
+		m.DropBody()
+		return nil, errLinkExpired
+	}
+	subject, text, html := m.Subject, m.Text, m.HTML
+	if m.Sealed != "" {
+		if w.cfg.Sealer == nil {
+			return nil, fmt.Errorf("mail: sealed body and no key to open it: %w: %w", ErrSealKey, ErrPermanent)
+		}
+		s, err := w.cfg.Sealer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("mail: loading the key for sealed bodies: %w", err)
+		}
+		if subject, text, html, err = s.Open(m); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, ErrPermanent)
+		}
+	}
+	return &Message{From: w.cfg.From, To: m.To, Subject: subject, Text: text, HTML: html, ID: m.ID}, nil
+}
+
 // process sends one claimed message and records the outcome. It returns
 // only store errors; a failed send is an outcome, not an error.
 func (w *Worker) process(ctx context.Context, m *store.Mail) error {
-	sendErr := w.cfg.Sender.Send(ctx, &Message{
-		From:    w.cfg.From,
-		To:      m.To,
-		Subject: m.Subject,
-		Text:    m.Text,
-		HTML:    m.HTML,
-		ID:      m.ID,
-	})
+	msg, sendErr := w.message(ctx, m)
+	if sendErr != nil && !errors.Is(sendErr, ErrPermanent) {
+		// Left claimed: it comes due again when the lease lapses.
+		return sendErr
+	}
+	if sendErr == nil {
+		sendErr = w.cfg.Sender.Send(ctx, msg)
+	}
 	// Detached so that a Stop during the send cannot cancel the ack of a
 	// message that already went out.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeOpTimeout)

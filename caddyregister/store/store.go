@@ -174,7 +174,23 @@ type Mail struct {
 	CreatedAt time.Time `json:"created_at"`
 	// NextAttempt is when the message is due (again).
 	NextAttempt time.Time `json:"next_attempt"`
+	// Sealed, when set, is the encrypted body (subject, text and HTML)
+	// that mail.Sealer made; Text and HTML are then empty, so a link's
+	// token is never at rest in clear. Subject keeps a copy with any token
+	// blanked, for operators.
+	Sealed string `json:"sealed,omitempty"`
+	// ExpiresAt, when set, is when the body stops being useful (its
+	// link's token expires): an undelivered message is parked then, and
+	// a parked one loses its body (DropParkedBodies).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
+
+// HasBody reports whether m still carries a body, clear or sealed.
+func (m *Mail) HasBody() bool { return m.Text != "" || m.HTML != "" || m.Sealed != "" }
+
+// DropBody clears m's body, clear and sealed; the record (recipients,
+// subject, times, error) stays for operators.
+func (m *Mail) DropBody() { m.Text, m.HTML, m.Sealed = "", "", "" }
 
 // Token is a single-use secret sent to a user (activation, set-password).
 // Only its hash is stored; the secret itself exists only in the mail.
@@ -332,6 +348,12 @@ type Store interface {
 	ParkMail(ctx context.Context, m *Mail) error
 	// MailCounts reports how many messages are queued and parked.
 	MailCounts(ctx context.Context) (queued, parked int, err error)
+	// DropParkedBodies clears the body (Mail.DropBody) of parked messages
+	// whose ExpiresAt is before now, at most limit of them, and returns how
+	// many it cleared. The rest of each record stays for operators: a link
+	// that no longer works is no use to resend, and a body kept longer
+	// only keeps a token at rest.
+	DropParkedBodies(ctx context.Context, now time.Time, limit int) (int, error)
 	// Close releases the backend's resources.
 	Close() error
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/refdata"
 )
 
@@ -34,6 +35,9 @@ type prop struct {
 	// string.Length; 0 is none.
 	Max   int
 	Email bool
+	// Line marks text that may go into a mail: one line of printable
+	// text (mail.CheckLine).
+	Line bool
 }
 
 // Property indexes, in the document's table order (which is also the order
@@ -69,12 +73,12 @@ var props = [numProps]prop{
 	pEmail:                   {Name: "Email", Required: true, Max: 256, Email: true},
 	pPassword:                {Name: "Password", Required: true},
 	pConfirmPassword:         {Name: "ConfirmPassword"},
-	pFirstName:               {Name: "FirstName", Required: true, Max: 255},
-	pLastName:                {Name: "LastName", Required: true, Max: 255},
+	pFirstName:               {Name: "FirstName", Required: true, Max: 255, Line: true},
+	pLastName:                {Name: "LastName", Required: true, Max: 255, Line: true},
 	pPhoneNumber:             {Name: "PhoneNumber", Max: 100},
 	pAlternateEmail:          {Name: "AlternateEmail", Max: 256, Email: true},
 	pConfirmationCallbackURL: {Name: "ConfirmationCallbackUrl", Max: 250},
-	pRegistrationApp:         {Name: "RegistrationApp", Required: true, Max: 30},
+	pRegistrationApp:         {Name: "RegistrationApp", Required: true, Max: 30, Line: true},
 	pLanguage:                {Name: "Language", Required: true, Max: 10},
 	pTimeZone:                {Name: "TimeZone", Max: 100},
 	pNotificationEmail:       {Name: "NotificationEmail", Max: 255, Email: true},
@@ -95,6 +99,7 @@ var props = [numProps]prop{
 const (
 	msgRequired  = "The %s field is required."
 	msgMaxLength = "The field %s must be a string with a maximum length of %d."
+	msgLine      = "The field %s must be one line of printable text (no line breaks, tabs, control or invisible characters)."
 	msgEmail     = "The %s field is not a valid e-mail address."
 	msgCompare   = "'ConfirmPassword' and 'Password' do not match."
 	msgDuplicate = "An account with this e-mail address already exists."
@@ -337,6 +342,9 @@ func (val *validator) validate(f *form, be *bindErrors) *engine.ValidationError 
 		}
 		if p.Email && engine.CheckEmail(s) != nil {
 			add("email", fmt.Sprintf(msgEmail, p.Name))
+		}
+		if p.Line && mail.CheckLine(s) != nil {
+			add("line", fmt.Sprintf(msgLine, p.Name))
 		}
 		if tooLong {
 			// Membership checks would only repeat the problem, and would

@@ -2,7 +2,8 @@
 // registration, an ASP.NET Web API (shared/contracts/004_83138935d8ea9843.txt).
 //
 //	POST {prefix}/Account/Register   UserRegisterBindingModel → 200, activation mail
-//	GET  {prefix}/Account/Activate   ?code=<token>, the mail's link
+//	GET  {prefix}/Account/Activate   ?code=<token>, the mail's link: the confirmation page
+//	POST {prefix}/Account/Activate   code in a form or JSON body or the query: activates
 //	GET  {prefix}/Lookup/Language    [{"Code","Name"}]
 //	GET  {prefix}/Lookup/TimeZone    [{"Id","DisplayName","Iana"}]
 //
@@ -57,7 +58,7 @@ const (
 	msgInvalidCode  = "The activation code is invalid or has expired."
 	statusPending   = "PendingActivation"
 	defaultSubject  = `Activate your account`
-	defaultTextBody = `Hello {{.User.FirstName}},
+	defaultTextBody = `Hello{{with .User.FirstName}} {{.}}{{end}},
 
 thank you for registering{{with .RegistrationApp}} with {{.}}{{end}}. Activate your account by opening this link:
 
@@ -67,7 +68,7 @@ The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did n
 `
 	defaultHTMLBody = `<!doctype html>
 <html><body>
-<p>Hello {{.User.FirstName}},</p>
+<p>Hello{{with .User.FirstName}} {{.}}{{end}},</p>
 <p>thank you for registering{{with .RegistrationApp}} with {{.}}{{end}}. Activate your account:</p>
 <p><a href="{{.Link}}">Activate my account</a></p>
 <p>The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did not register, ignore this mail.</p>
@@ -125,11 +126,16 @@ func New(env contract.Env) (contract.Contract, error) {
 	return c, nil
 }
 
+// MailsLinks implements contract.LinkMailer: the activation mail links to
+// the Activate route (unless the app asked for its callback).
+func (c *Contract) MailsLinks() bool { return true }
+
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},
 		{Method: http.MethodGet, Path: "/Account/Activate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.activate},
+		{Method: http.MethodPost, Path: "/Account/Activate", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.activate},
 		{Method: http.MethodGet, Path: "/Lookup/Language", Name: "languages", Serve: c.lookup(func() []byte { return c.languages })},
 		{Method: http.MethodGet, Path: "/Lookup/TimeZone", Name: "timezones", Serve: c.lookup(func() []byte { return c.timeZones })},
 	}
@@ -219,7 +225,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 	if callback != "" && f.flag(pActivateViaCallbackURL) {
 		link = func(tok string) string { return withCode(callback, tok) }
 	} else {
-		base := contract.BaseURL(r, c.env.Settings.PublicURL) + c.env.Prefix + "/Account/Activate?code="
+		base := req.BaseURL + c.env.Prefix + "/Account/Activate?code="
 		link = func(tok string) string { return base + url.QueryEscape(tok) }
 	}
 	first, last := strings.TrimSpace(f.str(pFirstName)), strings.TrimSpace(f.str(pLastName))
@@ -300,8 +306,32 @@ func attributes(f *form) (store.Attrs, error) {
 	return a, nil
 }
 
-func (c *Contract) activate(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	u, err := c.env.Engine.Activate(r.Context(), r.URL.Query().Get("code"))
+// activate serves the mailed link: a GET opens the page whose button posts
+// the code back (scanners that fetch links change nothing); the POST, or a
+// GET that asks for JSON explicitly (an app activating with the code its
+// callback received), activates.
+func (c *Contract) activate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	code := r.URL.Query().Get("code")
+	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
+		contract.WriteConfirmPage(w, contract.ConfirmPage{
+			Title:  "Activate your account",
+			Text:   "Press the button to activate your account.",
+			Button: "Activate my account",
+			Field:  "code",
+			Token:  code,
+			// The POST may redirect to the registration's callback.
+			Redirects: c.origins.list,
+		})
+		return
+	}
+	if r.Method == http.MethodPost {
+		var err error
+		if code, err = contract.ActivationToken(r, req.Body, "code"); err != nil {
+			c.WriteError(w, r, err)
+			return
+		}
+	}
+	u, err := c.env.Engine.Activate(r.Context(), code)
 	if err != nil {
 		c.WriteError(w, r, err)
 		return
@@ -316,6 +346,10 @@ func (c *Contract) activate(w http.ResponseWriter, r *http.Request, _ *contract.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.WriteHeader(http.StatusFound)
+		return
+	}
+	if contract.WantsPage(r) {
+		contract.WriteDonePage(w, msgActivated)
 		return
 	}
 	contract.WriteJSON(w, http.StatusOK, message{Message: msgActivated})

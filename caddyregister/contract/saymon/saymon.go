@@ -11,7 +11,6 @@ package saymon
 import (
 	"errors"
 	"fmt"
-	"html"
 	"net/http"
 	"net/url"
 	"os"
@@ -103,12 +102,17 @@ func New(env contract.Env) (contract.Contract, error) {
 	return c, nil
 }
 
+// MailsLinks implements contract.LinkMailer: the confirmation mail links
+// to the confirm route.
+func (c *Contract) MailsLinks() bool { return true }
+
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodGet, Path: "/users/captcha", Name: "captcha", Limit: contract.LinkLimit, Serve: c.captcha, Admin: true},
 		{Method: http.MethodPost, Path: "/users/signup", Name: "signup", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.signup, Admin: true},
 		{Method: http.MethodGet, Path: "/users/confirm", Name: "confirm", Limit: contract.LinkLimit, Serve: c.confirm},
+		{Method: http.MethodPost, Path: "/users/confirm", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.confirm},
 	}
 }
 
@@ -273,7 +277,7 @@ func (c *Contract) signup(w http.ResponseWriter, r *http.Request, req *contract.
 		c.WriteError(w, r, err)
 		return
 	}
-	base := contract.BaseURL(r, c.env.Settings.PublicURL) + c.env.Prefix + "/users/confirm?token="
+	base := req.BaseURL + c.env.Prefix + "/users/confirm?token="
 	reg := engine.Registration{
 		Contract:    Name,
 		ClientIP:    req.ClientIP,
@@ -308,17 +312,36 @@ func deref(p *string) string {
 	return *p
 }
 
-func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	u, err := c.env.Engine.Activate(r.Context(), r.URL.Query().Get("token"))
+// confirm serves the mailed link: a GET opens the page whose button posts
+// the token back (scanners that fetch links change nothing); the POST, or a
+// GET that asks for JSON explicitly, confirms.
+func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	tok := r.URL.Query().Get("token")
+	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
+		contract.WriteConfirmPage(w, contract.ConfirmPage{
+			Title:  "Confirm your e-mail address",
+			Text:   "Press the button to confirm the e-mail address of your account.",
+			Button: "Confirm e-mail address",
+			Field:  "token",
+			Token:  tok,
+		})
+		return
+	}
+	if r.Method == http.MethodPost {
+		var err error
+		if tok, err = contract.ActivationToken(r, req.Body, "token"); err != nil {
+			c.WriteError(w, r, err)
+			return
+		}
+	}
+	u, err := c.env.Engine.Activate(r.Context(), tok)
 	if err != nil {
 		c.WriteError(w, r, err)
 		return
 	}
 	if wantsHTML(r) {
-		// A person following the mail's link.
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintf(w, "<!doctype html><html><body><p>Thank you, %s: your e-mail address is confirmed.</p></body></html>\n", html.EscapeString(u.Login))
+		// A person who pressed the page's button.
+		contract.WriteDonePage(w, fmt.Sprintf("Thank you, %s: your e-mail address is confirmed.", u.Login))
 		return
 	}
 	contract.WriteJSON(w, http.StatusOK, userModel(u))

@@ -6,7 +6,8 @@
 // Routes (relative to the prefix; rate-limit route names in brackets):
 //
 //	POST /admin/addUser    [addUser]        admin (manage-users): create a user in a tenant
-//	GET  /join/validate    [confirm]        ?token=: activate a user created with a password
+//	GET  /join/validate    [confirm]        ?token=: the confirmation page (JSON Accept: activates)
+//	POST /join/validate    [confirm]        token: activate a user created with a password
 //	POST /resetPassword    [resetPassword]  token, password, confirmation: set the password of a user created without one
 //	POST /admin/tenant     [addTenant]      admin: create a tenant {code, name, groups, id?}
 //	GET  /admin/tenants    [listTenants]    admin: list the tenants
@@ -186,6 +187,7 @@ func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/admin/addUser", Name: "addUser", Limit: contract.AdminLimit, ContentTypes: bodyTypes, Serve: c.addUser, Admin: true},
 		{Method: http.MethodGet, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, Serve: c.joinValidate},
+		{Method: http.MethodPost, Path: "/join/validate", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.joinValidate},
 		{Method: http.MethodPost, Path: "/resetPassword", Name: "resetPassword", Limit: contract.SecretLimit, ContentTypes: bodyTypes, Serve: c.resetPassword},
 		{Method: http.MethodPost, Path: "/admin/tenant", Name: "addTenant", ContentTypes: bodyTypes, Serve: c.addTenant, Admin: true},
 		{Method: http.MethodGet, Path: "/admin/tenants", Name: "listTenants", Serve: c.listTenants, Admin: true},

@@ -15,9 +15,30 @@ type userData struct {
 }
 
 // joinValidate uses an activation token (a user added with a password):
-// the user becomes active. Following it again answers the same.
-func (c *Contract) joinValidate(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	tok := strings.TrimSpace(r.URL.Query().Get("token"))
+// the user becomes active. Following it again answers the same. A GET
+// opens the page whose button posts the token back (scanners that fetch
+// links change nothing); the POST, or a GET that asks for JSON explicitly,
+// activates.
+func (c *Contract) joinValidate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	tok := r.URL.Query().Get("token")
+	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
+		contract.WriteConfirmPage(w, contract.ConfirmPage{
+			Title:  "Activate your account",
+			Text:   "Press the button to activate your account.",
+			Button: "Activate my account",
+			Field:  "token",
+			Token:  tok,
+		})
+		return
+	}
+	if r.Method == http.MethodPost {
+		var err error
+		if tok, err = contract.ActivationToken(r, req.Body, "token"); err != nil {
+			c.WriteError(w, r, err)
+			return
+		}
+	}
+	tok = strings.TrimSpace(tok)
 	if tok == "" {
 		f := &Failures{}
 		f.add(0, CodeMissing, missingMsg("token"))
@@ -27,6 +48,10 @@ func (c *Contract) joinValidate(w http.ResponseWriter, r *http.Request, _ *contr
 	u, err := c.env.Engine.Activate(r.Context(), tok)
 	if err != nil {
 		c.WriteError(w, r, err)
+		return
+	}
+	if contract.WantsPage(r) {
+		contract.WriteDonePage(w, "Your account is activated.")
 		return
 	}
 	ok(w, userData{ID: u.ID})

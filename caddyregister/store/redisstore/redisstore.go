@@ -36,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -714,15 +715,20 @@ return 1
 `)
 
 // parkScript saves a message and moves it from the outbox to the parked
-// set, while the message exists.
+// set, while the message exists. A message with a body that expires is
+// also listed, by its expiry, in the bodies set DropParkedBodies reads.
 //
-// KEYS = mail, outbox, parked; ARGV = mail JSON, parked at (ms), id.
+// KEYS = mail, outbox, parked, parked bodies; ARGV = mail JSON, parked at
+// (ms), id, body expiry (ms, or "" for none).
 var parkScript = redis.NewScript(`#!lua
 if not redis.call('SET', KEYS[1], ARGV[1], 'XX') then
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+end
 return 1
 `)
 
@@ -735,10 +741,14 @@ func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
 // ParkMail implements store.Store. It returns ErrNotFound when the message
 // no longer exists.
 func (s *Store) ParkMail(ctx context.Context, m *store.Mail) error {
-	return s.saveMail(ctx, "park mail", parkScript, m, time.Now().UnixMilli())
+	expiry := ""
+	if m != nil && m.HasBody() && !m.ExpiresAt.IsZero() {
+		expiry = strconv.FormatInt(m.ExpiresAt.UnixMilli(), 10)
+	}
+	return s.saveMail(ctx, "park mail", parkScript, m, time.Now().UnixMilli(), expiry)
 }
 
-func (s *Store) saveMail(ctx context.Context, op string, script *redis.Script, m *store.Mail, score int64) error {
+func (s *Store) saveMail(ctx context.Context, op string, script *redis.Script, m *store.Mail, score int64, extra ...any) error {
 	if m == nil || m.ID == "" {
 		return fmt.Errorf("%s: mail without id", op)
 	}
@@ -746,8 +756,8 @@ func (s *Store) saveMail(ctx context.Context, op string, script *redis.Script, m
 	if err != nil {
 		return fmt.Errorf("%s: encode mail: %w", op, err)
 	}
-	keys := []string{s.Key("mail", m.ID), s.Key("outbox"), s.Key("outbox", "parked")}
-	ok, err := script.Run(ctx, s.c, keys, body, score, m.ID).Int()
+	keys := []string{s.Key("mail", m.ID), s.Key("outbox"), s.Key("outbox", "parked"), s.Key("outbox", "parked", "bodies")}
+	ok, err := script.Run(ctx, s.c, keys, append([]any{body, score, m.ID}, extra...)...).Int()
 	if err != nil {
 		return store.Unavailable(op, err)
 	}

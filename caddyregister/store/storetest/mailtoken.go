@@ -49,6 +49,9 @@ func normMail(m *store.Mail) store.Mail {
 	c := *m
 	c.CreatedAt = c.CreatedAt.UTC().Round(0)
 	c.NextAttempt = c.NextAttempt.UTC().Round(0)
+	if !c.ExpiresAt.IsZero() {
+		c.ExpiresAt = c.ExpiresAt.UTC().Round(0)
+	}
 	return c
 }
 
@@ -341,6 +344,52 @@ func testParkMail(t *testing.T, s store.Store) {
 		t.Fatalf("AckMail: %v", err)
 	}
 	wantCounts(t, s, 0, 0)
+}
+
+// Parked messages lose their bodies once their link has expired: only
+// those, only parked ones, each once, at most limit per call.
+func testDropParkedBodies(t *testing.T, s store.Store) {
+	now := time.Now()
+	_, mails := createWithMails(t, s, "drop@example.com", now.Add(-4*time.Second), now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
+	expiries := []time.Time{now.Add(-time.Minute), now.Add(-time.Minute), now.Add(time.Hour), {}}
+	for i := range mails {
+		m := claim(t, s, now, time.Minute)
+		if m.ID != mails[i].ID {
+			t.Fatalf("claimed %s, want %s", m.ID, mails[i].ID)
+		}
+		m.ExpiresAt = expiries[i]
+		m.Attempts, m.LastError = 10, "550 no such user"
+		if err := s.ParkMail(ctx(t), m); err != nil {
+			t.Fatalf("ParkMail: %v", err)
+		}
+		mails[i] = m
+	}
+	drop := func(at time.Time, limit, want int) {
+		t.Helper()
+		n, err := s.DropParkedBodies(ctx(t), at, limit)
+		if err != nil || n != want {
+			t.Fatalf("DropParkedBodies(+%v, %d) = %d, %v; want %d", at.Sub(now), limit, n, err, want)
+		}
+	}
+	drop(now, 1, 1)
+	drop(now, 10, 1)
+	drop(now, 10, 0) // each once
+	wantCounts(t, s, 0, 4)
+	// A requeued message is the worker's to check, not the sweep's.
+	mails[2].NextAttempt = now.Add(24 * time.Hour)
+	if err := s.RetryMail(ctx(t), mails[2]); err != nil {
+		t.Fatalf("RetryMail: %v", err)
+	}
+	drop(now.Add(2*time.Hour), 10, 0)
+	// Requeued, claimed: the body is there, and parking it again lists it.
+	m := claim(t, s, now.Add(24*time.Hour), time.Minute)
+	if m.ID != mails[2].ID || m.Text == "" {
+		t.Fatalf("requeued mail: %+v", m)
+	}
+	if err := s.ParkMail(ctx(t), m); err != nil {
+		t.Fatalf("ParkMail: %v", err)
+	}
+	drop(now.Add(2*time.Hour), 10, 1)
 }
 
 // A claimer whose lease lapsed while another instance delivered and

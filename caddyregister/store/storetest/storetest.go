@@ -127,6 +127,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AckMail", testAckMail},
 		{"RetryMail", testRetryMail},
 		{"ParkMail", testParkMail},
+		{"DropParkedBodies", testDropParkedBodies},
 		{"RetryAfterAck", testRetryAfterAck},
 		{"Challenge", testChallenge},
 		{"ChallengeExpiry", testChallengeExpiry},

@@ -1,0 +1,129 @@
+package mail
+
+import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// A queued mail carries its link, and the link carries a token that the
+// store otherwise keeps only as a hash. So the body is sealed before it is
+// written to the outbox: XChaCha20-Poly1305 (random 192-bit nonces need no
+// counter shared between instances) under a key derived with HKDF-SHA256
+// from a secret every instance holds (the token signing key), with the
+// message id as associated data, so a sealed body cannot be moved to
+// another record. Whoever reads the store sees recipients, subject and
+// times, not the link.
+
+// sealVersion prefixes sealed bodies, so the format can change.
+const sealVersion = "v1"
+
+// hkdf labels; changing one makes every queued body unreadable.
+const (
+	sealKeyInfo = "caddyregister outbox body key v1"
+	sealIDInfo  = "caddyregister outbox body key id v1"
+)
+
+// ErrSealKey means a sealed body was made with another key (the signing
+// key changed since it was queued) or was altered. Retrying cannot help.
+var ErrSealKey = errors.New("sealed mail body cannot be opened with the current key")
+
+// Sealer seals and opens outbox bodies. It is safe for concurrent use.
+type Sealer struct {
+	id   string // names the key in sealed bodies, so a keyring can pick one
+	aead cipher.AEAD
+}
+
+// NewSealer derives a sealer from secret (at least 32 bytes of key
+// material; the signing key's private bytes).
+func NewSealer(secret []byte) (*Sealer, error) {
+	if len(secret) < 32 {
+		return nil, errors.New("mail: sealer: secret shorter than 32 bytes")
+	}
+	key, err := hkdf.Key(sha256.New, secret, nil, sealKeyInfo, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("mail: sealer: %w", err)
+	}
+	id, err := hkdf.Key(sha256.New, secret, nil, sealIDInfo, 6)
+	if err != nil {
+		return nil, fmt.Errorf("mail: sealer: %w", err)
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, fmt.Errorf("mail: sealer: %w", err)
+	}
+	return &Sealer{id: base64.RawURLEncoding.EncodeToString(id), aead: aead}, nil
+}
+
+// sealed is what the ciphertext holds.
+type sealed struct {
+	Subject string `json:"s"`
+	Text    string `json:"t,omitempty"`
+	HTML    string `json:"h,omitempty"`
+}
+
+// Seal encrypts m's subject, text and HTML into m.Sealed and clears Text
+// and HTML. The clear Subject stays for operators, with every occurrence
+// of each of secrets (the link's token) blanked, in case a template put it
+// there; the sealed copy keeps the real one.
+func (s *Sealer) Seal(m *store.Mail, secrets ...string) error {
+	if m.ID == "" {
+		return errors.New("mail: seal: message without id")
+	}
+	plain, err := json.Marshal(sealed{Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+	if err != nil {
+		return fmt.Errorf("mail: seal: %w", err)
+	}
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("mail: seal: %w", err)
+	}
+	ct := s.aead.Seal(nonce, nonce, plain, []byte(m.ID))
+	m.Sealed = sealVersion + "." + s.id + "." + base64.RawURLEncoding.EncodeToString(ct)
+	for _, sec := range secrets {
+		if sec != "" {
+			m.Subject = strings.ReplaceAll(m.Subject, sec, "[token]")
+		}
+	}
+	m.Text, m.HTML = "", ""
+	return nil
+}
+
+// Open returns the subject and bodies of a sealed m, leaving m as it is
+// (the worker saves m again on failure, and must save it sealed). A mail
+// that is not sealed comes back as stored: one queued before sealing.
+func (s *Sealer) Open(m *store.Mail) (subject, text, html string, err error) {
+	if m.Sealed == "" {
+		return m.Subject, m.Text, m.HTML, nil
+	}
+	parts := strings.SplitN(m.Sealed, ".", 3)
+	if len(parts) != 3 || parts[0] != sealVersion {
+		return "", "", "", fmt.Errorf("mail: open: unknown sealed format: %w", ErrSealKey)
+	}
+	if parts[1] != s.id {
+		return "", "", "", fmt.Errorf("mail: open: sealed with key %s, have %s: %w", parts[1], s.id, ErrSealKey)
+	}
+	ct, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(ct) < s.aead.NonceSize() {
+		return "", "", "", fmt.Errorf("mail: open: malformed: %w", ErrSealKey)
+	}
+	plain, err := s.aead.Open(nil, ct[:s.aead.NonceSize()], ct[s.aead.NonceSize():], []byte(m.ID))
+	if err != nil {
+		return "", "", "", fmt.Errorf("mail: open: %w", ErrSealKey)
+	}
+	var b sealed
+	if err := json.Unmarshal(plain, &b); err != nil {
+		return "", "", "", fmt.Errorf("mail: open: %w", err)
+	}
+	return b.Subject, b.Text, b.HTML, nil
+}
