@@ -1,9 +1,7 @@
 package mail
 
 import (
-	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -11,27 +9,27 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
 // A queued mail carries its link, and the link carries a token that the
 // store otherwise keeps only as a hash. So the body is sealed before it is
-// written to the outbox: XChaCha20-Poly1305 (random 192-bit nonces need no
-// counter shared between instances) under a key derived with HKDF-SHA256
-// from a secret every instance holds (the token signing key), with the
-// message id as associated data, so a sealed body cannot be moved to
-// another record. Whoever reads the store sees recipients, subject and
-// times, not the link.
+// written to the outbox with the project's one sealer (package secretbox:
+// XChaCha20-Poly1305 under an HKDF-derived key), keyed from a secret every
+// instance holds (the token signing key), with the message id as the
+// purpose, so a sealed body cannot be moved to another record. Whoever
+// reads the store sees recipients, subject and times, not the link.
 
 // sealVersion prefixes sealed bodies, so the format can change.
 const sealVersion = "v1"
 
-// hkdf labels; changing one makes every queued body unreadable.
+// sealDomain and sealIDInfo separate this use of the signing key's
+// derived secret from any other; changing one makes every queued body
+// unreadable.
 const (
-	sealKeyInfo = "caddyregister outbox body key v1"
-	sealIDInfo  = "caddyregister outbox body key id v1"
+	sealDomain = "outbox"
+	sealIDInfo = "caddyregister outbox body key id v1"
 )
 
 // ErrSealKey means a sealed body was made with another key (the signing
@@ -40,17 +38,14 @@ var ErrSealKey = errors.New("sealed mail body cannot be opened with the current 
 
 // Sealer seals and opens outbox bodies. It is safe for concurrent use.
 type Sealer struct {
-	id   string // names the key in sealed bodies, so a keyring can pick one
-	aead cipher.AEAD
+	id  string // names the key in sealed bodies, so a keyring can pick one
+	box *secretbox.Box
 }
 
 // NewSealer derives a sealer from secret (at least 32 bytes of key
 // material; the signing key's private bytes).
 func NewSealer(secret []byte) (*Sealer, error) {
-	if len(secret) < 32 {
-		return nil, errors.New("mail: sealer: secret shorter than 32 bytes")
-	}
-	key, err := hkdf.Key(sha256.New, secret, nil, sealKeyInfo, chacha20poly1305.KeySize)
+	box, err := secretbox.New(secret, sealDomain)
 	if err != nil {
 		return nil, fmt.Errorf("mail: sealer: %w", err)
 	}
@@ -58,11 +53,7 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mail: sealer: %w", err)
 	}
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, fmt.Errorf("mail: sealer: %w", err)
-	}
-	return &Sealer{id: base64.RawURLEncoding.EncodeToString(id), aead: aead}, nil
+	return &Sealer{id: base64.RawURLEncoding.EncodeToString(id), box: box}, nil
 }
 
 // sealed is what the ciphertext holds.
@@ -84,12 +75,11 @@ func (s *Sealer) Seal(m *store.Mail, secrets ...string) error {
 	if err != nil {
 		return fmt.Errorf("mail: seal: %w", err)
 	}
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
+	ct, err := s.box.Seal("mail:"+m.ID, plain)
+	if err != nil {
 		return fmt.Errorf("mail: seal: %w", err)
 	}
-	ct := s.aead.Seal(nonce, nonce, plain, []byte(m.ID))
-	m.Sealed = sealVersion + "." + s.id + "." + base64.RawURLEncoding.EncodeToString(ct)
+	m.Sealed = sealVersion + "." + s.id + "." + string(ct)
 	for _, sec := range secrets {
 		if sec != "" {
 			m.Subject = strings.ReplaceAll(m.Subject, sec, "[token]")
@@ -113,13 +103,9 @@ func (s *Sealer) Open(m *store.Mail) (subject, text, html string, err error) {
 	if parts[1] != s.id {
 		return "", "", "", fmt.Errorf("mail: open: sealed with key %s, have %s: %w", parts[1], s.id, ErrSealKey)
 	}
-	ct, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || len(ct) < s.aead.NonceSize() {
-		return "", "", "", fmt.Errorf("mail: open: malformed: %w", ErrSealKey)
-	}
-	plain, err := s.aead.Open(nil, ct[:s.aead.NonceSize()], ct[s.aead.NonceSize():], []byte(m.ID))
+	plain, err := s.box.Open("mail:"+m.ID, []byte(parts[2]))
 	if err != nil {
-		return "", "", "", fmt.Errorf("mail: open: %w", ErrSealKey)
+		return "", "", "", fmt.Errorf("mail: open: %w: %w", ErrSealKey, err)
 	}
 	var b sealed
 	if err := json.Unmarshal(plain, &b); err != nil {
