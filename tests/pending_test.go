@@ -61,10 +61,10 @@ func testRpostSquatterExpires(t *testing.T, backend string) {
 	if ownerLink == "" || ownerLink == squatLink {
 		t.Fatalf("owner's mail has no fresh link:\n%s", text)
 	}
-	if res := s.get(pathOf(t, squatLink)); res.Status != 400 {
+	if res := s.activate(pathOf(t, squatLink)); res.Status != 400 {
 		t.Fatalf("squatter's link after the replacement: %d %s", res.Status, res.Body)
 	}
-	if res := s.get(pathOf(t, ownerLink)); res.Status >= 400 {
+	if res := s.activate(pathOf(t, ownerLink)); res.Status >= 400 {
 		t.Fatalf("owner's link: %d %s", res.Status, res.Body)
 	}
 	if st, _ := s.login("user@company.com", "Secret007"); st == 200 {
