@@ -223,6 +223,30 @@ func (d *deferredLimiter) Allow(ctx context.Context, key string, l ratelimit.Lim
 	return m.Allow(ctx, key, l)
 }
 
+func (d *deferredLimiter) Locked(ctx context.Context, keys ...string) (time.Duration, error) {
+	m := d.l.Load()
+	if m == nil {
+		return 0, errNotOpen
+	}
+	return m.Locked(ctx, keys...)
+}
+
+func (d *deferredLimiter) Fail(ctx context.Context, fails ...ratelimit.Failure) (time.Duration, error) {
+	m := d.l.Load()
+	if m == nil {
+		return 0, errNotOpen
+	}
+	return m.Fail(ctx, fails...)
+}
+
+func (d *deferredLimiter) Forget(ctx context.Context, key string) error {
+	m := d.l.Load()
+	if m == nil {
+		return errNotOpen
+	}
+	return m.Forget(ctx, key)
+}
+
 var (
 	_ store.Store       = (*deferredStore)(nil)
 	_ ratelimit.Limiter = (*deferredLimiter)(nil)

@@ -5,62 +5,89 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 )
+
+// DefaultMemoryKeys is how many keys a [Memory] made by [NewMemory] holds:
+// about 10 MiB, whatever the keys' length, since keys are kept as 128-bit
+// hashes.
+const DefaultMemoryKeys = 1 << 17
 
 // Memory is a Limiter kept in this process's memory, for the embedded mode
 // (no Redis). Its decisions follow redis_rate's GCRA exactly: Rate events per
 // Period, bursts of up to Burst (Rate when unset), one theoretical arrival
 // time (TAT) per key, shared by every Limit used with that key. Times are
 // integer nanoseconds where redis_rate uses float seconds, which differs only
-// in sub-microsecond rounding.
+// in sub-microsecond rounding. It also keeps the failure counters of
+// [Lockouts].
 //
 // In embedded mode limits are per process: two Caddy processes (or a restart)
 // each start with full buckets. That is fine for the single-node deployments
 // the embedded store targets; several instances need the Redis limiter.
 //
-// A bucket whose TAT is not in the future is full again and holds no state,
-// so it is dropped: lazily (a dead bucket counts as absent and is
-// overwritten when its key is next seen), and by sweeps. Buckets are split
-// over 64 mutex-guarded shards; each time a shard has served as many calls
-// as it holds buckets (at least 64), the caller sweeps the next shard in
-// round-robin order after releasing its own lock. Sweeps therefore cost O(1)
-// per call amortized, and every shard keeps being swept as long as any key
-// sees traffic. Memory runs no goroutine and needs no Close.
+// Keys are attacker-chosen strings (a login of up to the body limit), so
+// Memory keeps only a 128-bit keyed hash of each (two maphash sums under
+// random seeds: an attacker cannot aim two keys at one slot), and holds at
+// most a fixed number of keys: when full, the least recently used key goes.
+// A key is "used" when it is charged or read, so a key under attack stays;
+// the keys that go are those nobody asked about for longest. Memory
+// therefore stays within a fixed bound however many distinct keys arrive.
+// An entry whose state has lapsed (a full bucket, failures past their reset
+// time) counts as absent and is reused in place. Memory runs no goroutine
+// and needs no Close.
 type Memory struct {
-	seed   maphash.Seed
-	shards [memoryShards]memoryShard
-	// sweepNext picks the next shard to sweep, round-robin.
-	sweepNext atomic.Uint32
+	seed0, seed1 maphash.Seed
+	shards       [memoryShards]memoryShard
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
 
-const (
-	memoryShards = 64
-	// minSweepEvery is the fewest calls between two sweeps of a shard, so
-	// small shards are not rescanned on every call.
-	minSweepEvery = 64
-)
+const memoryShards = 64
 
-type memoryShard struct {
-	mu sync.Mutex
-	// tat is each key's theoretical arrival time, in Unix nanoseconds.
-	tat map[string]int64
-	// calls served since this shard last triggered a sweep.
-	calls int
-	_     [40]byte // keep shards on separate cache lines
+// memKey is a key's 128-bit hash.
+type memKey [2]uint64
+
+// memEntry is one key's state, a node of its shard's LRU list.
+type memEntry struct {
+	key        memKey
+	prev, next int32
+	// live is when the state lapses (GCRA: the TAT; failures: the reset
+	// time, or the lock's end if later). At or after it the key is absent.
+	live int64
+	// a is GCRA's TAT, or the end of a lock; n counts failures.
+	a, n int64
 }
 
-// NewMemory returns an empty in-process limiter.
-func NewMemory() *Memory {
-	m := &Memory{seed: maphash.MakeSeed(), now: time.Now}
+type memoryShard struct {
+	mu      sync.Mutex
+	idx     map[memKey]int32
+	entries []memEntry
+	// head is the most recently used entry, tail the least; -1 when empty.
+	head, tail int32
+	max        int
+	_          [32]byte // keep shards on separate cache lines
+}
+
+// NewMemory returns an empty in-process limiter holding at most
+// DefaultMemoryKeys keys.
+func NewMemory() *Memory { return NewMemorySize(DefaultMemoryKeys) }
+
+// NewMemorySize returns an empty in-process limiter holding at most about
+// keys keys (rounded up to a multiple of its 64 shards).
+func NewMemorySize(keys int) *Memory {
+	per := max(1, (keys+memoryShards-1)/memoryShards)
+	m := &Memory{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), now: time.Now}
 	for i := range m.shards {
-		m.shards[i].tat = make(map[string]int64)
+		m.shards[i] = memoryShard{idx: make(map[memKey]int32), head: -1, tail: -1, max: per}
 	}
 	return m
 }
+
+func (m *Memory) hash(key string) memKey {
+	return memKey{maphash.String(m.seed0, key), maphash.String(m.seed1, key)}
+}
+
+func (m *Memory) shard(k memKey) *memoryShard { return &m.shards[k[0]%memoryShards] }
 
 // Allow implements Limiter.
 func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
@@ -78,64 +105,154 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 	}
 	burstOffset := satMul(emission, int64(burst))
 
-	sh := &m.shards[maphash.String(m.seed, key)%memoryShards]
+	k := m.hash(key)
+	sh := m.shard(k)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	now := m.now().UnixNano()
-	res := sh.allow(key, now, emission, burstOffset)
-	sh.calls++
-	sweep := sh.calls >= max(minSweepEvery, len(sh.tat))
-	if sweep {
-		sh.calls = 0
-	}
-	sh.mu.Unlock()
-
-	if sweep {
-		m.sweepOne(now)
-	}
-	return res, nil
-}
-
-// allow is one GCRA step for key at now. The caller holds sh.mu.
-func (sh *memoryShard) allow(key string, now, emission, burstOffset int64) Result {
-	tat, ok := sh.tat[key]
-	if !ok || tat < now { // absent or dead: a full bucket
-		tat = now
+	e := sh.find(k, now)
+	tat := now
+	if e != nil {
+		tat = max(e.a, now)
 	}
 	newTAT := tat + emission
-	allowAt := newTAT - burstOffset
-	if diff := now - allowAt; diff < 0 {
-		// Denied: like redis_rate, leave the bucket as it is. (A denial
-		// implies a stored TAT in the future, so there is nothing to drop.)
-		retry := time.Duration(-diff)
-		if retry < time.Second {
-			retry = time.Second
-		}
-		return Result{Allowed: false, RetryAfter: retry}
+	if diff := now - (newTAT - burstOffset); diff < 0 {
+		// Denied: like redis_rate, leave the bucket as it is.
+		return Result{Allowed: false, RetryAfter: max(time.Duration(-diff), time.Second)}, nil
 	}
-	sh.tat[key] = newTAT
-	return Result{Allowed: true}
+	if e == nil {
+		e = sh.insert(k)
+	}
+	e.a, e.live = newTAT, newTAT
+	return Result{Allowed: true}, nil
 }
 
-// sweepOne drops the dead buckets of the next shard in round-robin order.
-// The caller holds no shard lock.
-func (m *Memory) sweepOne(now int64) {
-	sh := &m.shards[m.sweepNext.Add(1)%memoryShards]
-	sh.mu.Lock()
-	for k, tat := range sh.tat {
-		if tat <= now {
-			delete(sh.tat, k)
+// Locked implements Lockouts.
+func (m *Memory) Locked(_ context.Context, keys ...string) (time.Duration, error) {
+	var longest int64
+	for _, key := range keys {
+		k := m.hash(key)
+		sh := m.shard(k)
+		sh.mu.Lock()
+		now := m.now().UnixNano()
+		if e := sh.find(k, now); e != nil {
+			longest = max(longest, e.a-now)
 		}
+		sh.mu.Unlock()
+	}
+	return time.Duration(longest), nil
+}
+
+// Fail implements Lockouts.
+func (m *Memory) Fail(_ context.Context, fails ...Failure) (time.Duration, error) {
+	var longest int64
+	for _, f := range fails {
+		k := m.hash(f.Key)
+		sh := m.shard(k)
+		sh.mu.Lock()
+		now := m.now().UnixNano()
+		e := sh.find(k, now)
+		if e == nil {
+			e = sh.insert(k)
+			e.a, e.n = 0, 0
+		}
+		e.n++
+		if w := f.Policy.Wait(e.n); w > 0 {
+			e.a = max(e.a, now+int64(w))
+		}
+		e.live = max(now+int64(f.Policy.Reset), e.a)
+		longest = max(longest, e.a-now)
+		sh.mu.Unlock()
+	}
+	return time.Duration(longest), nil
+}
+
+// Forget implements Lockouts.
+func (m *Memory) Forget(_ context.Context, key string) error {
+	k := m.hash(key)
+	sh := m.shard(k)
+	sh.mu.Lock()
+	if i, ok := sh.idx[k]; ok {
+		sh.entries[i].live = 0 // lapsed: reused in place
 	}
 	sh.mu.Unlock()
+	return nil
 }
 
-// len returns how many buckets m holds (for tests).
+// find returns k's live entry, marked most recently used, or nil. The
+// caller holds sh.mu.
+func (sh *memoryShard) find(k memKey, now int64) *memEntry {
+	i, ok := sh.idx[k]
+	if !ok {
+		return nil
+	}
+	sh.touch(i)
+	e := &sh.entries[i]
+	if e.live <= now {
+		return nil
+	}
+	return e
+}
+
+// insert returns an entry for k, most recently used: k's own lapsed
+// entry, a new one while the shard has room, else the least recently used
+// one, evicted. The caller holds sh.mu and sets the state.
+func (sh *memoryShard) insert(k memKey) *memEntry {
+	if i, ok := sh.idx[k]; ok {
+		sh.touch(i)
+		return &sh.entries[i]
+	}
+	var i int32
+	if len(sh.entries) < sh.max {
+		i = int32(len(sh.entries))
+		sh.entries = append(sh.entries, memEntry{prev: -1, next: -1})
+		sh.pushFront(i)
+	} else {
+		i = sh.tail
+		delete(sh.idx, sh.entries[i].key)
+		sh.touch(i)
+	}
+	sh.idx[k] = i
+	sh.entries[i].key = k
+	return &sh.entries[i]
+}
+
+// touch moves entry i to the front of the LRU list.
+func (sh *memoryShard) touch(i int32) {
+	if sh.head == i {
+		return
+	}
+	e := &sh.entries[i]
+	// Unlink (i is not the head, so it has a prev).
+	sh.entries[e.prev].next = e.next
+	if e.next >= 0 {
+		sh.entries[e.next].prev = e.prev
+	} else {
+		sh.tail = e.prev
+	}
+	sh.pushFront(i)
+}
+
+// pushFront links an unlinked entry i in as the head.
+func (sh *memoryShard) pushFront(i int32) {
+	e := &sh.entries[i]
+	e.prev, e.next = -1, sh.head
+	if sh.head >= 0 {
+		sh.entries[sh.head].prev = i
+	}
+	sh.head = i
+	if sh.tail < 0 {
+		sh.tail = i
+	}
+}
+
+// len returns how many keys m holds, lapsed or not (for tests).
 func (m *Memory) len() int {
 	n := 0
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.tat)
+		n += len(sh.idx)
 		sh.mu.Unlock()
 	}
 	return n

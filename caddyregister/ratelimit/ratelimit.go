@@ -1,9 +1,17 @@
 // Package ratelimit limits request rates with GCRA, on Redis (shared by every
-// instance on one Redis) through github.com/go-redis/redis_rate.
+// instance on one Redis) through github.com/go-redis/redis_rate, or in
+// memory, and counts failures that lock a key out for a while ([Lockouts]),
+// on the same two backends.
+//
+// Keys are often attacker-chosen (a login, a client address), so both
+// backends keep only a hash of each: neither an unbounded Redis key name
+// nor an unbounded map key ever holds the string itself.
 package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -68,20 +76,80 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
-// Limiter decides whether one more event under key fits limit l.
+// Limiter decides whether one more event under key fits limit l, and keeps
+// failure counters on the same backend.
 type Limiter interface {
 	Allow(ctx context.Context, key string, l Limit) (Result, error)
+	Lockouts
 }
 
-// Redis is a Limiter shared by every instance on one Redis.
+// Lockouts count failures per key and lock a key that failed too often,
+// with waits that grow with the failures (Keycloak's brute force
+// detection): only failures are charged, so a caller that succeeds never
+// spends a budget, and a locked key can be refused before any work.
+type Lockouts interface {
+	// Locked returns how long the longest-locked of keys stays locked; 0
+	// when none is.
+	Locked(ctx context.Context, keys ...string) (time.Duration, error)
+	// Fail counts one failure under each key, each with its policy, and
+	// returns how long the longest-locked of them is now locked (0: none).
+	Fail(ctx context.Context, fails ...Failure) (time.Duration, error)
+	// Forget drops key's failures and lock.
+	Forget(ctx context.Context, key string) error
+}
+
+// Failure is one failure to count under Key.
+type Failure struct {
+	Key    string
+	Policy LockPolicy
+}
+
+// LockPolicy says when failures lock a key, and for how long.
+type LockPolicy struct {
+	// Failures is how many failures lock the key; each further multiple of
+	// it lengthens the wait. Zero never locks.
+	Failures int `json:"failures,omitempty"`
+	// WaitIncrement is the lock after Failures failures; after k×Failures
+	// failures the lock is k×WaitIncrement.
+	WaitIncrement time.Duration `json:"wait_increment,omitempty"`
+	// MaxWait caps the lock.
+	MaxWait time.Duration `json:"max_wait,omitempty"`
+	// Reset is how long after the last failure the count is forgotten.
+	Reset time.Duration `json:"reset,omitempty"`
+}
+
+// Wait is the lock that the failures-th failure imposes, from its time.
+func (p LockPolicy) Wait(failures int64) time.Duration {
+	if p.Failures <= 0 || failures < int64(p.Failures) {
+		return 0
+	}
+	k := failures / int64(p.Failures)
+	if p.WaitIncrement <= 0 || k > int64(p.MaxWait/p.WaitIncrement) {
+		return p.MaxWait
+	}
+	return min(time.Duration(k)*p.WaitIncrement, p.MaxWait)
+}
+
+// HashKey is the fixed-length form a key takes in Redis: 128 bits of its
+// SHA-256, in hex. A keyless hash is enough there: Redis hashes key names
+// itself with its own seed, and 128 bits cannot be made to collide.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Redis is a Limiter shared by every instance on one Redis. Keys are
+// hashed (HashKey): rate buckets live at rate:<prefix><hash> (redis_rate's
+// naming), failure counters at <prefix>lock:<hash>.
 type Redis struct {
 	l      *redis_rate.Limiter
+	c      redis.UniversalClient
 	prefix string
 }
 
 // NewRedis returns a Redis limiter; prefix namespaces its keys.
 func NewRedis(c redis.UniversalClient, prefix string) *Redis {
-	return &Redis{l: redis_rate.NewLimiter(c), prefix: prefix}
+	return &Redis{l: redis_rate.NewLimiter(c), c: c, prefix: prefix}
 }
 
 // Allow implements Limiter.
@@ -93,7 +161,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	if burst <= 0 {
 		burst = l.Rate
 	}
-	res, err := r.l.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: burst})
+	res, err := r.l.Allow(ctx, r.prefix+HashKey(key), redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: burst})
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
 	}
@@ -106,3 +174,85 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	}
 	return out, nil
 }
+
+func (r *Redis) lockKey(key string) string { return r.prefix + "lock:" + HashKey(key) }
+
+// lockedScript returns the longest remaining lock of KEYS in milliseconds,
+// on Redis's clock so that every instance agrees.
+var lockedScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local longest = 0
+for _, k in ipairs(KEYS) do
+  local u = tonumber(redis.call('HGET', k, 'u') or '0')
+  if u - now > longest then longest = u - now end
+end
+return longest
+`)
+
+// failScript counts one failure under each of KEYS; ARGV holds four
+// numbers per key: failures, wait increment, max wait and reset (ms). It
+// mirrors LockPolicy.Wait and Memory.Fail, and returns the longest lock.
+var failScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local longest = 0
+for i, k in ipairs(KEYS) do
+  local b = (i - 1) * 4
+  local thr, inc, mx, reset = tonumber(ARGV[b+1]), tonumber(ARGV[b+2]), tonumber(ARGV[b+3]), tonumber(ARGV[b+4])
+  local n = redis.call('HINCRBY', k, 'n', 1)
+  local u = tonumber(redis.call('HGET', k, 'u') or '0')
+  if thr > 0 and n >= thr then
+    local w = inc * math.floor(n / thr)
+    if w > mx then w = mx end
+    if now + w > u then
+      u = now + w
+      redis.call('HSET', k, 'u', u)
+    end
+  end
+  local exp = now + reset
+  if u > exp then exp = u end
+  redis.call('PEXPIREAT', k, exp)
+  if u - now > longest then longest = u - now end
+end
+return longest
+`)
+
+// Locked implements Lockouts.
+func (r *Redis) Locked(ctx context.Context, keys ...string) (time.Duration, error) {
+	ks := make([]string, len(keys))
+	for i, k := range keys {
+		ks[i] = r.lockKey(k)
+	}
+	ms, err := lockedScript.Run(ctx, r.c, ks).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("lockout: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// Fail implements Lockouts.
+func (r *Redis) Fail(ctx context.Context, fails ...Failure) (time.Duration, error) {
+	ks := make([]string, len(fails))
+	args := make([]any, 0, 4*len(fails))
+	for i, f := range fails {
+		ks[i] = r.lockKey(f.Key)
+		p := f.Policy
+		args = append(args, p.Failures, p.WaitIncrement.Milliseconds(), p.MaxWait.Milliseconds(), max(p.Reset.Milliseconds(), 1))
+	}
+	ms, err := failScript.Run(ctx, r.c, ks, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("lockout: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// Forget implements Lockouts.
+func (r *Redis) Forget(ctx context.Context, key string) error {
+	if err := r.c.Del(ctx, r.lockKey(key)).Err(); err != nil {
+		return fmt.Errorf("lockout: %w", err)
+	}
+	return nil
+}
+
+var _ Limiter = (*Redis)(nil)
