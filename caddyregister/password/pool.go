@@ -29,8 +29,8 @@ type Pool struct {
 	// flood fills sem, and operators must still be able to log in to
 	// deal with it.
 	reserved chan struct{}
-	maxWait time.Duration
-	obs     Observer
+	maxWait  time.Duration
+	obs      Observer
 
 	// waiting counts callers queued for a slot; avgNanos is a moving
 	// average of how long a slot is held. Together they predict a new
