@@ -106,7 +106,7 @@ func TestLockoutKeysHashedInRedis(t *testing.T) {
 		}
 	}
 	// The lock key expires at the reset time after the last failure.
-	ttl, err := c.PTTL(ctx, "{t}:lock:"+HashKey(long)).Result()
+	ttl, err := c.PTTL(ctx, "fail:{t}:"+HashKey(long)).Result()
 	if err != nil || ttl <= 11*time.Hour || ttl > 12*time.Hour {
 		t.Fatalf("lock key TTL %v, %v; want the 12h reset", ttl, err)
 	}

@@ -140,7 +140,7 @@ func HashKey(key string) string {
 
 // Redis is a Limiter shared by every instance on one Redis. Keys are
 // hashed (HashKey): rate buckets live at rate:<prefix><hash> (redis_rate's
-// naming), failure counters at <prefix>lock:<hash>.
+// naming), failure counters at fail:<prefix><hash> likewise.
 type Redis struct {
 	l      *redis_rate.Limiter
 	c      redis.UniversalClient
@@ -175,7 +175,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	return out, nil
 }
 
-func (r *Redis) lockKey(key string) string { return r.prefix + "lock:" + HashKey(key) }
+func (r *Redis) lockKey(key string) string { return "fail:" + r.prefix + HashKey(key) }
 
 // lockedScript returns the longest remaining lock of KEYS in milliseconds,
 // on Redis's clock so that every instance agrees.
