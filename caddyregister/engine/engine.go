@@ -373,7 +373,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	}
 	if v.Has("password") || (r.NoPassword && r.Password == "") {
 		// Already reported by the contract, or deliberately absent.
-	} else if f := passwordField(r.Policy.Check(r.Password, ids...)); f != nil {
+	} else if f := passwordField(r.Policy.ForHasher(e.cfg.Hasher).Check(r.Password, ids...)); f != nil {
 		v.Fields = append(v.Fields, f)
 	}
 	var t *store.Tenant
