@@ -227,3 +227,48 @@ func TestNetwork(t *testing.T) {
 		t.Error("IPv6Prefix 129 accepted")
 	}
 }
+
+// gateHasher blocks in Hash until released, holding its pool slot.
+type gateHasher struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g gateHasher) Name() string { return "gate" }
+func (g gateHasher) Hash(pw []byte) (string, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return cheap.Hash(pw)
+}
+
+// TestAdminAuthUsesReservedSlot: with every hash slot taken by
+// registrations, an admin still authenticates (HTTP Basic and login) on the
+// reserved slot, while a user's login is shed.
+func TestAdminAuthUsesReservedSlot(t *testing.T) {
+	ev := openBolt(t)
+	gate := gateHasher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h := newHarness(t, ev, func(c *engine.Config) {
+		c.Hasher = gate
+		c.Pool = password.NewPool(password.PoolConfig{Size: 1, MaxWait: 50 * time.Millisecond})
+		c.Admins = []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.e.Register(context.Background(), reg("flood@example.com"))
+		done <- err
+	}()
+	<-gate.entered // the only shared slot is held
+	if err := basic(h, "192.0.2.60", "ops", "ops-secret"); err != nil {
+		t.Fatalf("admin over Basic with the pool full: %v", err)
+	}
+	if err := login(h, "192.0.2.60", "ops", "ops-secret"); err != nil {
+		t.Fatalf("admin login with the pool full: %v", err)
+	}
+	if err := login(h, "192.0.2.61", "someone@example.com", "whatever-pass"); !errors.Is(err, password.ErrOverloaded) {
+		t.Fatalf("user login with the pool full: %v, want overload", err)
+	}
+	close(gate.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
