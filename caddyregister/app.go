@@ -102,7 +102,7 @@ type App struct {
 	// registrations the process would swell far past what it uses. auto
 	// lowers Go's soft memory limit to 128 MiB plus, where the hash memory
 	// is on the Go heap (not on Linux, where argon2id's is mapped apart),
-	// hash_pool_size × hash memory; at least the heap in use at start +
+	// (hash_pool_size + the admin slot) × hash memory; at least the heap in use at start +
 	// 64 MiB; unless GOMEMLIMIT is set.
 	MemoryLimit string `json:"memory_limit,omitempty"`
 
