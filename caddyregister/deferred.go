@@ -223,6 +223,14 @@ func (d *deferredLimiter) Allow(ctx context.Context, key string, l ratelimit.Lim
 	return m.Allow(ctx, key, l)
 }
 
+func (d *deferredLimiter) AllowAll(ctx context.Context, checks ...ratelimit.Check) (ratelimit.Result, error) {
+	m := d.l.Load()
+	if m == nil {
+		return ratelimit.Result{}, errNotOpen
+	}
+	return m.AllowAll(ctx, checks...)
+}
+
 func (d *deferredLimiter) Locked(ctx context.Context, keys ...string) (time.Duration, error) {
 	m := d.l.Load()
 	if m == nil {

@@ -231,15 +231,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	clientIP := clientIPOf(r)
 	eng := h.app.Engine()
-	// Per client network first (IPv6 by prefix), so a flood's refused
-	// requests do not spend the global ceiling everyone shares.
-	route := h.Contract + ":" + rt.Name
-	if err := eng.Allow(r.Context(), route, eng.Network(clientIP), h.limits[rt.Name]); err != nil {
-		h.logRateLimited(r, rt, err)
-		h.contract.WriteError(w, r, err)
-		return nil
-	}
-	if err := eng.Allow(r.Context(), route+":global", "*", h.globals[rt.Name]); err != nil {
+	// Per client network (IPv6 by prefix) and the route's global ceiling,
+	// in one step: a request refused to its client spends no global budget.
+	if err := eng.AllowRequest(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name], h.globals[rt.Name]); err != nil {
 		h.logRateLimited(r, rt, err)
 		h.contract.WriteError(w, r, err)
 		return nil

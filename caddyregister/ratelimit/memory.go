@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -90,40 +91,77 @@ func (m *Memory) hash(key string) memKey {
 func (m *Memory) shard(k memKey) *memoryShard { return &m.shards[k[0]%memoryShards] }
 
 // Allow implements Limiter.
-func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
-	if l.IsZero() {
+func (m *Memory) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	return m.AllowAll(ctx, Check{Key: key, Limit: l})
+}
+
+// AllowAll implements Limiter. The shards of every key are locked together
+// (in shard order, so callers cannot deadlock), making the all-or-nothing
+// charge atomic as the Redis script's is.
+func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
+	type step struct {
+		k                     memKey
+		emission, burstOffset int64
+		newTAT                int64
+	}
+	steps := make([]step, 0, len(checks))
+	var shards []int
+	for _, c := range checks {
+		l := c.Limit
+		if l.IsZero() {
+			continue
+		}
+		burst := l.Burst
+		if burst <= 0 {
+			burst = l.Rate
+		}
+		// GCRA, as redis_rate's allowN script with cost 1.
+		emission := max(int64(l.Period)/int64(l.Rate), 1)
+		k := m.hash(c.Key)
+		steps = append(steps, step{k: k, emission: emission, burstOffset: satMul(emission, int64(burst))})
+		shards = append(shards, int(k[0]%memoryShards))
+	}
+	if len(steps) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	burst := l.Burst
-	if burst <= 0 {
-		burst = l.Rate
+	slices.Sort(shards)
+	shards = slices.Compact(shards)
+	for _, i := range shards {
+		m.shards[i].mu.Lock()
 	}
-	// GCRA, as redis_rate's allowN script with cost 1.
-	emission := int64(l.Period) / int64(l.Rate)
-	if emission <= 0 {
-		emission = 1
-	}
-	burstOffset := satMul(emission, int64(burst))
-
-	k := m.hash(key)
-	sh := m.shard(k)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	defer func() {
+		for _, i := range shards {
+			m.shards[i].mu.Unlock()
+		}
+	}()
 	now := m.now().UnixNano()
-	e := sh.find(k, now)
-	tat := now
-	if e != nil {
-		tat = max(e.a, now)
+	var retry int64 = -1
+	for i := range steps {
+		st := &steps[i]
+		tat := now
+		if e := m.shard(st.k).find(st.k, now); e != nil {
+			tat = max(e.a, now)
+		}
+		st.newTAT = tat + st.emission
+		if diff := now - (st.newTAT - st.burstOffset); diff < 0 {
+			retry = max(retry, -diff)
+		}
 	}
-	newTAT := tat + emission
-	if diff := now - (newTAT - burstOffset); diff < 0 {
-		// Denied: like redis_rate, leave the bucket as it is.
-		return Result{Allowed: false, RetryAfter: max(time.Duration(-diff), time.Second)}, nil
+	if retry >= 0 {
+		// Denied: like redis_rate, leave every bucket as it is.
+		return Result{Allowed: false, RetryAfter: max(time.Duration(retry), time.Second)}, nil
 	}
-	if e == nil {
-		e = sh.insert(k)
+	for i := range steps {
+		// Looked up again: an insert for an earlier step may have evicted
+		// or moved this step's entry.
+		st := &steps[i]
+		sh := m.shard(st.k)
+		e := sh.find(st.k, now)
+		if e == nil {
+			e = sh.insert(st.k)
+		}
+		e.a, e.live = st.newTAT, st.newTAT
 	}
-	e.a, e.live = newTAT, newTAT
 	return Result{Allowed: true}, nil
 }
 
