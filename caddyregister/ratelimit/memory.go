@@ -104,8 +104,10 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 		emission, burstOffset int64
 		newTAT                int64
 	}
-	steps := make([]step, 0, len(checks))
-	var shards []int
+	// Callers pass one or two checks: keep them off the heap.
+	var stepBuf [4]step
+	var shardBuf [4]int
+	steps, shards := stepBuf[:0], shardBuf[:0]
 	for _, c := range checks {
 		l := c.Limit
 		if l.IsZero() {
