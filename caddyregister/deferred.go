@@ -231,20 +231,20 @@ func (d *deferredLimiter) AllowAll(ctx context.Context, checks ...ratelimit.Chec
 	return m.AllowAll(ctx, checks...)
 }
 
-func (d *deferredLimiter) Locked(ctx context.Context, keys ...string) (time.Duration, error) {
+func (d *deferredLimiter) Begin(ctx context.Context, fails ...ratelimit.Failure) (time.Duration, error) {
 	m := d.l.Load()
 	if m == nil {
 		return 0, errNotOpen
 	}
-	return m.Locked(ctx, keys...)
+	return m.Begin(ctx, fails...)
 }
 
-func (d *deferredLimiter) Fail(ctx context.Context, fails ...ratelimit.Failure) (time.Duration, error) {
+func (d *deferredLimiter) End(ctx context.Context, failed bool, fails ...ratelimit.Failure) (time.Duration, error) {
 	m := d.l.Load()
 	if m == nil {
 		return 0, errNotOpen
 	}
-	return m.Fail(ctx, fails...)
+	return m.End(ctx, failed, fails...)
 }
 
 func (d *deferredLimiter) Forget(ctx context.Context, key string) error {

@@ -94,13 +94,16 @@ func (e *Engine) lockKeys(account, clientIP string) (network, whole string) {
 }
 
 // checkPassword is the one place passwords of accounts are checked against
-// guessing. While account is locked for clientIP's network (or as a whole)
-// it answers *RateLimitedError with the lock's remaining time and spends no
-// hash. Otherwise it runs verify; a false counts one failure against the
-// account and its network and answers ErrUnauthenticated; a true forgets the
-// network's failures (a user who mistyped, then got it right) and answers
-// nil. Errors of verify (overload, a cancelled request) pass through and
-// count nothing.
+// guessing; every route that checks an account's password goes through it.
+// While account is locked for clientIP's network (or as a whole) it answers
+// *RateLimitedError with the lock's remaining time and spends no hash; so
+// it does while the account is at its limit with attempts in flight
+// (ratelimit.BusyRetry), so that concurrent guesses cannot overshoot a
+// lock. Otherwise it runs verify; a false counts one failure against the
+// account and its network and answers ErrUnauthenticated; a true forgets
+// the network's failures (a user who mistyped, then got it right) and
+// answers nil. Errors of verify (overload, a cancelled request) pass
+// through and count nothing.
 func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, verify func() (bool, error)) error {
 	lim := e.cfg.Limiter
 	if lim == nil {
@@ -114,7 +117,12 @@ func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, ve
 		return nil
 	}
 	netKey, acctKey := e.lockKeys(account, clientIP)
-	d, err := lim.Locked(ctx, netKey, acctKey)
+	l := e.lockout
+	fails := []ratelimit.Failure{
+		{Key: netKey, Policy: l.policy(l.NetworkFailures)},
+		{Key: acctKey, Policy: l.policy(l.Failures)},
+	}
+	d, err := lim.Begin(ctx, fails...)
 	if err != nil {
 		return store.Unavailable("lockout", err)
 	}
@@ -122,20 +130,22 @@ func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, ve
 		return e.locked(d)
 	}
 	ok, err := verify()
-	if err != nil {
-		return err
-	}
-	if ok {
-		if err := lim.Forget(ctx, netKey); err != nil {
+	// The attempt ends even if the request was cancelled meanwhile, or it
+	// would count as in flight until presumed lost.
+	endCtx := context.WithoutCancel(ctx)
+	if err != nil || ok {
+		if _, endErr := lim.End(endCtx, false, fails...); endErr != nil {
+			e.log.Warn("lockout: ending an attempt", zap.Error(endErr))
+		}
+		if err != nil {
+			return err
+		}
+		if err := lim.Forget(endCtx, netKey); err != nil {
 			e.log.Warn("lockout: forgetting failures", zap.Error(err))
 		}
 		return nil
 	}
-	l := e.lockout
-	if _, err := lim.Fail(ctx,
-		ratelimit.Failure{Key: netKey, Policy: l.policy(l.NetworkFailures)},
-		ratelimit.Failure{Key: acctKey, Policy: l.policy(l.Failures)},
-	); err != nil {
+	if _, err := lim.End(endCtx, true, fails...); err != nil {
 		// Not counted: refuse rather than let guesses through uncounted.
 		return store.Unavailable("lockout", err)
 	}

@@ -55,8 +55,9 @@ type memEntry struct {
 	// live is when the state lapses (GCRA: the TAT; failures: the reset
 	// time, or the lock's end if later). At or after it the key is absent.
 	live int64
-	// a is GCRA's TAT, or the end of a lock; n counts failures.
-	a, n int64
+	// a is GCRA's TAT, or the end of a lock; n counts failures, p the
+	// attempts in flight since pt.
+	a, n, p, pt int64
 }
 
 type memoryShard struct {
@@ -167,42 +168,109 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 	return Result{Allowed: true}, nil
 }
 
-// Locked implements Lockouts.
-func (m *Memory) Locked(_ context.Context, keys ...string) (time.Duration, error) {
-	var longest int64
-	for _, key := range keys {
-		k := m.hash(key)
-		sh := m.shard(k)
-		sh.mu.Lock()
-		now := m.now().UnixNano()
-		if e := sh.find(k, now); e != nil {
-			longest = max(longest, e.a-now)
-		}
-		sh.mu.Unlock()
+// lockState is a key's lockout state at now (see lockLua): failures,
+// lock end, attempts in flight. The caller holds the key's shard.
+func (sh *memoryShard) lockState(k memKey, now int64) (e *memEntry, inFlight int64) {
+	e = sh.find(k, now)
+	if e == nil {
+		return nil, 0
 	}
-	return time.Duration(longest), nil
+	if now-e.pt > int64(inFlightStale) {
+		e.p = 0
+	}
+	return e, e.p
 }
 
-// Fail implements Lockouts.
-func (m *Memory) Fail(_ context.Context, fails ...Failure) (time.Duration, error) {
-	var longest int64
-	for _, f := range fails {
-		k := m.hash(f.Key)
+// lockShards locks the shards of keys in shard order (so concurrent
+// callers cannot deadlock) and returns the unlock.
+func (m *Memory) lockShards(keys []memKey) func() {
+	var buf [4]int
+	idx := buf[:0]
+	for _, k := range keys {
+		idx = append(idx, int(k[0]%memoryShards))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		m.shards[i].mu.Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			m.shards[i].mu.Unlock()
+		}
+	}
+}
+
+func (m *Memory) lockKeys(fails []Failure) []memKey {
+	ks := make([]memKey, len(fails))
+	for i, f := range fails {
+		ks[i] = m.hash(f.Key)
+	}
+	return ks
+}
+
+// Begin implements Lockouts, as the Redis script does.
+func (m *Memory) Begin(_ context.Context, fails ...Failure) (time.Duration, error) {
+	ks := m.lockKeys(fails)
+	defer m.lockShards(ks)()
+	now := m.now().UnixNano()
+	var locked int64
+	busy := false
+	for i, k := range ks {
+		e, p := m.shard(k).lockState(k, now)
+		if e == nil {
+			continue
+		}
+		locked = max(locked, e.a-now)
+		if !fails[i].Policy.admits(e.n, p) {
+			busy = true
+		}
+	}
+	switch {
+	case locked > 0:
+		return time.Duration(locked), nil
+	case busy:
+		return BusyRetry, nil
+	}
+	for i, k := range ks {
 		sh := m.shard(k)
-		sh.mu.Lock()
-		now := m.now().UnixNano()
-		e := sh.find(k, now)
+		e, p := sh.lockState(k, now)
 		if e == nil {
 			e = sh.insert(k)
 			e.a, e.n = 0, 0
 		}
-		e.n++
-		if w := f.Policy.Wait(e.n); w > 0 {
-			e.a = max(e.a, now+int64(w))
+		e.p, e.pt = p+1, now
+		e.live = max(e.live, now+int64(max(fails[i].Policy.Reset, inFlightStale)))
+	}
+	return 0, nil
+}
+
+// End implements Lockouts, as the Redis script does.
+func (m *Memory) End(_ context.Context, failed bool, fails ...Failure) (time.Duration, error) {
+	ks := m.lockKeys(fails)
+	defer m.lockShards(ks)()
+	now := m.now().UnixNano()
+	var longest int64
+	for i, k := range ks {
+		sh := m.shard(k)
+		e, p := sh.lockState(k, now)
+		if e != nil && p > 0 {
+			e.p = p - 1
 		}
-		e.live = max(now+int64(f.Policy.Reset), e.a)
-		longest = max(longest, e.a-now)
-		sh.mu.Unlock()
+		if failed {
+			if e == nil {
+				e = sh.insert(k)
+				e.a, e.n, e.p = 0, 0, 0
+			}
+			e.n++
+			if w := fails[i].Policy.Wait(e.n); w > 0 {
+				e.a = max(e.a, now+int64(w))
+			}
+			e.live = max(now+int64(fails[i].Policy.Reset), e.a)
+		}
+		if e != nil {
+			longest = max(longest, e.a-now)
+		}
 	}
 	return time.Duration(longest), nil
 }
