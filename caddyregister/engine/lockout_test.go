@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,5 +271,49 @@ func TestAdminAuthUsesReservedSlot(t *testing.T) {
 	close(gate.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLockoutConcurrentGuesses: 40 wrong passwords at once from 40
+// networks decide at most the 30 failures of the account-wide ceiling
+// (each hashes once); the rest are refused without a hash, and the account
+// ends up locked.
+func TestLockoutConcurrentGuesses(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			h := lockHarness(t, be.open(t))
+			before := h.hashes.total()
+			var wg sync.WaitGroup
+			errs := make(chan error, 40)
+			for i := range 40 {
+				wg.Go(func() { errs <- login(h, fmt.Sprintf("198.18.1.%d", i+1), "owner", "wrong guess") })
+			}
+			wg.Wait()
+			close(errs)
+			unauth := 0
+			for err := range errs {
+				var rl *engine.RateLimitedError
+				switch {
+				case errors.Is(err, engine.ErrUnauthenticated):
+					unauth++
+				case errors.As(err, &rl):
+				default:
+					t.Fatalf("unexpected answer: %v", err)
+				}
+			}
+			if hashes := h.hashes.total() - before; unauth > 30 || hashes != unauth {
+				t.Fatalf("%d guesses decided with %d hashes; want at most 30, one hash each", unauth, hashes)
+			}
+			// Whatever the interleaving, the guesses go on until the
+			// ceiling: stragglers refused while others were in flight
+			// retry, as a client told Retry-After would.
+			for i := 0; unauth < 30; i++ {
+				err := login(h, fmt.Sprintf("198.18.2.%d", i+1), "owner", "wrong guess")
+				if errors.Is(err, engine.ErrUnauthenticated) {
+					unauth++
+				}
+			}
+			wantLocked(t, h, "owner after the ceiling", func() error { return login(h, "192.0.2.70", "owner", goodPassword) })
+		})
 	}
 }
