@@ -222,31 +222,6 @@ func (e *Engine) Allow(ctx context.Context, route, client string, l ratelimit.Li
 	return nil
 }
 
-// AllowRequest charges one request on route to its client's network (see
-// Network) under perClient and to every client together under global, in
-// one step: when either is exhausted neither is charged (a request a client
-// may not make spends nothing everyone shares), and the answer is
-// *RateLimitedError with the longer wait.
-func (e *Engine) AllowRequest(ctx context.Context, route, clientIP string, perClient, global ratelimit.Limit) error {
-	if e.cfg.Limiter == nil || (perClient.IsZero() && global.IsZero()) {
-		return nil
-	}
-	res, err := e.cfg.Limiter.AllowAll(ctx,
-		ratelimit.Check{Key: route + ":" + e.Network(clientIP), Limit: perClient},
-		ratelimit.Check{Key: route + ":*", Limit: global},
-	)
-	if err != nil {
-		return store.Unavailable("rate limit", err)
-	}
-	if !res.Allowed {
-		if e.cfg.Metrics != nil {
-			e.cfg.Metrics.RateLimited(route)
-		}
-		return &RateLimitedError{RetryAfter: res.RetryAfter}
-	}
-	return nil
-}
-
 // NewTenant is the company a registration founds.
 type NewTenant struct {
 	Company       string

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,11 +9,6 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
-
-// DefaultIPv6Prefix groups IPv6 clients by /64: one customer, one
-// interface, or one cloud instance usually gets a whole /64, so a limit per
-// IPv6 address would give each of them 2^64 budgets.
-const DefaultIPv6Prefix = 64
 
 // Lockout is the failure budget of every account whose password is
 // checked (admin HTTP Basic, indiqus /auth/login, any later login). Only
@@ -63,25 +57,6 @@ func (l Lockout) withDefaults() Lockout {
 
 func (l Lockout) policy(failures int) ratelimit.LockPolicy {
 	return ratelimit.LockPolicy{Failures: failures, WaitIncrement: l.WaitIncrement, MaxWait: l.MaxWait, Reset: l.Reset}
-}
-
-// Network is the client network that per-client limits and lockouts key
-// on: an IPv4 address alone, an IPv6 address's /IPv6Prefix. A client that
-// is not an IP address (no client IP known) is its own network.
-func (e *Engine) Network(clientIP string) string {
-	addr, err := netip.ParseAddr(clientIP)
-	if err != nil {
-		return clientIP
-	}
-	addr = addr.WithZone("").Unmap()
-	if addr.Is4() {
-		return addr.String()
-	}
-	p, err := addr.Prefix(e.ipv6Prefix)
-	if err != nil {
-		return addr.String()
-	}
-	return p.String()
 }
 
 // Account lockout keys. Unknown identifiers are keyed by their normalized
