@@ -119,11 +119,10 @@ end
 if locked > 0 then return locked end
 if refused then return busy end
 for i, k in ipairs(KEYS) do
-  local b = 2 + (i - 1) * 4
-  local reset = tonumber(ARGV[b+4])
   redis.call('HSET', k, 'p', ps[i] + 1, 'pt', now)
-  local ttl = redis.call('PTTL', k)
-  if ttl < stale then redis.call('PEXPIRE', k, math.max(stale, reset)) end
+  -- Live at least until the attempt is presumed lost; failures keep
+  -- their own reset time (End sets it).
+  if redis.call('PTTL', k) < stale then redis.call('PEXPIRE', k, stale) end
 end
 return 0
 `)

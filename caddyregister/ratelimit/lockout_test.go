@@ -265,3 +265,25 @@ func TestMemoryLockoutGrowsAndResets(t *testing.T) {
 		t.Fatalf("failure 12h after the last: lock %v, want a fresh count", d)
 	}
 }
+
+// TestMemoryResetCountsFromLastFailure: successes in between do not keep
+// failures alive past their reset time.
+func TestMemoryResetCountsFromLastFailure(t *testing.T) {
+	m, c := newTestMemory()
+	ctx := context.Background()
+	f := Failure{Key: "a", Policy: LockPolicy{Failures: 2, WaitIncrement: time.Minute, MaxWait: time.Minute, Reset: time.Hour}}
+	if _, lock := attempt(t, m, f); lock != 0 {
+		t.Fatal("locked after one failure")
+	}
+	c.Advance(50 * time.Minute)
+	if d, _ := m.Begin(ctx, f); d != 0 {
+		t.Fatalf("Begin: %v", d)
+	}
+	if _, err := m.End(ctx, false, f); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(11 * time.Minute)
+	if _, lock := attempt(t, m, f); lock != 0 {
+		t.Fatalf("a failure 61 minutes after the first locked %v: the success kept it alive", lock)
+	}
+}

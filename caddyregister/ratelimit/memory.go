@@ -232,15 +232,17 @@ func (m *Memory) Begin(_ context.Context, fails ...Failure) (time.Duration, erro
 	case busy:
 		return BusyRetry, nil
 	}
-	for i, k := range ks {
+	for _, k := range ks {
 		sh := m.shard(k)
 		e, p := sh.lockState(k, now)
 		if e == nil {
 			e = sh.insert(k)
-			e.a, e.n = 0, 0
+			e.a, e.n, e.live = 0, 0, 0
 		}
+		// Live at least until the attempt is presumed lost; failures keep
+		// their own reset time (End sets it).
 		e.p, e.pt = p+1, now
-		e.live = max(e.live, now+int64(max(fails[i].Policy.Reset, inFlightStale)))
+		e.live = max(e.live, now+int64(inFlightStale))
 	}
 	return 0, nil
 }
