@@ -10,7 +10,7 @@ import (
 )
 
 // DefaultMemoryKeys is how many keys a [Memory] made by [NewMemory] holds:
-// about 10 MiB, whatever the keys' length, since keys are kept as 128-bit
+// about 15 MiB, whatever the keys' length, since keys are kept as 128-bit
 // hashes.
 const DefaultMemoryKeys = 1 << 17
 
