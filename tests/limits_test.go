@@ -163,3 +163,19 @@ func TestBcryptLongPasswordThroughCaddy(t *testing.T) {
 		}
 	})
 }
+
+// TestLockoutConfiguredThroughCaddy: the lockout block's numbers apply: two
+// failures per network lock for the configured two minutes.
+func TestLockoutConfiguredThroughCaddy(t *testing.T) {
+	global := fmt.Sprintf("admin root %s manage-users\n\t\tlockout {\n\t\t\tnetwork_failures 2\n\t\t\twait_increment 2m\n\t\t}", mustBcrypt(t, "rootpw"))
+	s := startSite(t, backendEmbedded, global, indiqusHandler)
+	for i := range 2 {
+		if res := s.postJSON("/auth/login", `{"email":"root","password":"guess"}`); res.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s", i+1, res.Status, res.Body)
+		}
+	}
+	res := s.postJSON("/auth/login", `{"email":"root","password":"rootpw"}`)
+	if res.Status != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "120" {
+		t.Fatalf("after 2 failures: %d Retry-After %q %s; want 429 with 120", res.Status, res.Header.Get("Retry-After"), res.Body)
+	}
+}
