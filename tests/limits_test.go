@@ -179,3 +179,17 @@ func TestLockoutConfiguredThroughCaddy(t *testing.T) {
 		t.Fatalf("after 2 failures: %d Retry-After %q %s; want 429 with 120", res.Status, res.Header.Get("Retry-After"), res.Body)
 	}
 }
+
+// TestForwardedForIgnoredWithoutTrustedProxies: the plugin keys clients on
+// Caddy's client IP, so without trusted_proxies a client cannot pick its
+// address with X-Forwarded-For.
+func TestForwardedForIgnoredWithoutTrustedProxies(t *testing.T) {
+	s := startSite(t, backendEmbedded, "", noraina+` {
+		rate_limit me 2/m
+	}`)
+	for i, want := range []int{401, 401, 429} {
+		if got := s.from(fmt.Sprintf("198.51.100.%d", i+1), http.MethodGet, "/api/me", nil, "").Status; got != want {
+			t.Fatalf("request %d: %d, want %d", i+1, got, want)
+		}
+	}
+}
