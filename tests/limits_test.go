@@ -193,3 +193,17 @@ func TestForwardedForIgnoredWithoutTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestSoajsLockedAdmin: a locked admin gets soajs' 429 envelope (906) with
+// Retry-After, even with the right password.
+func TestSoajsLockedAdmin(t *testing.T) {
+	s := startSoajs(t, backendEmbedded, "")
+	for range 5 {
+		wantCodes(t, s.addUser(map[string]string{"Authorization": basicHeader("root", "wrong")}, soajsDocQuery, "application/x-www-form-urlencoded", soajsDocForm), 401, 901)
+	}
+	res := s.addForm(soajsDocQuery, soajsDocForm)
+	wantCodes(t, res, 429, 906)
+	if got := res.Header.Get("Retry-After"); got != "60" {
+		t.Fatalf("Retry-After %q, want 60", got)
+	}
+}
