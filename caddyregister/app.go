@@ -59,9 +59,17 @@ type App struct {
 	// Admins are the operator-declared principals, checked on HTTP Basic
 	// credentials and on the tokens issued to them.
 	Admins []AdminConfig `json:"admins,omitempty"`
-	// AdminLoginLimit bounds admin login attempts per client IP and per
-	// login. Default 10 per minute.
+	// AdminLoginLimit bounds password attempts (admin HTTP Basic, logins)
+	// per client network, a flood guard that never locks an account.
+	// Default 10 per minute.
 	AdminLoginLimit *RateLimitConfig `json:"admin_login_limit,omitempty"`
+	// Lockout is the per-account failure budget shared by every route that
+	// checks a password; unset fields take engine.DefaultLockout's.
+	Lockout *LockoutConfig `json:"lockout,omitempty"`
+	// IPv6Prefix is the prefix length IPv6 clients are grouped by for
+	// per-client limits and lockouts (IPv4 clients are keyed alone).
+	// Default 64.
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
 
 	// Hash selects the password hash for new passwords. Default argon2id
 	// with m=19 MiB, t=2, p=1.
@@ -75,6 +83,11 @@ type App struct {
 	// RateLimits are defaults per route name ("register", "me", ...) for
 	// every handler; handlers override them.
 	RateLimits map[string]*RateLimitConfig `json:"rate_limits,omitempty"`
+	// GlobalRateLimits are per route name ceilings over every client
+	// together, which hold however many addresses a flood comes from.
+	// Default GlobalLimitFactor times the route's per-client limit;
+	// handlers override them.
+	GlobalRateLimits map[string]*RateLimitConfig `json:"global_rate_limits,omitempty"`
 
 	// SMTP is the mail server URL: smtp://[user:pass@]host[:port] (plain,
 	// opportunistic STARTTLS) or smtps://… (implicit TLS); placeholders are
@@ -97,7 +110,7 @@ type App struct {
 	// registrations the process would swell far past what it uses. auto
 	// lowers Go's soft memory limit to 128 MiB plus, where the hash memory
 	// is on the Go heap (not on Linux, where argon2id's is mapped apart),
-	// hash_pool_size × hash memory; at least the heap in use at start +
+	// (hash_pool_size + the admin slot) × hash memory; at least the heap in use at start +
 	// 64 MiB; unless GOMEMLIMIT is set.
 	MemoryLimit string `json:"memory_limit,omitempty"`
 
@@ -172,6 +185,38 @@ type HashConfig struct {
 	// Cost is bcrypt's cost. Default 10.
 	Cost int `json:"cost,omitempty"`
 }
+
+// LockoutConfig sets the account lockout (engine.Lockout); zero fields
+// keep the defaults.
+type LockoutConfig struct {
+	// NetworkFailures locks an account for one client network. Default 5.
+	NetworkFailures int `json:"network_failures,omitempty"`
+	// Failures locks an account for everyone. Default 30.
+	Failures int `json:"failures,omitempty"`
+	// WaitIncrement is the first lock, added for each further multiple of
+	// the threshold. Default 1m.
+	WaitIncrement caddy.Duration `json:"wait_increment,omitempty"`
+	// MaxWait caps the lock. Default 15m.
+	MaxWait caddy.Duration `json:"max_wait,omitempty"`
+	// Reset forgets failures this long after the last one. Default 12h.
+	Reset caddy.Duration `json:"reset,omitempty"`
+}
+
+func (c *LockoutConfig) lockout() (engine.Lockout, error) {
+	if c == nil {
+		return engine.Lockout{}, nil
+	}
+	l := engine.Lockout{NetworkFailures: c.NetworkFailures, Failures: c.Failures,
+		WaitIncrement: time.Duration(c.WaitIncrement), MaxWait: time.Duration(c.MaxWait), Reset: time.Duration(c.Reset)}
+	if l.NetworkFailures < 0 || l.Failures < 0 || l.WaitIncrement < 0 || l.MaxWait < 0 || l.Reset < 0 {
+		return l, errors.New("register: lockout: values must not be negative")
+	}
+	return l, nil
+}
+
+// GlobalLimitFactor scales a route's per-client limit (rate and burst) to
+// its default global ceiling.
+const GlobalLimitFactor = 20
 
 // RateLimitConfig is Rate events per Period, with bursts up to Burst.
 // Rate 0 turns limiting off.
@@ -276,7 +321,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		MaxWait:  time.Duration(a.HashQueueWait),
 		Observer: hashObserver{},
 	})
-	a.poolSize = pool.Size()
+	a.poolSize = pool.Size() + password.ReservedSlots
 
 	var admins []engine.Admin
 	for _, ac := range a.Admins {
@@ -299,6 +344,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	adminLimit := ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10}
 	if a.AdminLoginLimit != nil {
 		adminLimit = a.AdminLoginLimit.limit()
+	}
+	lockout, err := a.Lockout.lockout()
+	if err != nil {
+		return err
 	}
 
 	gen, err := captcha.New(captcha.Config{Length: a.CaptchaLength})
@@ -362,6 +411,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Token:           token.Config{Issuer: a.Issuer, TTL: time.Duration(a.TokenTTL)},
 		Admins:          admins,
 		AdminLoginLimit: adminLimit,
+		Lockout:         lockout,
+		IPv6Prefix:      a.IPv6Prefix,
 		Captcha:         gen,
 		ChallengeTTL:    time.Duration(a.CaptchaTTL),
 		MailQueued:      a.worker.Kick,

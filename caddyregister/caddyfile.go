@@ -37,6 +37,15 @@ func init() {
 //		hash_pool_size <n>
 //		hash_queue_wait <duration>
 //		rate_limit <route> <events>/<period> [burst <n>] | off
+//		global_rate_limit <route> <events>/<period> [burst <n>] | off
+//		ipv6_prefix <bits>
+//		lockout {
+//			network_failures <n>
+//			failures <n>
+//			wait_increment <duration>
+//			max_wait <duration>
+//			reset <duration>
+//		}
 //		smtp <url>
 //		mail_from <address>
 //		public_url <url>
@@ -148,6 +157,25 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := routeLimitArgs(d, &a.RateLimits); err != nil {
 				return err
 			}
+		case "global_rate_limit":
+			if err := routeLimitArgs(d, &a.GlobalRateLimits); err != nil {
+				return err
+			}
+		case "ipv6_prefix":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			if n < 1 || n > 128 {
+				return d.Errf("ipv6_prefix: want 1..128 bits, got %d", n)
+			}
+			a.IPv6Prefix = n
+		case "lockout":
+			lc, err := lockoutBlock(d)
+			if err != nil {
+				return err
+			}
+			a.Lockout = lc
 		case "smtp":
 			if !d.AllArgs(&a.SMTP) {
 				return d.ArgErr()
@@ -219,6 +247,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //
 //	register <contract> [<prefix>] {
 //		rate_limit <route> <events>/<period> [burst <n>] | off
+//		global_rate_limit <route> <events>/<period> [burst <n>] | off
 //		password {
 //			min_length <n>
 //			max_length <n>
@@ -262,6 +291,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "rate_limit":
 			if err := routeLimitArgs(d, &h.RateLimits); err != nil {
+				return err
+			}
+		case "global_rate_limit":
+			if err := routeLimitArgs(d, &h.GlobalRateLimits); err != nil {
 				return err
 			}
 		case "password":
@@ -434,6 +467,43 @@ func routeLimitArgs(d *caddyfile.Dispenser, m *map[string]*RateLimitConfig) erro
 	}
 	(*m)[route] = l
 	return nil
+}
+
+// lockoutBlock reads the lockout block's subdirectives.
+func lockoutBlock(d *caddyfile.Dispenser) (*LockoutConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	lc := new(LockoutConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch key := d.Val(); key {
+		case "network_failures", "failures":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if n <= 0 {
+				return nil, d.Errf("lockout %s: want a positive number, got %d", key, n)
+			}
+			if key == "failures" {
+				lc.Failures = n
+			} else {
+				lc.NetworkFailures = n
+			}
+		case "wait_increment", "max_wait", "reset":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if dur <= 0 {
+				return nil, d.Errf("lockout %s: want a positive duration", key)
+			}
+			*map[string]*caddy.Duration{"wait_increment": &lc.WaitIncrement, "max_wait": &lc.MaxWait, "reset": &lc.Reset}[key] = dur
+		default:
+			return nil, d.Errf("unknown lockout option %q", key)
+		}
+	}
+	return lc, nil
 }
 
 // limitArgs reads "<events>/<period> [burst <n>]" or "off".

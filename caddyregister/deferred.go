@@ -239,6 +239,38 @@ func (d *deferredLimiter) Allow(ctx context.Context, key string, l ratelimit.Lim
 	return m.Allow(ctx, key, l)
 }
 
+func (d *deferredLimiter) AllowAll(ctx context.Context, checks ...ratelimit.Check) (ratelimit.Result, error) {
+	m := d.l.Load()
+	if m == nil {
+		return ratelimit.Result{}, errNotOpen
+	}
+	return m.AllowAll(ctx, checks...)
+}
+
+func (d *deferredLimiter) Begin(ctx context.Context, fails ...ratelimit.Failure) (time.Duration, error) {
+	m := d.l.Load()
+	if m == nil {
+		return 0, errNotOpen
+	}
+	return m.Begin(ctx, fails...)
+}
+
+func (d *deferredLimiter) End(ctx context.Context, failed bool, fails ...ratelimit.Failure) (time.Duration, error) {
+	m := d.l.Load()
+	if m == nil {
+		return 0, errNotOpen
+	}
+	return m.End(ctx, failed, fails...)
+}
+
+func (d *deferredLimiter) Forget(ctx context.Context, key string) error {
+	m := d.l.Load()
+	if m == nil {
+		return errNotOpen
+	}
+	return m.Forget(ctx, key)
+}
+
 var (
 	_ store.Store       = (*deferredStore)(nil)
 	_ ratelimit.Limiter = (*deferredLimiter)(nil)

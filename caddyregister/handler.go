@@ -48,6 +48,8 @@ type Handler struct {
 	Prefix string `json:"prefix,omitempty"`
 	// RateLimits override the app's per-route limits by route name.
 	RateLimits map[string]*RateLimitConfig `json:"rate_limits,omitempty"`
+	// GlobalRateLimits override the app's global per-route ceilings.
+	GlobalRateLimits map[string]*RateLimitConfig `json:"global_rate_limits,omitempty"`
 	// Password overrides fields of the contract's password policy.
 	Password *PolicyConfig `json:"password,omitempty"`
 	// MaxBodySize bounds request bodies in bytes; larger ones get 413.
@@ -81,6 +83,7 @@ type Handler struct {
 	contract contract.Contract
 	routes   map[string][]contract.Route // by full path
 	limits   map[string]ratelimit.Limit  // by route name
+	globals  map[string]ratelimit.Limit  // by route name
 	logger   *zap.Logger
 }
 
@@ -179,6 +182,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
 	h.limits = map[string]ratelimit.Limit{}
+	h.globals = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
 		full := h.Prefix + rt.Path
 		if rt.Absolute {
@@ -193,10 +197,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			l = c.limit()
 		}
 		h.limits[rt.Name] = l
+		h.globals[rt.Name] = globalLimit(l, h.app.GlobalRateLimits[rt.Name], h.GlobalRateLimits[rt.Name])
 	}
 	for name := range h.RateLimits {
 		if _, ok := h.limits[name]; !ok {
 			return fmt.Errorf("register handler: rate_limit for unknown route %q of contract %s", name, h.Contract)
+		}
+	}
+	for name := range h.GlobalRateLimits {
+		if _, ok := h.limits[name]; !ok {
+			return fmt.Errorf("register handler: global_rate_limit for unknown route %q of contract %s", name, h.Contract)
 		}
 	}
 	return nil
@@ -231,7 +241,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	clientIP := clientIPOf(r)
 	eng := h.app.Engine()
-	if err := eng.Allow(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name]); err != nil {
+	// Per client network (IPv6 by prefix) and the route's global ceiling,
+	// in one step: a request refused to its client spends no global budget.
+	if err := eng.AllowRequest(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name], h.globals[rt.Name]); err != nil {
 		h.logRateLimited(r, rt, err)
 		h.contract.WriteError(w, r, err)
 		return nil
@@ -309,6 +321,28 @@ func (h *Handler) logRateLimited(r *http.Request, rt *contract.Route, err error)
 	}
 }
 
+// globalLimit is a route's ceiling over every client: the handler's
+// setting, else the app's, else GlobalLimitFactor times the per-client
+// limit (off when that is off).
+func globalLimit(perClient ratelimit.Limit, app, handler *RateLimitConfig) ratelimit.Limit {
+	switch {
+	case handler != nil:
+		return handler.limit()
+	case app != nil:
+		return app.limit()
+	case perClient.IsZero():
+		return ratelimit.Limit{}
+	}
+	burst := perClient.Burst
+	if burst <= 0 {
+		burst = perClient.Rate
+	}
+	return ratelimit.Limit{Rate: perClient.Rate * GlobalLimitFactor, Period: perClient.Period, Burst: burst * GlobalLimitFactor}
+}
+
+// clientIPOf is Caddy's client IP: the peer, or, when the peer is a
+// trusted proxy, the address the proxy reported (trusted_proxies). The
+// plugin never reads X-Forwarded-For itself.
 func clientIPOf(r *http.Request) string {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	return ip

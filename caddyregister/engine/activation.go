@@ -176,6 +176,7 @@ var ErrTokenUsed = errors.New("token already used")
 // and saved, and the user becomes active. The token works once, and not
 // for a disabled (inactive) user.
 func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, policy password.Policy) (*store.User, error) {
+	policy = policy.ForHasher(e.cfg.Hasher)
 	check := func(identifiers ...string) error {
 		if f := passwordField(policy.Check(pass, identifiers...)); f != nil {
 			return &ValidationError{Fields: []*FieldError{f}}

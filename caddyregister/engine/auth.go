@@ -100,40 +100,48 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 
 // AuthenticateBasic checks admin credentials. Verified credentials are cached
 // briefly (keyed by a hash of login and password) so clients that send Basic
-// auth on every request do not pay a password hash each time; attempts that
-// miss the cache are rate limited per client IP and per login, and unknown
-// logins cost as much as known ones.
+// auth on every request do not pay a password hash each time. Attempts that
+// miss the cache are limited per client network (a flood guard) and go
+// through the account lockout shared with Login (checkPassword): only
+// failures count, and a locked account is refused without a hash. Unknown
+// logins cost, and lock, as known ones do. Admin verifications may use the
+// hash pool's reserved slot.
 func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass string) (*Principal, error) {
 	ck := credKey(login, pass)
 	a, known := e.admins[login]
 	if known && e.basicCache.ok(ck, a.Hash) {
 		return adminPrincipal(a), nil
 	}
-	if err := e.Allow(ctx, "admin-login-ip", clientIP, e.cfg.AdminLoginLimit); err != nil {
+	if err := e.Allow(ctx, "admin-login-ip", e.Network(clientIP), e.cfg.AdminLoginLimit); err != nil {
 		return nil, err
 	}
-	if err := e.Allow(ctx, "admin-login-user", login, e.cfg.AdminLoginLimit); err != nil {
-		return nil, err
+	ctx = password.WithReserved(ctx)
+	account := unknownAccount(login)
+	if known {
+		account = adminAccount(login)
 	}
-	if !known {
+	err := e.checkPassword(ctx, account, clientIP, func() (bool, error) {
+		if known {
+			ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+			if err != nil {
+				return false, verifyErr(err)
+			}
+			return ok, nil
+		}
 		// Verify against a configured admin hash, so an unknown login costs
 		// what a known one does (same algorithm and parameters); the result
 		// is ignored.
 		if e.dummyAdminHash != "" {
 			if _, err := e.cfg.Pool.Verify(ctx, e.dummyAdminHash, []byte(pass)); err != nil && errors.Is(err, password.ErrOverloaded) {
-				return nil, err
+				return false, err
 			}
 		} else if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
-			return nil, err
+			return false, err
 		}
-		return nil, ErrUnauthenticated
-	}
-	ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+		return false, nil
+	})
 	if err != nil {
-		return nil, verifyErr(err)
-	}
-	if !ok {
-		return nil, ErrUnauthenticated
+		return nil, err
 	}
 	e.basicCache.put(ck, a.Hash)
 	return adminPrincipal(a), nil
@@ -228,28 +236,32 @@ var ErrNotActivated = errors.New("account not activated")
 var ErrAccountDisabled = errors.New("account disabled")
 
 // Login checks admin or user credentials (login or e-mail) and issues an
-// access token. Every attempt is rate limited per client IP and per
-// identifier, and an unknown identifier costs a password verification like
-// a known one, so timing does not tell which exist.
+// access token. Attempts are limited per client network (a flood guard that
+// never locks an account) and go through the account lockout
+// (checkPassword), shared with AuthenticateBasic and any later login: only
+// failures count, per account and client network and per account, and a
+// locked account is refused without a hash. An unknown identifier costs a
+// password verification and locks like a known one, so neither timing nor
+// the lockout tells which exist.
 func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (*Principal, string, error) {
 	identifier = strings.TrimSpace(identifier)
 	if identifier == "" || pass == "" {
 		return nil, "", ErrUnauthenticated
 	}
-	if err := e.Allow(ctx, "login-ip", clientIP, e.cfg.AdminLoginLimit); err != nil {
-		return nil, "", err
-	}
-	if err := e.Allow(ctx, "login-id", store.LoginKey(identifier), e.cfg.AdminLoginLimit); err != nil {
+	if err := e.Allow(ctx, "login-ip", e.Network(clientIP), e.cfg.AdminLoginLimit); err != nil {
 		return nil, "", err
 	}
 	var p *Principal
 	if a, ok := e.admins[identifier]; ok {
-		ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+		err := e.checkPassword(ctx, adminAccount(a.Login), clientIP, func() (bool, error) {
+			ok, err := e.cfg.Pool.Verify(password.WithReserved(ctx), a.Hash, []byte(pass))
+			if err != nil {
+				return false, verifyErr(err)
+			}
+			return ok, nil
+		})
 		if err != nil {
-			return nil, "", verifyErr(err)
-		}
-		if !ok {
-			return nil, "", ErrUnauthenticated
+			return nil, "", err
 		}
 		p = adminPrincipal(a)
 	} else {
@@ -257,18 +269,22 @@ func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, "", err
 		}
-		if u == nil || u.PasswordHash == "" {
-			if err := e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass)); err != nil {
-				return nil, "", err
+		account := unknownAccount(identifier)
+		if u != nil {
+			account = userAccount(u.ID)
+		}
+		err = e.checkPassword(ctx, account, clientIP, func() (bool, error) {
+			if u == nil || u.PasswordHash == "" {
+				return false, e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass))
 			}
-			return nil, "", ErrUnauthenticated
-		}
-		ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
+			ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
+			if err != nil {
+				return false, verifyErr(err)
+			}
+			return ok, nil
+		})
 		if err != nil {
-			return nil, "", verifyErr(err)
-		}
-		if !ok {
-			return nil, "", ErrUnauthenticated
+			return nil, "", err
 		}
 		switch u.Status {
 		case store.StatusActive:

@@ -53,9 +53,16 @@ type Config struct {
 	Sealer *secretbox.Box
 
 	Admins []Admin
-	// AdminLoginLimit bounds admin login attempts that are not served from
-	// the verified-credentials cache, per client IP and per login.
+	// AdminLoginLimit bounds password attempts (admin HTTP Basic that is
+	// not served from the verified-credentials cache, and logins) per
+	// client network: a coarse flood guard that never locks an account.
 	AdminLoginLimit ratelimit.Limit
+	// Lockout is the per-account failure budget; zero fields take
+	// DefaultLockout's.
+	Lockout Lockout
+	// IPv6Prefix is the prefix length IPv6 clients are grouped by for
+	// per-client limits and lockouts; 0 means DefaultIPv6Prefix.
+	IPv6Prefix int
 
 	// Captcha draws challenges; nil disables NewChallenge.
 	Captcha *captcha.Generator
@@ -110,6 +117,9 @@ type Engine struct {
 	challengeTTL time.Duration
 	// dummyAdminHash is verified for unknown admin logins.
 	dummyAdminHash string
+
+	lockout    Lockout
+	ipv6Prefix int
 }
 
 // New returns an engine. It does no I/O; call Start to load the signing key.
@@ -126,6 +136,14 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.cfg.Token.Now == nil {
 		e.cfg.Token.Now = e.now
+	}
+	e.lockout = cfg.Lockout.withDefaults()
+	e.ipv6Prefix = cfg.IPv6Prefix
+	if e.ipv6Prefix == 0 {
+		e.ipv6Prefix = DefaultIPv6Prefix
+	}
+	if e.ipv6Prefix < 1 || e.ipv6Prefix > 128 {
+		return nil, fmt.Errorf("engine: ipv6 prefix /%d is outside 1..128", e.ipv6Prefix)
 	}
 	e.captcha, e.challengeTTL = cfg.Captcha, cfg.ChallengeTTL
 	if e.challengeTTL <= 0 {
@@ -370,7 +388,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	}
 	if v.Has("password") || (r.NoPassword && r.Password == "") {
 		// Already reported by the contract, or deliberately absent.
-	} else if f := passwordField(r.Policy.Check(r.Password, ids...)); f != nil {
+	} else if f := passwordField(r.Policy.ForHasher(e.cfg.Hasher).Check(r.Password, ids...)); f != nil {
 		v.Fields = append(v.Fields, f)
 	}
 	var t *store.Tenant

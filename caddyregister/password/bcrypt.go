@@ -31,6 +31,9 @@ const (
 // error instead of an internal failure.
 var ErrPasswordTooLong = errors.New("password is too long for bcrypt")
 
+// MaxPasswordBytes returns MaxBcryptPasswordLen (see ByteLimited).
+func (b Bcrypt) MaxPasswordBytes() int { return MaxBcryptPasswordLen }
+
 // Name returns "bcrypt".
 func (b Bcrypt) Name() string { return kindBcrypt }
 
@@ -120,3 +123,5 @@ func verifyBcrypt(encoded string, pw []byte) (bool, error) {
 		return false, fmt.Errorf("bcrypt hash: %w: %w", err, ErrMalformedHash)
 	}
 }
+
+var _ ByteLimited = Bcrypt{}

@@ -12,8 +12,12 @@ import (
 // Lengths are counted in Unicode code points rather than bytes so that users
 // writing in non-Latin scripts are held to the same rule as everyone else.
 type Policy struct {
-	MinLength  int  // in Unicode code points (runes)
-	MaxLength  int  // runes; 0 = no max
+	MinLength int // in Unicode code points (runes)
+	MaxLength int // runes; 0 = no max
+	// MaxBytes bounds the UTF-8 length; 0 = no max. It follows the hash
+	// (ForHasher): bcrypt reads at most 72 bytes, and a longer password
+	// must be refused as the user's mistake, not fail as a hashing error.
+	MaxBytes   int
 	MinLower   int  // lowercase letters (unicode.IsLower)
 	MinUpper   int  // capital letters (unicode.IsUpper)
 	MinDigits  int  // unicode.IsDigit
@@ -80,6 +84,10 @@ func (p Policy) Check(password string, identifiers ...string) error {
 	if p.MaxLength > 0 && n > p.MaxLength {
 		return &PolicyError{Rule: RuleMaxLength, Limit: p.MaxLength,
 			Message: fmt.Sprintf("password must be at most %s long", plural(p.MaxLength, "character"))}
+	}
+	if p.MaxBytes > 0 && len(password) > p.MaxBytes {
+		return &PolicyError{Rule: RuleMaxLength, Limit: p.MaxBytes,
+			Message: fmt.Sprintf("password must be at most %d bytes long (the password hash's limit; letters outside ASCII take 2 to 4 bytes each)", p.MaxBytes)}
 	}
 
 	var lower, upper, digits, special, spaces int
@@ -152,6 +160,9 @@ func (p Policy) Merge(o Policy) Policy {
 	if o.MaxLength != 0 {
 		p.MaxLength = o.MaxLength
 	}
+	if o.MaxBytes != 0 {
+		p.MaxBytes = o.MaxBytes
+	}
 	if o.MinLower != 0 {
 		p.MinLower = o.MinLower
 	}
@@ -202,4 +213,21 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("password policy: composition rules need at least %d characters but max_length is %d", sum, p.MaxLength)
 	}
 	return nil
+}
+
+// ByteLimited is a Hasher that cannot hash passwords longer than
+// MaxPasswordBytes bytes.
+type ByteLimited interface {
+	MaxPasswordBytes() int
+}
+
+// ForHasher returns p with MaxBytes lowered to what h can hash, so the
+// policy, not the hash, refuses a password that is too long.
+func (p Policy) ForHasher(h Hasher) Policy {
+	if bl, ok := h.(ByteLimited); ok {
+		if n := bl.MaxPasswordBytes(); n > 0 && (p.MaxBytes == 0 || n < p.MaxBytes) {
+			p.MaxBytes = n
+		}
+	}
+	return p
 }

@@ -23,9 +23,14 @@ const DefaultMaxWait = 2 * time.Second
 // Create pools with [NewPool]; the zero Pool is not usable. A Pool is safe
 // for concurrent use.
 type Pool struct {
-	sem     chan struct{}
-	maxWait time.Duration
-	obs     Observer
+	sem chan struct{}
+	// reserved is one more slot, for callers marked WithReserved (admin
+	// authentication) when every other slot is taken: a registration
+	// flood fills sem, and operators must still be able to log in to
+	// deal with it.
+	reserved chan struct{}
+	maxWait  time.Duration
+	obs      Observer
 
 	// waiting counts callers queued for a slot; avgNanos is a moving
 	// average of how long a slot is held. Together they predict a new
@@ -73,11 +78,24 @@ func NewPool(cfg PoolConfig) *Pool {
 	if maxWait <= 0 {
 		maxWait = DefaultMaxWait
 	}
-	return &Pool{sem: make(chan struct{}, size), maxWait: maxWait, obs: cfg.Observer}
+	return &Pool{sem: make(chan struct{}, size), reserved: make(chan struct{}, ReservedSlots), maxWait: maxWait, obs: cfg.Observer}
 }
 
-// Size returns the number of hashes that may run at once.
+// ReservedSlots is how many slots a Pool keeps, beyond its Size, for
+// callers marked WithReserved.
+const ReservedSlots = 1
+
+// Size returns the number of hashes that may run at once, not counting
+// the reserved slot.
 func (p *Pool) Size() int { return cap(p.sem) }
+
+type reservedKey struct{}
+
+// WithReserved marks ctx's hashing as admin authentication: when every
+// slot is taken, it may use the reserved one before it queues.
+func WithReserved(ctx context.Context) context.Context {
+	return context.WithValue(ctx, reservedKey{}, true)
+}
 
 // Hash waits for a slot (honouring ctx cancellation and MaxWait), then
 // hashes password with h. Once hashing has started it runs to completion
@@ -117,11 +135,12 @@ func (p *Pool) DummyVerify(ctx context.Context, h Hasher, password []byte) error
 
 // run executes fn while holding a slot and reports timings to the observer.
 func (p *Pool) run(ctx context.Context, name string, fn func()) error {
-	if err := p.acquire(ctx); err != nil {
+	sem, err := p.acquire(ctx)
+	if err != nil {
 		return err
 	}
 	// Release in a defer so a panicking Hasher cannot leak the slot.
-	defer func() { <-p.sem }()
+	defer func() { <-sem }()
 	start := time.Now()
 	fn()
 	d := time.Since(start)
@@ -156,7 +175,29 @@ func (p *Pool) expectedWait(ahead int64) time.Duration {
 	return time.Duration((ahead/int64(cap(p.sem)) + 1) * avg)
 }
 
-func (p *Pool) acquire(ctx context.Context) error {
+// acquire takes a slot and returns the channel to release it to.
+// A caller marked WithReserved takes a free shared slot, else the
+// reserved one, and only queues when both are busy.
+func (p *Pool) acquire(ctx context.Context) (chan struct{}, error) {
+	if ctx.Value(reservedKey{}) != nil && ctx.Err() == nil {
+		for _, sem := range []chan struct{}{p.sem, p.reserved} {
+			select {
+			case sem <- struct{}{}:
+				if p.obs != nil {
+					p.obs.ObserveQueueWait(0)
+				}
+				return sem, nil
+			default:
+			}
+		}
+	}
+	if err := p.acquireShared(ctx); err != nil {
+		return nil, err
+	}
+	return p.sem, nil
+}
+
+func (p *Pool) acquireShared(ctx context.Context) error {
 	start := time.Now()
 	observe := func() {
 		if p.obs != nil {

@@ -4,138 +4,365 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
+
+// DefaultMemoryKeys is how many keys a [Memory] made by [NewMemory] holds:
+// about 15 MiB, whatever the keys' length, since keys are kept as 128-bit
+// hashes.
+const DefaultMemoryKeys = 1 << 17
 
 // Memory is a Limiter kept in this process's memory, for the embedded mode
 // (no Redis). Its decisions follow redis_rate's GCRA exactly: Rate events per
 // Period, bursts of up to Burst (Rate when unset), one theoretical arrival
 // time (TAT) per key, shared by every Limit used with that key. Times are
 // integer nanoseconds where redis_rate uses float seconds, which differs only
-// in sub-microsecond rounding.
+// in sub-microsecond rounding. It also keeps the failure counters of
+// [Lockouts].
 //
 // In embedded mode limits are per process: two Caddy processes (or a restart)
 // each start with full buckets. That is fine for the single-node deployments
 // the embedded store targets; several instances need the Redis limiter.
 //
-// A bucket whose TAT is not in the future is full again and holds no state,
-// so it is dropped: lazily (a dead bucket counts as absent and is
-// overwritten when its key is next seen), and by sweeps. Buckets are split
-// over 64 mutex-guarded shards; each time a shard has served as many calls
-// as it holds buckets (at least 64), the caller sweeps the next shard in
-// round-robin order after releasing its own lock. Sweeps therefore cost O(1)
-// per call amortized, and every shard keeps being swept as long as any key
-// sees traffic. Memory runs no goroutine and needs no Close.
+// Keys are attacker-chosen strings (a login of up to the body limit), so
+// Memory keeps only a 128-bit keyed hash of each (two maphash sums under
+// random seeds: an attacker cannot aim two keys at one slot), and holds at
+// most a fixed number of keys: when full, the least recently used key goes.
+// A key is "used" when it is charged or read, so a key under attack stays;
+// the keys that go are those nobody asked about for longest. Memory
+// therefore stays within a fixed bound however many distinct keys arrive.
+// An entry whose state has lapsed (a full bucket, failures past their reset
+// time) counts as absent and is reused in place. Memory runs no goroutine
+// and needs no Close.
 type Memory struct {
-	seed   maphash.Seed
-	shards [memoryShards]memoryShard
-	// sweepNext picks the next shard to sweep, round-robin.
-	sweepNext atomic.Uint32
+	seed0, seed1 maphash.Seed
+	shards       [memoryShards]memoryShard
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
 
-const (
-	memoryShards = 64
-	// minSweepEvery is the fewest calls between two sweeps of a shard, so
-	// small shards are not rescanned on every call.
-	minSweepEvery = 64
-)
+const memoryShards = 64
 
-type memoryShard struct {
-	mu sync.Mutex
-	// tat is each key's theoretical arrival time, in Unix nanoseconds.
-	tat map[string]int64
-	// calls served since this shard last triggered a sweep.
-	calls int
-	_     [40]byte // keep shards on separate cache lines
+// memKey is a key's 128-bit hash.
+type memKey [2]uint64
+
+// memEntry is one key's state, a node of its shard's LRU list.
+type memEntry struct {
+	key        memKey
+	prev, next int32
+	// live is when the state lapses (GCRA: the TAT; failures: the reset
+	// time, or the lock's end if later). At or after it the key is absent.
+	live int64
+	// a is GCRA's TAT, or the end of a lock; n counts failures, p the
+	// attempts in flight since pt.
+	a, n, p, pt int64
 }
 
-// NewMemory returns an empty in-process limiter.
-func NewMemory() *Memory {
-	m := &Memory{seed: maphash.MakeSeed(), now: time.Now}
+type memoryShard struct {
+	mu      sync.Mutex
+	idx     map[memKey]int32
+	entries []memEntry
+	// head is the most recently used entry, tail the least; -1 when empty.
+	head, tail int32
+	max        int
+	_          [32]byte // keep shards on separate cache lines
+}
+
+// NewMemory returns an empty in-process limiter holding at most
+// DefaultMemoryKeys keys.
+func NewMemory() *Memory { return NewMemorySize(DefaultMemoryKeys) }
+
+// NewMemorySize returns an empty in-process limiter holding at most about
+// keys keys (rounded up to a multiple of its 64 shards).
+func NewMemorySize(keys int) *Memory {
+	per := max(1, (keys+memoryShards-1)/memoryShards)
+	m := &Memory{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), now: time.Now}
 	for i := range m.shards {
-		m.shards[i].tat = make(map[string]int64)
+		m.shards[i] = memoryShard{idx: make(map[memKey]int32), head: -1, tail: -1, max: per}
 	}
 	return m
 }
 
+func (m *Memory) hash(key string) memKey {
+	return memKey{maphash.String(m.seed0, key), maphash.String(m.seed1, key)}
+}
+
+func (m *Memory) shard(k memKey) *memoryShard { return &m.shards[k[0]%memoryShards] }
+
 // Allow implements Limiter.
-func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
-	if l.IsZero() {
+func (m *Memory) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	return m.AllowAll(ctx, Check{Key: key, Limit: l})
+}
+
+// AllowAll implements Limiter. The shards of every key are locked together
+// (in shard order, so callers cannot deadlock), making the all-or-nothing
+// charge atomic as the Redis script's is.
+func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
+	type step struct {
+		k                     memKey
+		emission, burstOffset int64
+		newTAT                int64
+	}
+	// Callers pass one or two checks: keep them off the heap.
+	var stepBuf [4]step
+	var shardBuf [4]int
+	steps, shards := stepBuf[:0], shardBuf[:0]
+	for _, c := range checks {
+		l := c.Limit
+		if l.IsZero() {
+			continue
+		}
+		burst := l.Burst
+		if burst <= 0 {
+			burst = l.Rate
+		}
+		// GCRA, as redis_rate's allowN script with cost 1.
+		emission := max(int64(l.Period)/int64(l.Rate), 1)
+		k := m.hash(c.Key)
+		steps = append(steps, step{k: k, emission: emission, burstOffset: satMul(emission, int64(burst))})
+		shards = append(shards, int(k[0]%memoryShards))
+	}
+	if len(steps) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	burst := l.Burst
-	if burst <= 0 {
-		burst = l.Rate
+	slices.Sort(shards)
+	shards = slices.Compact(shards)
+	for _, i := range shards {
+		m.shards[i].mu.Lock()
 	}
-	// GCRA, as redis_rate's allowN script with cost 1.
-	emission := int64(l.Period) / int64(l.Rate)
-	if emission <= 0 {
-		emission = 1
-	}
-	burstOffset := satMul(emission, int64(burst))
-
-	sh := &m.shards[maphash.String(m.seed, key)%memoryShards]
-	sh.mu.Lock()
+	defer func() {
+		for _, i := range shards {
+			m.shards[i].mu.Unlock()
+		}
+	}()
 	now := m.now().UnixNano()
-	res := sh.allow(key, now, emission, burstOffset)
-	sh.calls++
-	sweep := sh.calls >= max(minSweepEvery, len(sh.tat))
-	if sweep {
-		sh.calls = 0
-	}
-	sh.mu.Unlock()
-
-	if sweep {
-		m.sweepOne(now)
-	}
-	return res, nil
-}
-
-// allow is one GCRA step for key at now. The caller holds sh.mu.
-func (sh *memoryShard) allow(key string, now, emission, burstOffset int64) Result {
-	tat, ok := sh.tat[key]
-	if !ok || tat < now { // absent or dead: a full bucket
-		tat = now
-	}
-	newTAT := tat + emission
-	allowAt := newTAT - burstOffset
-	if diff := now - allowAt; diff < 0 {
-		// Denied: like redis_rate, leave the bucket as it is. (A denial
-		// implies a stored TAT in the future, so there is nothing to drop.)
-		retry := time.Duration(-diff)
-		if retry < time.Second {
-			retry = time.Second
+	var retry int64 = -1
+	for i := range steps {
+		st := &steps[i]
+		tat := now
+		if e := m.shard(st.k).find(st.k, now); e != nil {
+			tat = max(e.a, now)
 		}
-		return Result{Allowed: false, RetryAfter: retry}
+		st.newTAT = tat + st.emission
+		if diff := now - (st.newTAT - st.burstOffset); diff < 0 {
+			retry = max(retry, -diff)
+		}
 	}
-	sh.tat[key] = newTAT
-	return Result{Allowed: true}
+	if retry >= 0 {
+		// Denied: like redis_rate, leave every bucket as it is.
+		return Result{Allowed: false, RetryAfter: max(time.Duration(retry), time.Second)}, nil
+	}
+	for i := range steps {
+		// Looked up again: an insert for an earlier step may have evicted
+		// or moved this step's entry.
+		st := &steps[i]
+		sh := m.shard(st.k)
+		e := sh.find(st.k, now)
+		if e == nil {
+			e = sh.insert(st.k)
+		}
+		e.a, e.live = st.newTAT, st.newTAT
+	}
+	return Result{Allowed: true}, nil
 }
 
-// sweepOne drops the dead buckets of the next shard in round-robin order.
-// The caller holds no shard lock.
-func (m *Memory) sweepOne(now int64) {
-	sh := &m.shards[m.sweepNext.Add(1)%memoryShards]
+// lockState is a key's lockout state at now (see lockLua): failures,
+// lock end, attempts in flight. The caller holds the key's shard.
+func (sh *memoryShard) lockState(k memKey, now int64) (e *memEntry, inFlight int64) {
+	e = sh.find(k, now)
+	if e == nil {
+		return nil, 0
+	}
+	if now-e.pt > int64(inFlightStale) {
+		e.p = 0
+	}
+	return e, e.p
+}
+
+// lockShards locks the shards of keys in shard order (so concurrent
+// callers cannot deadlock) and returns the unlock.
+func (m *Memory) lockShards(keys []memKey) func() {
+	var buf [4]int
+	idx := buf[:0]
+	for _, k := range keys {
+		idx = append(idx, int(k[0]%memoryShards))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		m.shards[i].mu.Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			m.shards[i].mu.Unlock()
+		}
+	}
+}
+
+func (m *Memory) lockKeys(fails []Failure) []memKey {
+	ks := make([]memKey, len(fails))
+	for i, f := range fails {
+		ks[i] = m.hash(f.Key)
+	}
+	return ks
+}
+
+// Begin implements Lockouts, as the Redis script does.
+func (m *Memory) Begin(_ context.Context, fails ...Failure) (time.Duration, error) {
+	ks := m.lockKeys(fails)
+	defer m.lockShards(ks)()
+	now := m.now().UnixNano()
+	var locked int64
+	busy := false
+	for i, k := range ks {
+		e, p := m.shard(k).lockState(k, now)
+		if e == nil {
+			continue
+		}
+		locked = max(locked, e.a-now)
+		if !fails[i].Policy.admits(e.n, p) {
+			busy = true
+		}
+	}
+	switch {
+	case locked > 0:
+		return time.Duration(locked), nil
+	case busy:
+		return BusyRetry, nil
+	}
+	for _, k := range ks {
+		sh := m.shard(k)
+		e, p := sh.lockState(k, now)
+		if e == nil {
+			e = sh.insert(k)
+			e.a, e.n, e.live = 0, 0, 0
+		}
+		// Live at least until the attempt is presumed lost; failures keep
+		// their own reset time (End sets it).
+		e.p, e.pt = p+1, now
+		e.live = max(e.live, now+int64(inFlightStale))
+	}
+	return 0, nil
+}
+
+// End implements Lockouts, as the Redis script does.
+func (m *Memory) End(_ context.Context, failed bool, fails ...Failure) (time.Duration, error) {
+	ks := m.lockKeys(fails)
+	defer m.lockShards(ks)()
+	now := m.now().UnixNano()
+	var longest int64
+	for i, k := range ks {
+		sh := m.shard(k)
+		e, p := sh.lockState(k, now)
+		if e != nil && p > 0 {
+			e.p = p - 1
+		}
+		if failed {
+			if e == nil {
+				e = sh.insert(k)
+				e.a, e.n, e.p = 0, 0, 0
+			}
+			e.n++
+			if w := fails[i].Policy.Wait(e.n); w > 0 {
+				e.a = max(e.a, now+int64(w))
+			}
+			e.live = max(now+int64(fails[i].Policy.Reset), e.a)
+		}
+		if e != nil {
+			longest = max(longest, e.a-now)
+		}
+	}
+	return time.Duration(longest), nil
+}
+
+// Forget implements Lockouts.
+func (m *Memory) Forget(_ context.Context, key string) error {
+	k := m.hash(key)
+	sh := m.shard(k)
 	sh.mu.Lock()
-	for k, tat := range sh.tat {
-		if tat <= now {
-			delete(sh.tat, k)
-		}
+	if i, ok := sh.idx[k]; ok {
+		sh.entries[i].live = 0 // lapsed: reused in place
 	}
 	sh.mu.Unlock()
+	return nil
 }
 
-// len returns how many buckets m holds (for tests).
+// find returns k's live entry, marked most recently used, or nil. The
+// caller holds sh.mu.
+func (sh *memoryShard) find(k memKey, now int64) *memEntry {
+	i, ok := sh.idx[k]
+	if !ok {
+		return nil
+	}
+	sh.touch(i)
+	e := &sh.entries[i]
+	if e.live <= now {
+		return nil
+	}
+	return e
+}
+
+// insert returns an entry for k, most recently used: k's own lapsed
+// entry, a new one while the shard has room, else the least recently used
+// one, evicted. The caller holds sh.mu and sets the state.
+func (sh *memoryShard) insert(k memKey) *memEntry {
+	if i, ok := sh.idx[k]; ok {
+		sh.touch(i)
+		return &sh.entries[i]
+	}
+	var i int32
+	if len(sh.entries) < sh.max {
+		i = int32(len(sh.entries))
+		sh.entries = append(sh.entries, memEntry{prev: -1, next: -1})
+		sh.pushFront(i)
+	} else {
+		i = sh.tail
+		delete(sh.idx, sh.entries[i].key)
+		sh.touch(i)
+	}
+	sh.idx[k] = i
+	sh.entries[i].key = k
+	return &sh.entries[i]
+}
+
+// touch moves entry i to the front of the LRU list.
+func (sh *memoryShard) touch(i int32) {
+	if sh.head == i {
+		return
+	}
+	e := &sh.entries[i]
+	// Unlink (i is not the head, so it has a prev).
+	sh.entries[e.prev].next = e.next
+	if e.next >= 0 {
+		sh.entries[e.next].prev = e.prev
+	} else {
+		sh.tail = e.prev
+	}
+	sh.pushFront(i)
+}
+
+// pushFront links an unlinked entry i in as the head.
+func (sh *memoryShard) pushFront(i int32) {
+	e := &sh.entries[i]
+	e.prev, e.next = -1, sh.head
+	if sh.head >= 0 {
+		sh.entries[sh.head].prev = i
+	}
+	sh.head = i
+	if sh.tail < 0 {
+		sh.tail = i
+	}
+}
+
+// len returns how many keys m holds, lapsed or not (for tests).
 func (m *Memory) len() int {
 	n := 0
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.tat)
+		n += len(sh.idx)
 		sh.mu.Unlock()
 	}
 	return n

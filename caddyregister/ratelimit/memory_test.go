@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -199,28 +202,73 @@ func TestMemoryConcurrentExactBurst(t *testing.T) {
 	}
 }
 
-func TestMemorySweep(t *testing.T) {
+func TestMemoryLapsedBucketIsFull(t *testing.T) {
 	m, c := newTestMemory()
 	l := Limit{Rate: 1, Period: time.Second, Burst: 1}
-	const n = 5000
-	for i := range n {
-		allow(t, m, fmt.Sprintf("k%d", i), l)
+	allow(t, m, "k1", l)
+	if allow(t, m, "k1", l).Allowed {
+		t.Fatal("second event within the period allowed")
 	}
-	if got := m.len(); got < n/2 {
-		t.Fatalf("%d live buckets held, want about %d", got, n)
-	}
-	// Every bucket is full again after a second: all dead.
 	c.Advance(2 * time.Second)
-	// Traffic on a few keys sweeps every shard within about n calls.
-	for i := range 4 * n {
-		allow(t, m, fmt.Sprintf("hot%d", i%8), Limit{Rate: 1000000, Period: time.Second})
-	}
-	if got := m.len(); got > 8 {
-		t.Fatalf("%d buckets held after the sweep, want at most the 8 hot ones", got)
-	}
-	// Lazy expiry: a dead bucket behaves as a full one.
 	if !allow(t, m, "k1", l).Allowed {
-		t.Fatal("dead bucket not treated as full")
+		t.Fatal("lapsed bucket not treated as full")
+	}
+}
+
+// TestMemoryHeapBounded feeds 10^6 distinct long keys, each holding state
+// for an hour, and measures the heap after a collection: it must stay
+// within a bound set by DefaultMemoryKeys, not grow with the keys. (The
+// unbounded map kept every key string: over 300 MiB here.)
+func TestMemoryHeapBounded(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	m := NewMemory()
+	l := Limit{Rate: 1, Period: time.Hour}
+	pad := strings.Repeat("x", 256) // a long Basic user name, say
+	buf := make([]byte, 0, 300)
+	for i := range 1_000_000 {
+		buf = strconv.AppendInt(append(buf[:0], pad...), int64(i), 10)
+		if _, err := m.Allow(context.Background(), string(buf), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grew := int64(heap()) - int64(before)
+	const bound = 24 << 20
+	t.Logf("heap grew by %.1f MiB for 10^6 keys (%d held)", float64(grew)/(1<<20), m.len())
+	if grew > bound {
+		t.Fatalf("heap grew by %d bytes for 10^6 keys, want at most %d", grew, bound)
+	}
+	if n := m.len(); n > DefaultMemoryKeys+memoryShards {
+		t.Fatalf("%d keys held, want at most about %d", n, DefaultMemoryKeys)
+	}
+	runtime.KeepAlive(m)
+}
+
+// TestMemoryEvictsLeastRecentlyUsed fills a small limiter past its bound:
+// a key in use keeps its state, the oldest idle ones go.
+func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
+	c := newFakeClock()
+	m := NewMemorySize(memoryShards * 4)
+	m.now = c.Now
+	l := Limit{Rate: 1, Period: time.Hour}
+	allow(t, m, "idle", l)
+	allow(t, m, "hot", l)
+	for i := range 10_000 {
+		allow(t, m, fmt.Sprintf("churn%d", i), l)
+		if i%3 == 0 && allow(t, m, "hot", l).Allowed {
+			t.Fatalf("after %d other keys, the hot key lost its state", i)
+		}
+	}
+	if n := m.len(); n > memoryShards*4 {
+		t.Fatalf("%d keys held, want at most %d", n, memoryShards*4)
+	}
+	if !allow(t, m, "idle", l).Allowed {
+		t.Fatal("the least recently used key was not evicted")
 	}
 }
 

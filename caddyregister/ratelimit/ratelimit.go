@@ -1,15 +1,21 @@
-// Package ratelimit limits request rates with GCRA, on Redis (shared by every
-// instance on one Redis) through github.com/go-redis/redis_rate.
+// Package ratelimit limits request rates with GCRA (redis_rate's), on Redis
+// (shared by every instance on one Redis) or in memory, and counts failures that lock a key out for a while ([Lockouts]),
+// on the same two backends.
+//
+// Keys are often attacker-chosen (a login, a client address), so both
+// backends keep only a hash of each: neither an unbounded Redis key name
+// nor an unbounded map key ever holds the string itself.
 package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -68,41 +74,117 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
-// Limiter decides whether one more event under key fits limit l.
+// Limiter decides whether one more event fits the limits, and keeps
+// failure counters on the same backend.
 type Limiter interface {
+	// Allow charges one event under key, if l allows it.
 	Allow(ctx context.Context, key string, l Limit) (Result, error)
+	// AllowAll charges one event under every check's key, or under none:
+	// when any limit is exhausted nothing is charged, and RetryAfter is the
+	// longest wait. (A request refused by one limit spends no other.)
+	// Zero limits are skipped.
+	AllowAll(ctx context.Context, checks ...Check) (Result, error)
+	Lockouts
 }
 
-// Redis is a Limiter shared by every instance on one Redis.
+// Check is one limit to charge under a key.
+type Check struct {
+	Key   string
+	Limit Limit
+}
+
+// HashKey is the fixed-length form a key takes in Redis: 128 bits of its
+// SHA-256, in hex. A keyless hash is enough there: Redis hashes key names
+// itself with its own seed, and 128 bits cannot be made to collide.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Redis is a Limiter shared by every instance on one Redis. Keys are
+// hashed (HashKey): rate buckets live at rate:<prefix><hash>, each holding
+// its TAT in float seconds as redis_rate writes it (the script below is
+// redis_rate's GCRA, over several keys at once), failure counters at
+// fail:<prefix><hash>.
 type Redis struct {
-	l      *redis_rate.Limiter
+	c      redis.UniversalClient
 	prefix string
 }
 
 // NewRedis returns a Redis limiter; prefix namespaces its keys.
 func NewRedis(c redis.UniversalClient, prefix string) *Redis {
-	return &Redis{l: redis_rate.NewLimiter(c), prefix: prefix}
+	return &Redis{c: c, prefix: prefix}
 }
+
+// allowScript is redis_rate's allowN GCRA script with cost 1 (Copyright
+// (c) 2017 Pavel Pravosud, github.com/rwz/redis-gcra), made all-or-nothing
+// over KEYS: every bucket is computed first, and only when all allow is
+// any of them charged. ARGV holds burst, rate and period (seconds) per
+// key. It returns -1 when allowed, else the longest retry in seconds.
+var allowScript = redis.NewScript(`
+local jan_1_2017 = 1483228800
+local t = redis.call('TIME')
+local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
+local new_tats = {}
+local retry = -1
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 3
+  local burst, rate, period = tonumber(ARGV[b+1]), tonumber(ARGV[b+2]), tonumber(ARGV[b+3])
+  local emission = period / rate
+  local tat = redis.call('GET', key)
+  if not tat then tat = now else tat = tonumber(tat) end
+  tat = math.max(tat, now)
+  local new_tat = tat + emission
+  local diff = now - (new_tat - emission * burst)
+  if diff < 0 and -diff > retry then retry = -diff end
+  new_tats[i] = new_tat
+end
+if retry >= 0 then return tostring(retry) end
+for i, key in ipairs(KEYS) do
+  local reset_after = new_tats[i] - now
+  if reset_after > 0 then
+    redis.call('SET', key, new_tats[i], 'EX', math.ceil(reset_after))
+  end
+end
+return '-1'
+`)
 
 // Allow implements Limiter.
 func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) {
-	if l.IsZero() {
+	return r.AllowAll(ctx, Check{Key: key, Limit: l})
+}
+
+// AllowAll implements Limiter, in one round trip.
+func (r *Redis) AllowAll(ctx context.Context, checks ...Check) (Result, error) {
+	keys := make([]string, 0, len(checks))
+	args := make([]any, 0, 3*len(checks))
+	for _, c := range checks {
+		l := c.Limit
+		if l.IsZero() {
+			continue
+		}
+		burst := l.Burst
+		if burst <= 0 {
+			burst = l.Rate
+		}
+		keys = append(keys, "rate:"+r.prefix+HashKey(c.Key))
+		args = append(args, burst, l.Rate, strconv.FormatFloat(l.Period.Seconds(), 'g', -1, 64))
+	}
+	if len(keys) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	burst := l.Burst
-	if burst <= 0 {
-		burst = l.Rate
-	}
-	res, err := r.l.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: burst})
+	out, err := allowScript.Run(ctx, r.c, keys, args...).Text()
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
 	}
-	out := Result{Allowed: res.Allowed > 0}
-	if !out.Allowed {
-		out.RetryAfter = res.RetryAfter
-		if out.RetryAfter < time.Second {
-			out.RetryAfter = time.Second
-		}
+	retry, err := strconv.ParseFloat(out, 64)
+	if err != nil {
+		return Result{}, fmt.Errorf("rate limit: script answered %q", out)
 	}
-	return out, nil
+	if retry < 0 {
+		return Result{Allowed: true}, nil
+	}
+	return Result{Allowed: false, RetryAfter: max(time.Duration(retry*float64(time.Second)), time.Second)}, nil
 }
+
+var _ Limiter = (*Redis)(nil)

@@ -22,8 +22,9 @@
 //	{ns}:seq:<sequence>              store-wide sequence (integer string), INCRed by the create script only once every claim passed
 //	{ns}:idem:<idempotency key>      idempotency record (JSON), PEXPIREAT at its ExpiresAt
 //
-// Rate-limit buckets live under "rate:{ns}:..." (one key each, redis_rate's
-// layout); they carry the same hash tag, so they sit on the namespace's shard.
+// Rate-limit buckets live under "rate:{ns}:<hash>" and lockout counters
+// under "fail:{ns}:<hash>" (package ratelimit); they carry the same hash
+// tag, so they sit on the namespace's shard.
 //
 // Requires Redis 7 or later (script shebangs, SET ... PXAT, GETDEL).
 package redisstore
