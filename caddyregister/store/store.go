@@ -300,6 +300,10 @@ type Store interface {
 	MailCounts(ctx context.Context) (queued, parked int, err error)
 	// Close releases the backend's resources.
 	Close() error
+
+	// Sessions: login sessions, refresh-token rotation and the revocation
+	// feed (session.go).
+	Sessions
 }
 
 // UniqueKeys are the normalized unique values of a prospective registration.

@@ -117,6 +117,7 @@ type Store struct {
 	db         *bolt.DB
 	path       string
 	challenges challenges
+	feed       revocationFeed // revoked sessions, for engines' caches (session.go)
 
 	// lastCreate is when CreateUser last wrote (Unix nanoseconds): it
 	// tells a stream of registrations, worth batching, from a lone one.
