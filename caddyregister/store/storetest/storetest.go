@@ -149,6 +149,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"JoinTenantMustExist", testJoinTenantMustExist},
 		{"ConcurrentCreateTenant", testConcurrentCreateTenant},
 	}
+	tests = append(tests, sessionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
