@@ -20,6 +20,8 @@
 //	seq              <sequence name>   -> last number drawn (8 bytes big-endian)
 //	idem             <key>             -> idempotency record (JSON)
 //	idem_expiry      <expiry><key>     -> empty; <expiry> as <due>, for sweeping expired records
+//	sessions         <user id>\x00<sid> -> session (JSON); a prefix scan lists a user's (session.go)
+//	session_expiry   <expiry><key>     -> empty; <expiry> = idle expiry, swept like token_expiry
 //
 // Expired tokens read as not found; they are deleted when UseToken meets
 // one and swept (a bounded number per call) by ClaimMail, which the mail
