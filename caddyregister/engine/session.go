@@ -210,7 +210,9 @@ func (e *Engine) sessionTokens(ctx context.Context, p *Principal, refresh string
 	if err != nil {
 		return nil, err
 	}
-	return &SessionTokens{Principal: p, Access: access, AccessTTL: e.TokenTTL(), Refresh: refresh, Session: sess}, nil
+	shown := *sess
+	shown.RefreshHash, shown.PrevHash = "", "" // the caller has the token itself
+	return &SessionTokens{Principal: p, Access: access, AccessTTL: e.TokenTTL(), Refresh: refresh, Session: &shown}, nil
 }
 
 // maxUserAgent bounds the stored user agent (bytes).
