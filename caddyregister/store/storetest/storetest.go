@@ -17,7 +17,9 @@
 // challenges and tokens, gap-free sequences, expiring idempotency records,
 // and a single winner under concurrency; the tenant registry (create,
 // ensure, look up by code, list) and that users join only existing
-// tenants.
+// tenants; sessions (refresh-token rotation with its grace window, reuse
+// revoking the session, listing by last use, revoke and revoke-all, the
+// revocation feed, and their races; session.go).
 package storetest
 
 import (
