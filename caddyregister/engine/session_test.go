@@ -12,6 +12,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
+	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
 // withClock runs an engine on c (features_test.go's fakeClock).
@@ -462,5 +463,38 @@ func TestConcurrentRefresh(t *testing.T) {
 			}
 			wantRevokedToken(t, h.e, winners[0].Access)
 		})
+	}
+}
+
+// TestSessionCheckStoreDown: with the store unreachable a session token is
+// still accepted from the cache while the last feed read is fresh, and
+// refused with an unavailable error (503, not 401) once it is stale; it
+// works again when the store is back.
+func TestSessionCheckStoreDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := testredis.Start(t)
+	st := openRedisOn(t, srv, uniqueNS())
+	clock := newFakeClock()
+	h := newHarness(t, &env{store: st}, withClock(clock))
+	uid := activeUser(t, h.e, "down-session@example.com")
+	s := mustStart(t, h.e, uid)
+	wantAuth(t, h.e, s.Access, s.Session.ID)
+
+	srv.Kill()
+	wantAuth(t, h.e, s.Access, s.Session.ID) // cached, feed fresh
+	clock.Advance(engine.DefaultRevocationStale)
+	_, err := h.e.AuthenticateToken(ctx, s.Access)
+	if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, engine.ErrUnauthenticated) {
+		t.Fatalf("AuthenticateToken with the store down and the feed stale = %v, want ErrUnavailable", err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted server is empty (no persistence): the session is gone,
+	// and the reader's cursor is past the new feed's head, a gap.
+	_, err = h.e.AuthenticateToken(ctx, s.Access)
+	if !errors.Is(err, engine.ErrSessionRevoked) {
+		t.Fatalf("AuthenticateToken after the restart = %v, want ErrSessionRevoked", err)
 	}
 }

@@ -30,7 +30,8 @@ import (
 //     a round trip by default, under the 5 s bound);
 //   - revocations made through this engine mark the sid dead at once;
 //   - dead wins: a read that raced a revocation can never resurrect a sid,
-//     and a feed gap (a reader too far behind) empties the cache.
+//     and a feed gap (a reader too far behind) or a failed feed read (the
+//     store may have lost data meanwhile) empties the cache.
 //
 // The hot path is an atomic load, the clock and a map read under RLock.
 
@@ -49,8 +50,13 @@ type sessionCache struct {
 	// is not cached (it may predate a revocation the flush forgot).
 	epoch uint64
 
-	pollMu   sync.Mutex // one feed read at a time
-	cursor   uint64     // under pollMu
+	pollMu sync.Mutex // one feed read at a time
+	cursor uint64     // under pollMu
+	// lost (under pollMu) records a failed feed read: the store may have
+	// lost data meanwhile (a Redis restarted without persistence starts
+	// an empty feed, with no gap to see), so the next successful read
+	// empties the cache and every sid is read again.
+	lost     bool
 	lastPoll atomic.Int64
 	polling  atomic.Bool
 }
@@ -194,6 +200,12 @@ func (e *Engine) pollRevocations(ctx context.Context, ifStale bool) error {
 	gaps := 0
 	for {
 		revs, next, err := e.cfg.Store.Revocations(ctx, c.cursor, feedPage)
+		if err == nil && c.lost {
+			c.mu.Lock()
+			c.flushLocked()
+			c.mu.Unlock()
+			c.lost = false
+		}
 		if errors.Is(err, store.ErrRevocationGap) {
 			if gaps++; gaps > 1 {
 				return fmt.Errorf("revocation feed: gap again at its head %d", next)
@@ -205,6 +217,7 @@ func (e *Engine) pollRevocations(ctx context.Context, ifStale bool) error {
 			continue
 		}
 		if err != nil {
+			c.lost = true
 			return err
 		}
 		if len(revs) > 0 {
