@@ -24,8 +24,13 @@ func withClock(c *fakeClock) func(*engine.Config) {
 // can answer one feed read with a gap.
 type countingStore struct {
 	store.Store
-	gets, feeds atomic.Int64
-	gapOnce     atomic.Bool
+	gets, feeds, users atomic.Int64
+	gapOnce            atomic.Bool
+}
+
+func (s *countingStore) GetUser(ctx context.Context, id string) (*store.User, error) {
+	s.users.Add(1)
+	return s.Store.GetUser(ctx, id)
 }
 
 func (s *countingStore) GetSession(ctx context.Context, userID, sid string) (*store.Session, error) {
@@ -282,11 +287,15 @@ func TestRefreshMalformed(t *testing.T) {
 	uid := activeUser(t, h.e, "malformed@example.com")
 	good := mustStart(t, h.e, uid).Refresh
 	parts := strings.Split(good, ".")
+	users := cs.users.Load()
 	for _, tok := range []string{"", "x", "a.b.c", good + "x", parts[0] + "." + parts[1], "zzzzzzzzzzzzzzzzzzzzzzzz." + parts[1] + "." + parts[2],
 		parts[0] + "." + parts[1] + "." + strings.Repeat("!", len(parts[2]))} {
 		if _, err := h.e.Refresh(context.Background(), tok, "", ""); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
 			t.Fatalf("Refresh(%q) = %v", tok, err)
 		}
+	}
+	if n := cs.users.Load() - users; n != 0 {
+		t.Fatalf("malformed tokens made %d store reads", n)
 	}
 	if _, err := h.e.Refresh(context.Background(), good, "", ""); err != nil {
 		t.Fatalf("the good token after malformed ones: %v", err)
