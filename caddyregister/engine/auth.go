@@ -39,6 +39,9 @@ type Principal struct {
 	TenantID    string
 	Status      string
 	Permissions []string
+	// SID is the session a user's token belongs to (empty for tokens
+	// issued outside a session, and for admins).
+	SID string
 }
 
 // Has reports whether p holds perm.
@@ -94,6 +97,13 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 			return nil, fmt.Errorf("%w: admin credentials changed since the token was issued", ErrUnauthenticated)
 		}
 		p.Permissions = slices.Clone(a.Permissions)
+	}
+	if p.Kind == KindUser && c.SID != "" {
+		// A session's token dies with its session (session.go).
+		if err := e.sessionLive(ctx, p.ID, c.SID); err != nil {
+			return nil, err
+		}
+		p.SID = c.SID
 	}
 	return p, nil
 }
@@ -153,7 +163,7 @@ func (e *Engine) IssueToken(ctx context.Context, p *Principal) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions}
+	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions, SID: p.SID}
 	c.Subject = p.ID
 	if p.Kind == KindAdmin {
 		fp, ok := e.adminFingerprints[p.ID]

@@ -72,6 +72,8 @@ type Config struct {
 	// Tenants are declared by the operator and ensured into the store at
 	// Start.
 	Tenants []store.Tenant
+	// Sessions tunes login sessions and their revocation (session.go).
+	Sessions SessionConfig
 	// MailQueued is called after a registration put mail in the outbox, so
 	// the delivery worker sends it at once instead of at its next poll.
 	MailQueued func()
@@ -113,6 +115,9 @@ type Engine struct {
 
 	basicCache *credCache
 
+	// sessions caches session liveness for AuthenticateToken (session.go).
+	sessions *sessionCache
+
 	captcha      *captcha.Generator
 	challengeTTL time.Duration
 	// dummyAdminHash is verified for unknown admin logins.
@@ -145,6 +150,8 @@ func New(cfg Config) (*Engine, error) {
 	if e.ipv6Prefix < 1 || e.ipv6Prefix > 128 {
 		return nil, fmt.Errorf("engine: ipv6 prefix /%d is outside 1..128", e.ipv6Prefix)
 	}
+	e.cfg.Sessions = cfg.Sessions.withDefaults()
+	e.sessions = newSessionCache()
 	e.captcha, e.challengeTTL = cfg.Captcha, cfg.ChallengeTTL
 	if e.challengeTTL <= 0 {
 		e.challengeTTL = DefaultChallengeTTL

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,17 +262,6 @@ func TestSigningKeyLossReread(t *testing.T) {
 	e2.wantAccepts(t, e1.accessToken(t), "e1's new token on e2")
 	// e1 still accepts its own tokens from before the loss.
 	e1.wantAccepts(t, before, "e1's token from before the loss")
-}
-
-// countingStore counts signing key reads on a real store.
-type countingStore struct {
-	store.Store
-	reads atomic.Int64
-}
-
-func (c *countingStore) LoadOrCreateSecret(ctx context.Context, name string, v []byte) ([]byte, error) {
-	c.reads.Add(1)
-	return c.Store.LoadOrCreateSecret(ctx, name, v)
 }
 
 // TestUnknownKidRereadLimited: tokens naming kids nobody holds make at most

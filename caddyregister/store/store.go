@@ -356,6 +356,10 @@ type Store interface {
 	DropParkedBodies(ctx context.Context, now time.Time, limit int) (int, error)
 	// Close releases the backend's resources.
 	Close() error
+
+	// Sessions: login sessions, refresh-token rotation and the revocation
+	// feed (session.go).
+	Sessions
 }
 
 // UniqueKeys are the normalized unique values of a prospective registration.

@@ -65,6 +65,10 @@ type Claims struct {
 	// the engine refuses the token once the admin's hash changes. Verify
 	// does not look at it.
 	CredentialFingerprint string `json:"cfp,omitempty"`
+	// SID names the server-side session the token belongs to: the engine
+	// refuses the token once that session is revoked. Tokens issued
+	// outside a session have none. Verify does not look at it.
+	SID string `json:"sid,omitempty"`
 }
 
 // Config tunes an Issuer. Zero fields take their defaults.

@@ -21,6 +21,8 @@
 //	seq              <sequence name>   -> last number drawn (8 bytes big-endian)
 //	idem             <key>             -> idempotency record (JSON)
 //	idem_expiry      <expiry><key>     -> empty; <expiry> as <due>, for sweeping expired records
+//	sessions         <user id>\x00<sid> -> session (JSON); a prefix scan lists a user's (session.go)
+//	session_expiry   <expiry><key>     -> empty; <expiry> = idle expiry, swept like token_expiry
 //
 // Expired tokens read as not found; they are deleted when UseToken meets
 // one and swept (a bounded number per call) by ClaimMail, which the mail
@@ -122,6 +124,7 @@ type Store struct {
 	db         *bolt.DB
 	path       string
 	challenges challenges
+	feed       revocationFeed // revoked sessions, for engines' caches (session.go)
 
 	// lastCreate is when CreateUser last wrote (Unix nanoseconds): it
 	// tells a stream of registrations, worth batching, from a lone one.

@@ -54,8 +54,8 @@ func enqueue(q, byID *bolt.Bucket, id []byte, at time.Time) error {
 // ClaimMail implements store.Store in one read-write transaction: the first
 // outbox key (the earliest due) is re-keyed to now+lease. An idle poll
 // looks in a read-only transaction first, so it costs no write and no
-// fsync. It also sweeps a bounded number of expired tokens and idempotency
-// records.
+// fsync. It also sweeps a bounded number of expired tokens, idempotency
+// records and sessions.
 func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
 	const op = "claim mail"
 	if err := ctx.Err(); err != nil {
@@ -63,19 +63,20 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 	}
 	nowMs := max(now.UnixMilli(), 0)
 	wallMs := s.clock().UnixMilli()
-	var due, sweep, sweepIdem bool
+	var due, sweep, sweepIdem, sweepSess bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bs, err := buckets(tx, bucketOutbox, bucketTokenExp, bucketIdemExp)
+		bs, err := buckets(tx, bucketOutbox, bucketTokenExp, bucketIdemExp, bucketSessionExp)
 		if err != nil {
 			return err
 		}
 		due, sweep, sweepIdem = dueAt(bs[0], nowMs), dueAt(bs[1], wallMs), dueAt(bs[2], wallMs)
+		sweepSess = dueAt(bs[3], wallMs)
 		return nil
 	})
 	if err != nil {
 		return nil, store.Unavailable(op, err)
 	}
-	if !due && !sweep && !sweepIdem {
+	if !due && !sweep && !sweepIdem && !sweepSess {
 		return nil, store.ErrNotFound
 	}
 
@@ -89,6 +90,11 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 		}
 		if sweepIdem {
 			if err := sweepIdempotency(tx, wallMs); err != nil {
+				return err
+			}
+		}
+		if sweepSess {
+			if err := sweepSessions(tx, wallMs); err != nil {
 				return err
 			}
 		}

@@ -19,7 +19,10 @@
 // ensure, look up by code, list) and that users join only existing
 // tenants; pending users that expire (their e-mail and login held until
 // then, replaced whole after, one winner among racing registrations, and
-// an activation racing the replacement never activating the newcomer).
+// an activation racing the replacement never activating the newcomer);
+// sessions (refresh-token rotation with its grace window, reuse
+// revoking the session, listing by last use, revoke and revoke-all, the
+// revocation feed, and their races; session.go).
 package storetest
 
 import (
@@ -160,6 +163,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"JoinTenantMustExist", testJoinTenantMustExist},
 		{"ConcurrentCreateTenant", testConcurrentCreateTenant},
 	}
+	tests = append(tests, sessionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

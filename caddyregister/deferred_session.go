@@ -1,0 +1,66 @@
+package caddyregister
+
+import (
+	"context"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// The deferred store's store.Sessions methods: like the others, they pass
+// through once Start opened the embedded store.
+
+func (d *deferredStore) CreateSession(ctx context.Context, sess *store.Session) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.CreateSession(ctx, sess)
+}
+
+func (d *deferredStore) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Session, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.RotateRefresh(ctx, r)
+}
+
+func (d *deferredStore) GetSession(ctx context.Context, userID, sid string) (*store.Session, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetSession(ctx, userID, sid)
+}
+
+func (d *deferredStore) ListSessions(ctx context.Context, userID string) ([]*store.Session, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListSessions(ctx, userID)
+}
+
+func (d *deferredStore) RevokeSession(ctx context.Context, userID, sid string) error {
+	s, err := d.get()
+	if err != nil {
+		return err
+	}
+	return s.RevokeSession(ctx, userID, sid)
+}
+
+func (d *deferredStore) RevokeUserSessions(ctx context.Context, userID, exceptSID string) ([]string, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.RevokeUserSessions(ctx, userID, exceptSID)
+}
+
+func (d *deferredStore) Revocations(ctx context.Context, after uint64, limit int) ([]store.Revocation, uint64, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.Revocations(ctx, after, limit)
+}

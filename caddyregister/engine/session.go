@@ -1,0 +1,310 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// Session defaults (SessionConfig).
+const (
+	DefaultSessionIdle     = 30 * 24 * time.Hour
+	DefaultSessionAbsolute = 90 * 24 * time.Hour
+	// DefaultRefreshGrace is short: it only spares a client that retried
+	// a refresh whose response it lost from having its session revoked;
+	// it never hands out a second token (see store.ErrRefreshConflict).
+	DefaultRefreshGrace = 5 * time.Second
+	// DefaultRevocationPoll is how often a busy instance reads the
+	// revocation feed in the background.
+	DefaultRevocationPoll = time.Second
+	// DefaultRevocationStale bounds how old the last feed read may be
+	// when a request trusts the liveness cache; past it the request reads
+	// the feed itself first. It is the cross-instance revocation bound,
+	// less the feed's round trip.
+	DefaultRevocationStale = 3 * time.Second
+	// DefaultSessionCheckMaxAge is how long a session read live is
+	// trusted without reading it again: a backstop for a revocation the
+	// feed missed (the revoking instance died between deleting the
+	// session and publishing it).
+	DefaultSessionCheckMaxAge = 30 * time.Second
+)
+
+// SessionConfig tunes sessions. Zero fields take the defaults above.
+type SessionConfig struct {
+	// IdleTTL ends a session this long after its last refresh.
+	IdleTTL time.Duration
+	// AbsoluteTTL ends a session this long after it started, used or not.
+	AbsoluteTTL time.Duration
+	// RefreshGrace is how long a rotated refresh token, presented again,
+	// gets a conflict instead of revoking its session; negative disables
+	// the window (every second presentation revokes).
+	RefreshGrace time.Duration
+	// RevocationPoll, RevocationStale and CheckMaxAge tune the liveness
+	// cache (see the Default constants).
+	RevocationPoll  time.Duration
+	RevocationStale time.Duration
+	CheckMaxAge     time.Duration
+}
+
+func (c SessionConfig) withDefaults() SessionConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.IdleTTL, DefaultSessionIdle)
+	def(&c.AbsoluteTTL, DefaultSessionAbsolute)
+	def(&c.RefreshGrace, DefaultRefreshGrace)
+	if c.RefreshGrace < 0 {
+		c.RefreshGrace = 0
+	}
+	def(&c.RevocationPoll, DefaultRevocationPoll)
+	def(&c.RevocationStale, DefaultRevocationStale)
+	def(&c.CheckMaxAge, DefaultSessionCheckMaxAge)
+	c.RevocationPoll = min(c.RevocationPoll, c.RevocationStale)
+	return c
+}
+
+// Session errors. Both wrap ErrUnauthenticated, so a contract that does
+// not tell them apart answers 401.
+var (
+	// ErrSessionRevoked refuses a token whose session was revoked,
+	// expired or never existed.
+	ErrSessionRevoked = fmt.Errorf("%w: session revoked", ErrUnauthenticated)
+	// ErrRefreshReused is Refresh's answer to a used refresh token: the
+	// session has been revoked (RFC 9700 §4.14).
+	ErrRefreshReused = fmt.Errorf("%w: %w", ErrUnauthenticated, store.ErrRefreshReused)
+	// ErrRefreshConflict is Refresh's answer to a token rotated less than
+	// RefreshGrace ago: the session stays; the client must use the
+	// successor it received, or log in again.
+	ErrRefreshConflict = fmt.Errorf("%w: %w", ErrUnauthenticated, store.ErrRefreshConflict)
+)
+
+// SessionTokens is what StartSession and Refresh hand out.
+type SessionTokens struct {
+	Principal *Principal
+	// Access is a signed access token with the session's sid, valid for
+	// AccessTTL.
+	Access    string
+	AccessTTL time.Duration
+	// Refresh is the session's refresh token: single use; shown once and
+	// stored only as a hash.
+	Refresh string
+	Session *store.Session
+}
+
+// A refresh token is <user id>.<sid>.<secret>: the secret is 256 random
+// bits, the prefix routes the token to its session (on Redis Cluster, to
+// its user's slot) without an index. The prefix is no secret (the access
+// token carries both ids); what is stored is the SHA-256 of the whole
+// token.
+const (
+	sidBytes    = 16
+	secretBytes = 32
+)
+
+var b64 = base64.RawURLEncoding
+
+func randomB64(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random: %w", err)
+	}
+	return b64.EncodeToString(b), nil
+}
+
+// newRefreshToken returns a fresh refresh token for a session and its hash.
+func newRefreshToken(userID, sid string) (tok, hash string, err error) {
+	secret, err := randomB64(secretBytes)
+	if err != nil {
+		return "", "", err
+	}
+	tok = userID + "." + sid + "." + secret
+	return tok, hashRefresh(tok), nil
+}
+
+func hashRefresh(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+// parseRefreshToken splits a refresh token; ok is false for anything not
+// shaped like one (then no store is asked).
+func parseRefreshToken(tok string) (userID, sid string, ok bool) {
+	userID, rest, ok1 := strings.Cut(tok, ".")
+	sid, secret, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !store.IsID(userID) ||
+		len(sid) != b64.EncodedLen(sidBytes) || len(secret) != b64.EncodedLen(secretBytes) {
+		return "", "", false
+	}
+	if _, err := b64.DecodeString(sid); err != nil {
+		return "", "", false
+	}
+	if _, err := b64.DecodeString(secret); err != nil {
+		return "", "", false
+	}
+	return userID, sid, true
+}
+
+// sessionPrincipal reads the user and builds the principal a session's
+// tokens carry: status and permissions as stored now. An inactive user
+// gets ErrAccountDisabled, an absent one ErrUnauthenticated.
+func (e *Engine) sessionPrincipal(ctx context.Context, userID, sid string) (*Principal, error) {
+	u, err := e.cfg.Store.GetUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.recent.forget(userID) // Me sees what the new token says
+	if u.Status == store.StatusInactive {
+		return nil, ErrAccountDisabled
+	}
+	c := userClaims(u)
+	return &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions, SID: sid}, nil
+}
+
+// StartSession opens a session for a user whose credentials the caller
+// verified (or who just registered) and returns its first token pair. The
+// token's status and permissions are read from the store now; an inactive
+// user gets ErrAccountDisabled, an unknown one ErrUnauthenticated.
+func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent string) (*SessionTokens, error) {
+	sid, err := randomB64(sidBytes)
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	p, err := e.sessionPrincipal(ctx, userID, sid)
+	if err != nil {
+		return nil, err
+	}
+	refresh, hash, err := newRefreshToken(userID, sid)
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	now := e.now()
+	cfg := e.cfg.Sessions
+	sess := &store.Session{
+		ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now,
+		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
+		IdleExpiresAt: now.Add(min(cfg.IdleTTL, cfg.AbsoluteTTL)),
+		ExpiresAt:     now.Add(cfg.AbsoluteTTL),
+		RefreshHash:   hash,
+	}
+	if err := e.cfg.Store.CreateSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	return e.sessionTokens(ctx, p, refresh, sess)
+}
+
+func (e *Engine) sessionTokens(ctx context.Context, p *Principal, refresh string, sess *store.Session) (*SessionTokens, error) {
+	access, err := e.IssueToken(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	shown := *sess
+	shown.RefreshHash, shown.PrevHash = "", "" // the caller has the token itself
+	return &SessionTokens{Principal: p, Access: access, AccessTTL: e.TokenTTL(), Refresh: refresh, Session: &shown}, nil
+}
+
+// maxUserAgent bounds the stored user agent (bytes).
+const maxUserAgent = 512
+
+func truncateUA(ua string) string {
+	if len(ua) <= maxUserAgent {
+		return ua
+	}
+	return strings.ToValidUTF8(ua[:maxUserAgent], "")
+}
+
+// Refresh rotates a refresh token: the old one is spent, a new pair is
+// returned, and the access token's status and permissions are re-read
+// from the store. A token already used revokes its whole session
+// (ErrRefreshReused) unless it was rotated less than RefreshGrace ago
+// (ErrRefreshConflict, nothing revoked); an unknown, malformed or expired
+// one is ErrUnauthenticated. A user who is now inactive or gone has the
+// session revoked (ErrAccountDisabled / ErrUnauthenticated).
+func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent string) (*SessionTokens, error) {
+	userID, sid, ok := parseRefreshToken(refresh)
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	// The user first: a store failure here spends nothing, and a user who
+	// is now inactive or gone loses the session before any rotation.
+	p, err := e.sessionPrincipal(ctx, userID, sid)
+	if errors.Is(err, ErrAccountDisabled) || errors.Is(err, ErrUnauthenticated) {
+		if rerr := e.Logout(ctx, userID, sid); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+			return nil, errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	next, nextHash, err := newRefreshToken(userID, sid)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	cfg := e.cfg.Sessions
+	sess, err := e.cfg.Store.RotateRefresh(ctx, store.Rotation{
+		UserID: userID, SessionID: sid, Hash: hashRefresh(refresh), NewHash: nextHash,
+		Now: e.now(), IdleTTL: cfg.IdleTTL, Grace: cfg.RefreshGrace,
+		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
+	})
+	switch {
+	case errors.Is(err, store.ErrRefreshReused):
+		e.sessions.kill(sid)
+		e.log.Warn("refresh token reused: session revoked", zapSession(userID, sid))
+		return nil, ErrRefreshReused
+	case errors.Is(err, store.ErrRefreshConflict):
+		return nil, ErrRefreshConflict
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrUnauthenticated
+	case err != nil:
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	return e.sessionTokens(ctx, p, next, sess)
+}
+
+// Logout revokes one session of a user (its refresh token and, within the
+// revocation bound, its access tokens). An unknown session is
+// store.ErrNotFound.
+func (e *Engine) Logout(ctx context.Context, userID, sid string) error {
+	err := e.cfg.Store.RevokeSession(ctx, userID, sid)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		e.sessions.kill(sid) // at once on this instance
+	}
+	return err
+}
+
+// RevokeUserSessions revokes every session of a user but exceptSID (none
+// when empty), as a password change or a disable needs, and returns the
+// revoked sids.
+func (e *Engine) RevokeUserSessions(ctx context.Context, userID, exceptSID string) ([]string, error) {
+	sids, err := e.cfg.Store.RevokeUserSessions(ctx, userID, exceptSID)
+	for _, sid := range sids {
+		e.sessions.kill(sid)
+	}
+	return sids, err
+}
+
+// ListSessions returns a user's live sessions, the most recently used
+// first. The refresh hashes are cleared: they are nobody's business.
+func (e *Engine) ListSessions(ctx context.Context, userID string) ([]*store.Session, error) {
+	ss, err := e.cfg.Store.ListSessions(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range ss {
+		s.RefreshHash, s.PrevHash = "", ""
+	}
+	return ss, nil
+}

@@ -1,0 +1,408 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+)
+
+// Sessions live in their user's slot, not the namespace's (issue "Scale
+// out": per-user data spreads over a cluster):
+//
+//	{ns:u:<user id>}:session:<sid>   HASH: id uid ip ua cur prev, and created used idle abs rotated (unix ms); PEXPIREAT its idle expiry
+//	{ns:u:<user id>}:sessions        ZSET of the user's sids, score = last used (unix ms); PEXPIREAT the latest session expiry
+//	{ns}:revoked                     ZSET of recently revoked sids, score = feed sequence number (the last store.RevocationFeedSize)
+//	{ns}:revoked:head                last feed sequence number drawn (INCR)
+//	{ns}:revoked:floor               highest sequence number trimmed from the feed
+//
+// The refresh token carries the user id and the sid (see package engine),
+// so one key names the session and every script touches one slot. The
+// refresh token itself is never stored: cur and prev are its hex SHA-256.
+// The feed keys carry the namespace's tag: publishing is a second round
+// trip after the per-user script (a cluster cannot run one script over
+// both slots), see Revocations.
+
+// userKey builds a key in userID's slot: {ns:u:<user id>}:parts...
+func (s *Store) userKey(userID string, parts ...string) string {
+	k := "{" + s.ns + ":u:" + userID + "}"
+	for _, p := range parts {
+		k += ":" + p
+	}
+	return k
+}
+
+// UserKeyPattern matches every key kept in a user's slot (tests scan with
+// it to find orphans).
+func (s *Store) UserKeyPattern() string { return "{" + s.ns + ":u:*" }
+
+// indexExpiry moves KEYS[2] (the user's session index) to expire no
+// earlier than the session expiry `exp` (ms), keeping a later one.
+const indexExpiry = `
+local function extend(key, exp)
+  local cur = redis.call('PEXPIRETIME', key)
+  if cur == -1 or cur < tonumber(exp) then
+    redis.call('PEXPIREAT', key, exp)
+  end
+end
+`
+
+// createSessionScript writes a session unless its key exists.
+// KEYS = session, index; ARGV = sid, used (ms), idle expiry (ms), then
+// field/value pairs.
+var createSessionScript = redis.NewScript(`#!lua
+` + indexExpiry + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+extend(KEYS[2], ARGV[3])
+return 1
+`)
+
+// rotateScript is store.ApplyRotation in one step.
+// KEYS = session, index; ARGV = presented hash, new hash, now (ms),
+// idle ttl (ms), grace (ms), client ip, user agent, sid.
+// Reply: {'ok', HGETALL} | {'notfound'} | {'conflict'} | {'reused'}.
+var rotateScript = redis.NewScript(`#!lua
+` + indexExpiry + `
+local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rotated', 'idle', 'abs')
+if not f[1] then
+  return {'notfound'}
+end
+local now = tonumber(ARGV[3])
+local abs = tonumber(f[5])
+if now >= tonumber(f[4]) or now >= abs then
+  return {'notfound'}
+end
+if ARGV[1] == f[1] then
+  local idle = string.format('%d', math.min(now + tonumber(ARGV[4]), abs))
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[3], 'used', ARGV[3], 'idle', idle)
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[6]) end
+  if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[7]) end
+  redis.call('PEXPIREAT', KEYS[1], idle)
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[8])
+  extend(KEYS[2], idle)
+  return {'ok', redis.call('HGETALL', KEYS[1])}
+end
+if f[2] and ARGV[1] == f[2] and now < tonumber(f[3]) + tonumber(ARGV[5]) then
+  return {'conflict'}
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[8])
+return {'reused'}
+`)
+
+// listScript returns every indexed session of a user, the most recently
+// used first, dropping index entries whose session expired.
+// KEYS = index; ARGV = session key prefix.
+var listScript = redis.NewScript(`#!lua
+local out = {}
+for _, sid in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HGETALL', ARGV[1] .. sid)
+  if #h == 0 then
+    redis.call('ZREM', KEYS[1], sid)
+  else
+    table.insert(out, h)
+  end
+end
+return out
+`)
+
+// revokeAllScript deletes every session of a user but one and returns the
+// sids it deleted. KEYS = index; ARGV = session key prefix, kept sid.
+var revokeAllScript = redis.NewScript(`#!lua
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if sid ~= ARGV[2] then
+    if redis.call('DEL', ARGV[1] .. sid) == 1 then
+      table.insert(out, sid)
+    end
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+return out
+`)
+
+// revokeScript deletes one session. KEYS = session, index; ARGV = sid.
+var revokeScript = redis.NewScript(`#!lua
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+`)
+
+// publishScript appends sids to the revocation feed and trims it to
+// ARGV[1] entries, recording the highest trimmed number as the floor.
+// KEYS = revoked, head, floor; ARGV = size, sids...
+var publishScript = redis.NewScript(`#!lua
+for i = 2, #ARGV do
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('ZADD', KEYS[1], seq, ARGV[i])
+end
+local n = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if n > 0 then
+  local cut = redis.call('ZRANGE', KEYS[1], n - 1, n - 1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1)
+  redis.call('SET', KEYS[3], cut[2])
+end
+return 1
+`)
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// CreateSession implements store.Store in one script run.
+func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
+	if err := store.CheckSession(sess); err != nil {
+		return err
+	}
+	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt),
+		"id", sess.ID, "uid", sess.UserID, "ip", sess.ClientIP, "ua", sess.UserAgent,
+		"cur", sess.RefreshHash, "prev", sess.PrevHash,
+		"created", ms(sess.CreatedAt), "used", ms(sess.LastUsedAt),
+		"idle", ms(sess.IdleExpiresAt), "abs", ms(sess.ExpiresAt)}
+	if !sess.RotatedAt.IsZero() {
+		args = append(args, "rotated", ms(sess.RotatedAt))
+	}
+	ok, err := createSessionScript.Run(ctx, s.c, s.sessionKeys(sess.UserID, sess.ID), args...).Int()
+	if err != nil {
+		return store.Unavailable("create session", err)
+	}
+	if ok == 0 {
+		return &store.ConflictError{Field: "session_id"}
+	}
+	return nil
+}
+
+func (s *Store) sessionKeys(userID, sid string) []string {
+	return []string{s.userKey(userID, "session", sid), s.userKey(userID, "sessions")}
+}
+
+// RotateRefresh implements store.Store in one script run; a reuse costs a
+// second round trip, to publish the revocation.
+func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Session, error) {
+	const op = "rotate refresh token"
+	if r.UserID == "" || r.SessionID == "" || r.Hash == "" {
+		return nil, store.ErrNotFound
+	}
+	if r.NewHash == "" {
+		return nil, errors.New("rotate refresh token: new hash is required")
+	}
+	reply, err := rotateScript.Run(ctx, s.c, s.sessionKeys(r.UserID, r.SessionID),
+		r.Hash, r.NewHash, ms(r.Now), r.IdleTTL.Milliseconds(), r.Grace.Milliseconds(),
+		r.ClientIP, r.UserAgent, r.SessionID).Slice()
+	if err != nil {
+		return nil, store.Unavailable(op, err)
+	}
+	outcome, _ := reply[0].(string)
+	switch outcome {
+	case "ok":
+		if len(reply) == 2 {
+			return decodeSession(reply[1])
+		}
+	case "notfound":
+		return nil, store.ErrNotFound
+	case "conflict":
+		return nil, store.ErrRefreshConflict
+	case "reused":
+		if err := s.publish(ctx, r.SessionID); err != nil {
+			return nil, errors.Join(store.ErrRefreshReused, err)
+		}
+		return nil, store.ErrRefreshReused
+	}
+	return nil, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply))
+}
+
+// GetSession implements store.Store (one HGETALL).
+func (s *Store) GetSession(ctx context.Context, userID, sid string) (*store.Session, error) {
+	if userID == "" || sid == "" {
+		return nil, store.ErrNotFound
+	}
+	h, err := s.c.HGetAll(ctx, s.userKey(userID, "session", sid)).Result()
+	if err != nil {
+		return nil, store.Unavailable("get session", err)
+	}
+	if len(h) == 0 {
+		return nil, store.ErrNotFound
+	}
+	sess, err := sessionFromMap(h)
+	if err != nil {
+		return nil, err
+	}
+	if !sess.Live(time.Now()) {
+		return nil, store.ErrNotFound
+	}
+	return sess, nil
+}
+
+// ListSessions implements store.Store in one script run over the user's
+// index (never a keyspace scan).
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]*store.Session, error) {
+	if userID == "" {
+		return nil, nil
+	}
+	reply, err := listScript.Run(ctx, s.c, []string{s.userKey(userID, "sessions")}, s.userKey(userID, "session")+":").Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, store.Unavailable("list sessions", err)
+	}
+	now := time.Now()
+	out := make([]*store.Session, 0, len(reply))
+	for _, r := range reply {
+		sess, err := decodeSession(r)
+		if err != nil {
+			return nil, err
+		}
+		if sess.Live(now) {
+			out = append(out, sess)
+		}
+	}
+	store.SortSessions(out)
+	return out, nil
+}
+
+// RevokeSession implements store.Store: the delete, then the publication.
+func (s *Store) RevokeSession(ctx context.Context, userID, sid string) error {
+	if userID == "" || sid == "" {
+		return store.ErrNotFound
+	}
+	n, err := revokeScript.Run(ctx, s.c, s.sessionKeys(userID, sid), sid).Int()
+	if err != nil {
+		return store.Unavailable("revoke session", err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return s.publish(ctx, sid)
+}
+
+// RevokeUserSessions implements store.Store: one script deletes them, a
+// second round trip publishes them.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptSID string) ([]string, error) {
+	if userID == "" {
+		return nil, nil
+	}
+	sids, err := revokeAllScript.Run(ctx, s.c, []string{s.userKey(userID, "sessions")}, s.userKey(userID, "session")+":", exceptSID).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, store.Unavailable("revoke user sessions", err)
+	}
+	return sids, s.publish(ctx, sids...)
+}
+
+// publish appends sids to the revocation feed.
+func (s *Store) publish(ctx context.Context, sids ...string) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 1+len(sids))
+	args = append(args, store.RevocationFeedSize)
+	for _, sid := range sids {
+		args = append(args, sid)
+	}
+	keys := []string{s.Key("revoked"), s.Key("revoked", "head"), s.Key("revoked", "floor")}
+	if err := publishScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
+		return store.Unavailable("publish revocation", err)
+	}
+	return nil
+}
+
+// Revocations implements store.Store in one MULTI/EXEC, so the floor, the
+// head and the entries read are one consistent state. A cursor beyond the
+// head (the namespace was flushed) is a gap too.
+func (s *Store) Revocations(ctx context.Context, after uint64, limit int) ([]store.Revocation, uint64, error) {
+	const op = "revocations"
+	var head, floor *redis.StringCmd
+	var rng *redis.ZSliceCmd
+	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		head = p.Get(ctx, s.Key("revoked", "head"))
+		floor = p.Get(ctx, s.Key("revoked", "floor"))
+		rng = p.ZRangeByScoreWithScores(ctx, s.Key("revoked"), &redis.ZRangeBy{
+			Min: "(" + strconv.FormatUint(after, 10), Max: "+inf", Count: int64(max(limit, 1)),
+		})
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, after, store.Unavailable(op, err)
+	}
+	h, err := feedNumber(head)
+	if err != nil {
+		return nil, after, store.Unavailable(op, err)
+	}
+	f, err := feedNumber(floor)
+	if err != nil {
+		return nil, after, store.Unavailable(op, err)
+	}
+	if after < f || after > h {
+		return nil, h, store.ErrRevocationGap
+	}
+	zs := rng.Val()
+	if len(zs) == 0 {
+		return nil, after, nil
+	}
+	out := make([]store.Revocation, len(zs))
+	for i, z := range zs {
+		sid, _ := z.Member.(string)
+		out[i] = store.Revocation{Seq: uint64(z.Score), SessionID: sid}
+	}
+	return out, out[len(out)-1].Seq, nil
+}
+
+// feedNumber reads a feed counter; absent is 0.
+func feedNumber(c *redis.StringCmd) (uint64, error) {
+	v, err := c.Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// decodeSession decodes an HGETALL reply (a flat field/value list).
+func decodeSession(v any) (*store.Session, error) {
+	flat, ok := v.([]any)
+	if !ok || len(flat)%2 != 0 {
+		return nil, fmt.Errorf("decode session: %w: unexpected reply %T", errDecode, v)
+	}
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		val, _ := flat[i+1].(string)
+		m[k] = val
+	}
+	return sessionFromMap(m)
+}
+
+// sessionFromMap builds a session from its hash fields.
+func sessionFromMap(m map[string]string) (*store.Session, error) {
+	var err error
+	t := func(field string) time.Time {
+		v, ok := m[field]
+		if !ok || v == "" {
+			return time.Time{}
+		}
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil && err == nil {
+			err = fmt.Errorf("decode session %s: %w: field %s: %w", m["id"], errDecode, field, perr)
+		}
+		return time.UnixMilli(n).UTC()
+	}
+	sess := &store.Session{
+		ID: m["id"], UserID: m["uid"], ClientIP: m["ip"], UserAgent: m["ua"],
+		RefreshHash: m["cur"], PrevHash: m["prev"],
+		CreatedAt: t("created"), LastUsedAt: t("used"), IdleExpiresAt: t("idle"),
+		ExpiresAt: t("abs"), RotatedAt: t("rotated"),
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sess, nil
+}

@@ -1,0 +1,128 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
+)
+
+// TestSessionKeysInUserSlot: a user's session keys share a hash tag made
+// of the namespace and the user id (one slot per user on a cluster), carry
+// expiries, and leave nothing behind once revoked.
+func TestSessionKeysInUserSlot(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	uid := store.NewID(time.Now())
+	a := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+	b := storetest.NewTestSession(uid, time.Now(), 2*time.Hour, 24*time.Hour)
+	for _, x := range []*store.Session{a, b} {
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag := "{" + s.Namespace() + ":u:" + uid + "}:"
+	keys := scanPattern(t, c, s.UserKeyPattern())
+	if len(keys) != 3 {
+		t.Fatalf("user keys %v, want two sessions and the index", keys)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, tag) {
+			t.Fatalf("key %s outside the user's slot %s", k, tag)
+		}
+		exp, err := c.PExpireTime(ctx, k).Result()
+		if err != nil || exp <= 0 {
+			t.Fatalf("key %s has no expiry (%v, %v)", k, exp, err)
+		}
+	}
+	// The index lives as long as the longest-lived session.
+	idx, _ := c.PExpireTime(ctx, tag+"sessions").Result()
+	if idx.Milliseconds() != b.IdleExpiresAt.UnixMilli() {
+		t.Fatalf("index expires at %d, want %d", idx.Milliseconds(), b.IdleExpiresAt.UnixMilli())
+	}
+	if len(scanKeys(t, c, s)) != 0 {
+		t.Fatalf("sessions wrote namespace keys: %v", scanKeys(t, c, s))
+	}
+	if _, err := s.RevokeUserSessions(ctx, uid, ""); err != nil {
+		t.Fatal(err)
+	}
+	if keys := scanPattern(t, c, s.UserKeyPattern()); len(keys) != 0 {
+		t.Fatalf("keys left after revoking every session: %v", keys)
+	}
+}
+
+// TestListDropsExpiredIndexEntries: a session that expired by TTL leaves
+// an index entry; listing removes it.
+func TestListDropsExpiredIndexEntries(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	uid := store.NewID(time.Now())
+	gone := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+	live := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+	for _, x := range []*store.Session{gone, live} {
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag := "{" + s.Namespace() + ":u:" + uid + "}:"
+	if err := c.Del(ctx, tag+"session:"+gone.ID).Err(); err != nil { // as its TTL would
+		t.Fatal(err)
+	}
+	list, err := s.ListSessions(ctx, uid)
+	if err != nil || len(list) != 1 || list[0].ID != live.ID {
+		t.Fatalf("ListSessions = %v, %v", list, err)
+	}
+	if n, _ := c.ZCard(ctx, tag+"sessions").Result(); n != 1 {
+		t.Fatalf("index holds %d entries, want 1", n)
+	}
+}
+
+// TestRevocationFeedTrimRedis: the feed keeps the last RevocationFeedSize
+// sids; a reader behind them gets a gap and the head.
+func TestRevocationFeedTrimRedis(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	uid := store.NewID(time.Now())
+	const extra = 8
+	total := store.RevocationFeedSize + extra
+	for range total {
+		if err := s.CreateSession(ctx, storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sids, err := s.RevokeUserSessions(ctx, uid, "")
+	if err != nil || len(sids) != total {
+		t.Fatalf("RevokeUserSessions: %d, %v", len(sids), err)
+	}
+	if n, _ := c.ZCard(ctx, s.Key("revoked")).Result(); n != int64(store.RevocationFeedSize) {
+		t.Fatalf("feed holds %d, want %d", n, store.RevocationFeedSize)
+	}
+	_, next, err := s.Revocations(ctx, extra-1, 10)
+	if !errors.Is(err, store.ErrRevocationGap) || next != uint64(total) {
+		t.Fatalf("Revocations(%d) = %d, %v; want %d, ErrRevocationGap", extra-1, next, err, total)
+	}
+	page, next, err := s.Revocations(ctx, extra, 2)
+	if err != nil || len(page) != 2 || page[0].Seq != extra+1 || page[0].SessionID != sids[extra] || next != extra+2 {
+		t.Fatalf("Revocations(%d) = %v, %d, %v", extra, page, next, err)
+	}
+}
+
+// scanPattern lists the keys matching pattern.
+func scanPattern(t *testing.T, c *redis.Client, pattern string) []string {
+	t.Helper()
+	var keys []string
+	iter := c.Scan(context.Background(), 0, pattern, 1000).Iterator()
+	for iter.Next(context.Background()) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN %s: %v", pattern, err)
+	}
+	return keys
+}
