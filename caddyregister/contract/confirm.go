@@ -79,6 +79,24 @@ func ActivationToken(r *http.Request, body []byte, field string) (string, error)
 	return r.URL.Query().Get(field), nil
 }
 
+// LinkToken serves what every mailed link's route shares: a GET that does
+// not ask for JSON (ActivationGET) is answered with page, carrying the
+// query's page.Field, and ok is false; otherwise it returns the token from
+// the POST's body (ActivationToken) or the GET's query, for the contract to
+// use and answer as its document says.
+func LinkToken(w http.ResponseWriter, r *http.Request, body []byte, page ConfirmPage) (tok string, ok bool, err error) {
+	if r.Method == http.MethodGet && !ActivationGET(r) {
+		page.Token = r.URL.Query().Get(page.Field)
+		WriteConfirmPage(w, page)
+		return "", false, nil
+	}
+	if r.Method == http.MethodPost {
+		tok, err = ActivationToken(r, body, page.Field)
+		return tok, err == nil, err
+	}
+	return r.URL.Query().Get(page.Field), true, nil
+}
+
 // ActivationContentTypes are the bodies an activation POST accepts; a POST
 // without Content-Type is a form (what the page's button sends).
 var ActivationContentTypes = []string{"application/x-www-form-urlencoded", "application/json"}

@@ -311,25 +311,19 @@ func attributes(f *form) (store.Attrs, error) {
 // GET that asks for JSON explicitly (an app activating with the code its
 // callback received), activates.
 func (c *Contract) activate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	code := r.URL.Query().Get("code")
-	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
-		contract.WriteConfirmPage(w, contract.ConfirmPage{
-			Title:  "Activate your account",
-			Text:   "Press the button to activate your account.",
-			Button: "Activate my account",
-			Field:  "code",
-			Token:  code,
-			// The POST may redirect to the registration's callback.
-			Redirects: c.origins.list,
-		})
-		return
+	code, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+		Title:  "Activate your account",
+		Text:   "Press the button to activate your account.",
+		Button: "Activate my account",
+		Field:  "code",
+		// The POST may redirect to the registration's callback.
+		Redirects: c.origins.list,
+	})
+	if err != nil {
+		c.WriteError(w, r, err)
 	}
-	if r.Method == http.MethodPost {
-		var err error
-		if code, err = contract.ActivationToken(r, req.Body, "code"); err != nil {
-			c.WriteError(w, r, err)
-			return
-		}
+	if !ok {
+		return
 	}
 	u, err := c.env.Engine.Activate(r.Context(), code)
 	if err != nil {

@@ -316,23 +316,17 @@ func deref(p *string) string {
 // the token back (scanners that fetch links change nothing); the POST, or a
 // GET that asks for JSON explicitly, confirms.
 func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	tok := r.URL.Query().Get("token")
-	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
-		contract.WriteConfirmPage(w, contract.ConfirmPage{
-			Title:  "Confirm your e-mail address",
-			Text:   "Press the button to confirm the e-mail address of your account.",
-			Button: "Confirm e-mail address",
-			Field:  "token",
-			Token:  tok,
-		})
-		return
+	tok, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+		Title:  "Confirm your e-mail address",
+		Text:   "Press the button to confirm the e-mail address of your account.",
+		Button: "Confirm e-mail address",
+		Field:  "token",
+	})
+	if err != nil {
+		c.WriteError(w, r, err)
 	}
-	if r.Method == http.MethodPost {
-		var err error
-		if tok, err = contract.ActivationToken(r, req.Body, "token"); err != nil {
-			c.WriteError(w, r, err)
-			return
-		}
+	if !ok {
+		return
 	}
 	u, err := c.env.Engine.Activate(r.Context(), tok)
 	if err != nil {

@@ -20,23 +20,17 @@ type userData struct {
 // links change nothing); the POST, or a GET that asks for JSON explicitly,
 // activates.
 func (c *Contract) joinValidate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	tok := r.URL.Query().Get("token")
-	if r.Method == http.MethodGet && !contract.ActivationGET(r) {
-		contract.WriteConfirmPage(w, contract.ConfirmPage{
-			Title:  "Activate your account",
-			Text:   "Press the button to activate your account.",
-			Button: "Activate my account",
-			Field:  "token",
-			Token:  tok,
-		})
-		return
+	tok, proceed, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+		Title:  "Activate your account",
+		Text:   "Press the button to activate your account.",
+		Button: "Activate my account",
+		Field:  "token",
+	})
+	if err != nil {
+		c.WriteError(w, r, err)
 	}
-	if r.Method == http.MethodPost {
-		var err error
-		if tok, err = contract.ActivationToken(r, req.Body, "token"); err != nil {
-			c.WriteError(w, r, err)
-			return
-		}
+	if !proceed {
+		return
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
