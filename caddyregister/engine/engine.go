@@ -219,10 +219,19 @@ func (e *Engine) JWKS(ctx context.Context) ([]byte, error) {
 // Allow charges one event to the rate limit of route for client, returning
 // *RateLimitedError when it is exhausted.
 func (e *Engine) Allow(ctx context.Context, route, client string, l ratelimit.Limit) error {
-	if e.cfg.Limiter == nil || l.IsZero() {
+	if l.IsZero() {
 		return nil
 	}
-	res, err := e.cfg.Limiter.Allow(ctx, route+":"+client, l)
+	return e.charge(ctx, route, ratelimit.Check{Key: route + ":" + client, Limit: l})
+}
+
+// charge charges checks in one step for route (all or none), counting a
+// refusal in the metrics as route's.
+func (e *Engine) charge(ctx context.Context, route string, checks ...ratelimit.Check) error {
+	if e.cfg.Limiter == nil {
+		return nil
+	}
+	res, err := e.cfg.Limiter.AllowAll(ctx, checks...)
 	if err != nil {
 		return store.Unavailable("rate limit", err)
 	}

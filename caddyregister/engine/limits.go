@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
-	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
 // DefaultIPv6Prefix groups IPv6 clients by /64: one customer, one
@@ -38,21 +37,11 @@ func (e *Engine) Network(clientIP string) string {
 // may not make spends nothing everyone shares), and the answer is
 // *RateLimitedError with the longer wait.
 func (e *Engine) AllowRequest(ctx context.Context, route, clientIP string, perClient, global ratelimit.Limit) error {
-	if e.cfg.Limiter == nil || (perClient.IsZero() && global.IsZero()) {
+	if perClient.IsZero() && global.IsZero() {
 		return nil
 	}
-	res, err := e.cfg.Limiter.AllowAll(ctx,
+	return e.charge(ctx, route,
 		ratelimit.Check{Key: route + ":" + e.Network(clientIP), Limit: perClient},
 		ratelimit.Check{Key: route + ":*", Limit: global},
 	)
-	if err != nil {
-		return store.Unavailable("rate limit", err)
-	}
-	if !res.Allowed {
-		if e.cfg.Metrics != nil {
-			e.cfg.Metrics.RateLimited(route)
-		}
-		return &RateLimitedError{RetryAfter: res.RetryAfter}
-	}
-	return nil
 }
