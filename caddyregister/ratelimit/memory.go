@@ -107,8 +107,8 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 	}
 	// Callers pass one or two checks: keep them off the heap.
 	var stepBuf [4]step
-	var shardBuf [4]int
-	steps, shards := stepBuf[:0], shardBuf[:0]
+	var keyBuf [4]memKey
+	steps, keys := stepBuf[:0], keyBuf[:0]
 	for _, c := range checks {
 		l := c.Limit
 		if l.IsZero() {
@@ -122,21 +122,12 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 		emission := max(int64(l.Period)/int64(l.Rate), 1)
 		k := m.hash(c.Key)
 		steps = append(steps, step{k: k, emission: emission, burstOffset: satMul(emission, int64(burst))})
-		shards = append(shards, int(k[0]%memoryShards))
+		keys = append(keys, k)
 	}
 	if len(steps) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	slices.Sort(shards)
-	shards = slices.Compact(shards)
-	for _, i := range shards {
-		m.shards[i].mu.Lock()
-	}
-	defer func() {
-		for _, i := range shards {
-			m.shards[i].mu.Unlock()
-		}
-	}()
+	defer m.lockShards(keys)()
 	now := m.now().UnixNano()
 	var retry int64 = -1
 	for i := range steps {
