@@ -375,3 +375,11 @@ func (val *validator) validate(f *form, be *bindErrors) *engine.ValidationError 
 	}
 	return &v
 }
+
+// DecodeRegister binds body as the Register route does, without the
+// validation that needs the contract's configuration: the entry point of
+// the decoder worst-case benchmark (internal/decodebench).
+func DecodeRegister(body []byte) error {
+	_, _, err := bind(body)
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
 )
 
 // input is a decoded body: a JSON object's members or a form's values, read
@@ -36,6 +37,19 @@ func decodeBody(r *http.Request, body []byte) (input, error) {
 		}
 	}
 	return decodeAs(kind, body)
+}
+
+// DecodeAddUser decodes body as the addUser route does for a request of
+// Content-Type kind (a media type, or "" to sniff) and reads its fields
+// with the NIST password policy: the entry point of the decoder worst-case
+// benchmark (internal/decodebench).
+func DecodeAddUser(kind string, body []byte) error {
+	in, err := decodeAs(kind, body)
+	if err != nil {
+		return err
+	}
+	_, f := parseAddUser(in, nil, password.NIST())
+	return f.err()
 }
 
 func decodeAs(kind string, body []byte) (input, error) {
