@@ -1,0 +1,176 @@
+package contract
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// encoding/json keeps decoding after a value of the wrong type and
+// allocates an error for each one before it returns the first: a 64 KiB
+// body of one field repeated with the wrong type cost a dozen times its
+// size. firstTypeError finds that first error by walking the body against
+// the target's type, without allocating, so DecodeJSON answers it without
+// running encoding/json at all.
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	numberType      = reflect.TypeFor[json.Number]()
+)
+
+// structField is one field encoding/json decodes into.
+type structField struct {
+	name  string
+	index int
+	typ   reflect.Type
+}
+
+var fieldCache sync.Map // reflect.Type → []structField
+
+// fieldsOf lists t's exported fields under their JSON names. Embedded
+// structs are not followed: no request type uses them (and a field this
+// walk does not know is only skipped, as encoding/json then checks it).
+func fieldsOf(t reflect.Type) []structField {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]structField)
+	}
+	var fs []structField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fs = append(fs, structField{name: name, index: i, typ: f.Type})
+	}
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+// jsonKindOf names the JSON value starting with c as encoding/json's
+// UnmarshalTypeError does.
+func jsonKindOf(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	default:
+		return "number"
+	}
+}
+
+// firstTypeError returns the first value of the valid JSON b[i:] that
+// encoding/json would refuse to store into a t, in document order and as
+// encoding/json reports it, or nil. Targets it cannot judge (custom
+// unmarshalers, interfaces, number ranges) pass, and encoding/json judges
+// them.
+func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.UnmarshalTypeError {
+	if i >= len(b) || b[i] == 'n' {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		if t.Implements(unmarshalerType) {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	kind := jsonKindOf(b[i])
+	bad := func() *json.UnmarshalTypeError {
+		off := i + 1 // containers: just past their start
+		if kind != "object" && kind != "array" {
+			off = skipValue(b, i) // literals: their end
+		}
+		return &json.UnmarshalTypeError{Value: kind, Type: t, Offset: int64(off), Field: strings.Join(path, ".")}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		if kind == "string" || (t == numberType && kind == "number") {
+			return nil
+		}
+		return bad()
+	case reflect.Bool:
+		if kind == "bool" {
+			return nil
+		}
+		return bad()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		if kind == "number" {
+			return nil
+		}
+		return bad()
+	case reflect.Slice, reflect.Array:
+		if kind == "string" && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return nil // base64
+		}
+		if kind != "array" {
+			return bad()
+		}
+		var te *json.UnmarshalTypeError
+		Elements(b[i:], func(v []byte) bool {
+			// v is a slice of b: its offset is what its capacity lacks.
+			te = firstTypeError(b, cap(b)-cap(v), t.Elem(), path)
+			return te == nil
+		})
+		return te
+	case reflect.Map:
+		if kind != "object" {
+			return bad()
+		}
+		var te *json.UnmarshalTypeError
+		Members(b[i:], func(m JSONMember) bool {
+			te = firstTypeError(b, i+m.ValueStart, t.Elem(), path)
+			return te == nil
+		})
+		return te
+	case reflect.Struct:
+		if kind != "object" {
+			return bad()
+		}
+		fs := fieldsOf(t)
+		var te *json.UnmarshalTypeError
+		Members(b[i:], func(m JSONMember) bool {
+			f := matchField(fs, m.Key)
+			if f == nil {
+				return true
+			}
+			te = firstTypeError(b, i+m.ValueStart, f.typ, append(path, f.name))
+			return te == nil
+		})
+		return te
+	default:
+		return nil
+	}
+}
+
+// matchField is encoding/json's choice of field for a member name: an
+// exact match first, then one under case folding.
+func matchField(fs []structField, key []byte) *structField {
+	for k := range fs {
+		if KeyEqual(key, fs[k].name, false) {
+			return &fs[k]
+		}
+	}
+	for k := range fs {
+		if KeyEqual(key, fs[k].name, true) {
+			return &fs[k]
+		}
+	}
+	return nil
+}
