@@ -48,7 +48,7 @@ func TestMembersAgreeWithEncodingJSON(t *testing.T) {
 
 func TestKeyEqual(t *testing.T) {
 	for _, c := range []struct {
-		key, name string
+		key, name  string
 		fold, want bool
 	}{
 		{"Email", "Email", false, true},
