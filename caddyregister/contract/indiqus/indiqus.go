@@ -247,12 +247,24 @@ func DecodeCreate(body []byte) error {
 	return err
 }
 
-// decodeCreate reads createNewUser's body into its members' raw values.
+// decodeCreate reads the raw values of createNewUser's members that
+// validate reads (createFields; of repeated names the last, as PHP's
+// json_decode keeps it). Other members are skipped without a copy: a map
+// of every member would cost a few dozen bytes for each.
 func decodeCreate(body []byte) (map[string]json.RawMessage, error) {
-	var raw map[string]json.RawMessage
-	if err := contract.DecodeJSON(body, &raw, 0); err != nil {
+	if err := contract.DecodeJSON(body, &struct{}{}, 0); err != nil {
 		return nil, err
 	}
+	raw := map[string]json.RawMessage{}
+	contract.Members(body, func(m contract.JSONMember) bool {
+		for _, name := range createFields {
+			if contract.KeyEqual(m.Key, name, false) {
+				raw[name] = json.RawMessage(m.Value)
+				break
+			}
+		}
+		return true
+	})
 	return raw, nil
 }
 
