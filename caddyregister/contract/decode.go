@@ -41,7 +41,9 @@ func (e *DecodeError) Error() string {
 // ignored, as the documents' clients expect; numbers keep their text when v
 // uses json.Number. Of several values of the wrong type, the first is
 // reported. Its cost is linear in the body, and it allocates little more
-// than the values v keeps (internal/decodebench holds it to that).
+// than the values v keeps (internal/decodebench holds it to that) as long
+// as v holds no slices: encoding/json spends a string header and slice
+// growth on each element, so contracts walk lists with Elements instead.
 func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
