@@ -45,6 +45,24 @@ func (e *DecodeError) Error() string {
 // as v holds no slices: encoding/json spends a string header and slice
 // growth on each element, so contracts walk lists with Elements instead.
 func DecodeJSON(body []byte, v any, maxDepth int) error {
+	if err := CheckJSON(body, maxDepth); err != nil {
+		return err
+	}
+	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil {
+		return decodeError(body, te)
+	}
+	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
+	// that grow by doubling, several times its size in all.
+	if err := json.Unmarshal(body, v); err != nil {
+		return decodeError(body, err)
+	}
+	return nil
+}
+
+// CheckJSON checks that body is one JSON object DecodeJSON would accept,
+// without decoding it, for contracts that then read it with Members; its
+// errors are DecodeJSON's.
+func CheckJSON(body []byte, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
@@ -62,16 +80,9 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 		off := int64(bytes.IndexByte(body, trimmed[0]))
 		return at(body, off, "request body must be a JSON object")
 	}
-	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
-	// that grow by doubling, several times its size in all.
-	if json.Valid(body) {
-		start := bytes.IndexByte(body, '{')
-		if te := firstTypeError(body, start, reflect.TypeOf(v), nil); te != nil {
-			return decodeError(body, te)
-		}
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return decodeError(body, err)
+	if !json.Valid(body) {
+		// encoding/json names the syntax error and where it is.
+		return decodeError(body, json.Unmarshal(body, &struct{}{}))
 	}
 	return nil
 }

@@ -252,7 +252,7 @@ func DecodeCreate(body []byte) error {
 // json_decode keeps it). Other members are skipped without a copy: a map
 // of every member would cost a few dozen bytes for each.
 func decodeCreate(body []byte) (map[string]json.RawMessage, error) {
-	if err := contract.DecodeJSON(body, &struct{}{}, 0); err != nil {
+	if err := contract.CheckJSON(body, 0); err != nil {
 		return nil, err
 	}
 	raw := map[string]json.RawMessage{}

@@ -140,7 +140,7 @@ const msgRepeated = "Property with the name '%s' already exists in the current J
 // most once each, and line and position are counted in the same forward
 // pass, only for the members that fail.
 func bind(body []byte) (*form, *bindErrors, error) {
-	if err := contract.DecodeJSON(body, &struct{}{}, 0); err != nil {
+	if err := contract.CheckJSON(body, 0); err != nil {
 		return nil, nil, err
 	}
 	f := &form{}
