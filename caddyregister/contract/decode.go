@@ -45,10 +45,12 @@ func (e *DecodeError) Error() string {
 // as v holds no slices: encoding/json spends a string header and slice
 // growth on each element, so contracts walk lists with Elements instead.
 func DecodeJSON(body []byte, v any, maxDepth int) error {
-	if err := CheckJSON(body, maxDepth); err != nil {
+	if err := checkShape(body, maxDepth); err != nil {
 		return err
 	}
-	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil {
+	// The walk needs no valid JSON to be safe, but a syntax error comes
+	// before a type error: json.Valid decides only when there is one.
+	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil && json.Valid(body) {
 		return decodeError(body, te)
 	}
 	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
@@ -63,6 +65,18 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 // without decoding it, for contracts that then read it with Members; its
 // errors are DecodeJSON's.
 func CheckJSON(body []byte, maxDepth int) error {
+	if err := checkShape(body, maxDepth); err != nil {
+		return err
+	}
+	if !json.Valid(body) {
+		// encoding/json names the syntax error and where it is.
+		return decodeError(body, json.Unmarshal(body, &struct{}{}))
+	}
+	return nil
+}
+
+// checkShape makes the cheap checks: not empty, UTF-8, nesting, an object.
+func checkShape(body []byte, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
@@ -79,10 +93,6 @@ func CheckJSON(body []byte, maxDepth int) error {
 	if trimmed[0] != '{' {
 		off := int64(bytes.IndexByte(body, trimmed[0]))
 		return at(body, off, "request body must be a JSON object")
-	}
-	if !json.Valid(body) {
-		// encoding/json names the syntax error and where it is.
-		return decodeError(body, json.Unmarshal(body, &struct{}{}))
 	}
 	return nil
 }

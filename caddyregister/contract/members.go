@@ -281,3 +281,60 @@ func skipValue(b []byte, i int) int {
 		return j
 	}
 }
+
+// NameSet tells which of a few member names a key is, without allocating
+// and without comparing the key with each name: binding walks thousands of
+// members of which a handful matter.
+type NameSet struct {
+	fold  bool
+	names []string
+	index map[string]string // name, lowercased when fold → name
+}
+
+// NewNameSet builds the set of names; with fold, keys match under Unicode
+// case folding (strings.EqualFold), as ASP.NET binds them.
+func NewNameSet(fold bool, names ...string) *NameSet {
+	s := &NameSet{fold: fold, names: names, index: make(map[string]string, len(names))}
+	for _, n := range names {
+		k := n
+		if fold {
+			k = strings.ToLower(n)
+		}
+		s.index[k] = n
+	}
+	return s
+}
+
+// Find returns the name key (as written, escapes included) is, if any.
+func (s *NameSet) Find(key []byte) (string, bool) {
+	if !s.fold && bytes.IndexByte(key, '\\') < 0 {
+		n, ok := s.index[string(key)]
+		return n, ok
+	}
+	// Decode (and lowercase) into a buffer on the stack; a key longer
+	// than any name in it cannot be one.
+	var buf [128]byte
+	k := buf[:0]
+	for i := 0; i < len(key); {
+		r, n := nextRune(key, i)
+		i += n
+		if s.fold && r >= utf8.RuneSelf {
+			// A non-ASCII letter may fold to an ASCII one (K, ſ).
+			for _, name := range s.names {
+				if KeyEqual(key, name, true) {
+					return name, true
+				}
+			}
+			return "", false
+		}
+		if s.fold && 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		if len(k)+utf8.UTFMax > len(buf) {
+			return "", false
+		}
+		k = utf8.AppendRune(k, r)
+	}
+	n, ok := s.index[string(k)]
+	return n, ok
+}

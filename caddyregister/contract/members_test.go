@@ -82,3 +82,29 @@ func TestDecodeJSONFirstTypeError(t *testing.T) {
 		t.Errorf("column %d", de.Column)
 	}
 }
+
+func TestNameSet(t *testing.T) {
+	exact := NewNameSet(false, "email", "tId")
+	fold := NewNameSet(true, "Email", "IsAdminUser", "Kind")
+	for _, c := range []struct {
+		set  *NameSet
+		key  string
+		want string
+	}{
+		{exact, "email", "email"},
+		{exact, "Email", ""},
+		{exact, `\u0074Id`, "tId"},
+		{exact, "tid", ""},
+		{fold, "email", "Email"},
+		{fold, `EM\u0041IL`, "Email"},
+		{fold, "isadminuser", "IsAdminUser"},
+		{fold, "\u212aind", "Kind"}, // Kelvin sign
+		{fold, "Emails", ""},
+		{fold, strings.Repeat("a", 300), ""},
+	} {
+		got, ok := c.set.Find([]byte(c.key))
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("Find(%q) = %q, %v; want %q", c.key, got, ok, c.want)
+		}
+	}
+}

@@ -26,14 +26,37 @@ type structField struct {
 	typ   reflect.Type
 }
 
-var fieldCache sync.Map // reflect.Type → []structField
+// structFields are a struct's fields and the sets that find them by name.
+type structFields struct {
+	list        []structField
+	exact, fold *NameSet
+}
+
+// find is encoding/json's choice of field for a member name: an exact
+// match first, then one under case folding.
+func (sf *structFields) find(key []byte) *structField {
+	name, ok := sf.exact.Find(key)
+	if !ok {
+		if name, ok = sf.fold.Find(key); !ok {
+			return nil
+		}
+	}
+	for k := range sf.list {
+		if sf.list[k].name == name {
+			return &sf.list[k]
+		}
+	}
+	return nil
+}
+
+var fieldCache sync.Map // reflect.Type → *structFields
 
 // fieldsOf lists t's exported fields under their JSON names. Embedded
 // structs are not followed: no request type uses them (and a field this
 // walk does not know is only skipped, as encoding/json then checks it).
-func fieldsOf(t reflect.Type) []structField {
+func fieldsOf(t reflect.Type) *structFields {
 	if fs, ok := fieldCache.Load(t); ok {
-		return fs.([]structField)
+		return fs.(*structFields)
 	}
 	var fs []structField
 	for i := range t.NumField() {
@@ -50,8 +73,13 @@ func fieldsOf(t reflect.Type) []structField {
 		}
 		fs = append(fs, structField{name: name, index: i, typ: f.Type})
 	}
-	fieldCache.Store(t, fs)
-	return fs
+	names := make([]string, len(fs))
+	for k := range fs {
+		names[k] = fs[k].name
+	}
+	sf := &structFields{list: fs, exact: NewNameSet(false, names...), fold: NewNameSet(true, names...)}
+	fieldCache.Store(t, sf)
+	return sf
 }
 
 // jsonKindOf names the JSON value starting with c as encoding/json's
@@ -146,7 +174,7 @@ func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.Unmars
 		fs := fieldsOf(t)
 		var te *json.UnmarshalTypeError
 		Members(b[i:], func(m JSONMember) bool {
-			f := matchField(fs, m.Key)
+			f := fs.find(m.Key)
 			if f == nil {
 				return true
 			}
@@ -157,20 +185,4 @@ func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.Unmars
 	default:
 		return nil
 	}
-}
-
-// matchField is encoding/json's choice of field for a member name: an
-// exact match first, then one under case folding.
-func matchField(fs []structField, key []byte) *structField {
-	for k := range fs {
-		if KeyEqual(key, fs[k].name, false) {
-			return &fs[k]
-		}
-	}
-	for k := range fs {
-		if KeyEqual(key, fs[k].name, true) {
-			return &fs[k]
-		}
-	}
-	return nil
 }

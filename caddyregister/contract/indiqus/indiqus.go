@@ -257,11 +257,8 @@ func decodeCreate(body []byte) (map[string]json.RawMessage, error) {
 	}
 	raw := map[string]json.RawMessage{}
 	contract.Members(body, func(m contract.JSONMember) bool {
-		for _, name := range createFields {
-			if contract.KeyEqual(m.Key, name, false) {
-				raw[name] = json.RawMessage(m.Value)
-				break
-			}
+		if name, ok := createNames.Find(m.Key); ok {
+			raw[name] = json.RawMessage(m.Value)
 		}
 		return true
 	})

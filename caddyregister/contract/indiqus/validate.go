@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/refdata"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -35,6 +36,8 @@ var createFields = []string{
 	"tax_type1", "taxation_id1", "tax_type2", "taxation_id2", "tax_type3", "taxation_id3",
 	"credit_period", "credit_limit", "resellerCode",
 }
+
+var createNames = contract.NewNameSet(false, createFields...)
 
 // get returns member name's raw value. Reading a name missing from
 // createFields is a bug that every test of validate would trip on.

@@ -166,9 +166,22 @@ func bind(body []byte) (*form, *bindErrors, error) {
 	return f, &be, nil
 }
 
-func propIndex(key []byte) int {
+// propNames finds a member's property, case-insensitively.
+var propNames = func() *contract.NameSet {
+	names := make([]string, numProps)
 	for i := range props {
-		if contract.KeyEqual(key, props[i].Name, true) {
+		names[i] = props[i].Name
+	}
+	return contract.NewNameSet(true, names...)
+}()
+
+func propIndex(key []byte) int {
+	name, ok := propNames.Find(key)
+	if !ok {
+		return -1
+	}
+	for i := range props {
+		if props[i].Name == name {
 			return i
 		}
 	}

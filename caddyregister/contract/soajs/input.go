@@ -105,6 +105,8 @@ var jsonFields = []string{
 	"password", "confirmation", "pin", "code", "allowed", "token", "id", "name",
 }
 
+var jsonNames = contract.NewNameSet(false, jsonFields...)
+
 // jsonInput is a JSON object that passed contract.DecodeJSON, indexed in
 // one walk by the names in jsonFields (the last of repeated names, as
 // JSON.parse keeps it). Other members are skipped without a copy: a map of
@@ -114,11 +116,8 @@ type jsonInput map[string][]byte
 func indexJSON(obj []byte) jsonInput {
 	j := jsonInput{}
 	contract.Members(obj, func(m contract.JSONMember) bool {
-		for _, name := range jsonFields {
-			if contract.KeyEqual(m.Key, name, false) {
-				j[name] = m.Value
-				break
-			}
+		if name, ok := jsonNames.Find(m.Key); ok {
+			j[name] = m.Value
 		}
 		return true
 	})
