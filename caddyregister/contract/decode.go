@@ -40,7 +40,8 @@ func (e *DecodeError) Error() string {
 // DecodeJSON decodes one JSON object from body into v. Unknown fields are
 // ignored, as the documents' clients expect; numbers keep their text when v
 // uses json.Number. Of several values of the wrong type, the first is
-// reported. Its cost is linear in the body, and it allocates little more
+// reported; of repeated members the last is kept whole (as JSON.parse
+// does; encoding/json alone would merge repeated objects). Its cost is linear in the body, and it allocates little more
 // than the values v keeps (internal/decodebench holds it to that) as long
 // as v holds no slices: encoding/json spends a string header and slice
 // growth on each element, so contracts walk lists with Elements instead.
@@ -54,8 +55,21 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 		return decodeError(body, te)
 	}
 	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
-	// that grow by doubling, several times its size in all.
-	if err := json.Unmarshal(body, v); err != nil {
+	// that grow by doubling, several times its size in all. Members v has
+	// no field for, and all but the last of repeated ones, are left out
+	// first (after checking the whole body): encoding/json spends far more
+	// on each member than the walk.
+	in := body
+	if known := knownMembers(body, reflect.TypeOf(v)); known != nil {
+		if !json.Valid(body) {
+			return decodeError(body, json.Unmarshal(body, v))
+		}
+		in = known
+	}
+	if err := json.Unmarshal(in, v); err != nil {
+		if &in[0] != &body[0] {
+			err = json.Unmarshal(body, v) // positions in the body as sent
+		}
 		return decodeError(body, err)
 	}
 	return nil

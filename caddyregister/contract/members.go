@@ -272,7 +272,12 @@ func skipValue(b []byte, i int) int {
 		return -1
 	default:
 		j := i
-		for j < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[j])) {
+	scan:
+		for j < len(b) {
+			switch b[j] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				break scan
+			}
 			j++
 		}
 		if j == i {
@@ -289,6 +294,8 @@ type NameSet struct {
 	fold  bool
 	names []string
 	index map[string]string // name, lowercased when fold → name
+	lens  uint64            // bit n set: a name is n bytes long (n < 64)
+	long  bool              // a name is 64 bytes or longer
 }
 
 // NewNameSet builds the set of names; with fold, keys match under Unicode
@@ -301,12 +308,31 @@ func NewNameSet(fold bool, names ...string) *NameSet {
 			k = strings.ToLower(n)
 		}
 		s.index[k] = n
+		if len(n) < 64 {
+			s.lens |= 1 << len(n)
+		} else {
+			s.long = true
+		}
 	}
 	return s
 }
 
+// plain reports whether key is ASCII without escapes: its length is then
+// the length of the name it may be.
+func plain(key []byte) bool {
+	for _, c := range key {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // Find returns the name key (as written, escapes included) is, if any.
 func (s *NameSet) Find(key []byte) (string, bool) {
+	if !s.long && plain(key) && (len(key) >= 64 || s.lens&(1<<len(key)) == 0) {
+		return "", false
+	}
 	if !s.fold && bytes.IndexByte(key, '\\') < 0 {
 		n, ok := s.index[string(key)]
 		return n, ok

@@ -186,3 +186,57 @@ func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.Unmars
 		return nil
 	}
 }
+
+// knownMembers returns the object body with only the last of the
+// top-level members for each field of a struct t (as JSON.parse keeps the
+// last of repeated names), or nil when that is the body itself (or t is
+// no struct).
+func knownMembers(body []byte, t reflect.Type) []byte {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	fs := fieldsOf(t)
+	last := make([]JSONMember, len(fs.list))
+	n, drop := 0, false
+	Members(body, func(m JSONMember) bool {
+		n++
+		f := fs.find(m.Key)
+		if f == nil {
+			drop = true
+			return true
+		}
+		k := f.index
+		for j := range fs.list {
+			if &fs.list[j] == f {
+				k = j
+			}
+		}
+		if last[k].Key != nil {
+			drop = true
+		}
+		last[k] = m
+		return true
+	})
+	if !drop {
+		return nil
+	}
+	out := make([]byte, 0, len(body))
+	out = append(out, '{')
+	for _, m := range last {
+		if m.Key == nil {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		// The key is valid JSON string text, copied as written.
+		out = append(out, '"')
+		out = append(out, m.Key...)
+		out = append(out, '"', ':')
+		out = append(out, m.Value...)
+	}
+	return append(out, '}')
+}
