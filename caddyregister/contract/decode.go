@@ -50,8 +50,11 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 		return err
 	}
 	// The walk needs no valid JSON to be safe, but a syntax error comes
-	// before a type error: json.Valid decides only when there is one.
-	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil && json.Valid(body) {
+	// before a type error: the body is checked only when there is one.
+	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil {
+		if err := syntaxError(body); err != nil {
+			return err
+		}
 		return decodeError(body, te)
 	}
 	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
@@ -59,17 +62,28 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	// no field for, and all but the last of repeated ones, are left out
 	// first (after checking the whole body): encoding/json spends far more
 	// on each member than the walk.
-	in := body
-	if known := knownMembers(body, reflect.TypeOf(v)); known != nil {
-		if !json.Valid(body) {
-			return decodeError(body, json.Unmarshal(body, v))
-		}
-		in = known
+	in, err := knownMembers(body, reflect.TypeOf(v))
+	if err != nil {
+		return err
+	}
+	if in == nil {
+		in = body
 	}
 	if err := json.Unmarshal(in, v); err != nil {
 		if &in[0] != &body[0] {
 			err = json.Unmarshal(body, v) // positions in the body as sent
 		}
+		return decodeError(body, err)
+	}
+	return nil
+}
+
+// syntaxError is the body's JSON syntax error, or nil.
+func syntaxError(body []byte) error {
+	// Unmarshal checks the whole text before it looks at its target, and
+	// a nil target stops it there.
+	var se *json.SyntaxError
+	if err := json.Unmarshal(body, (*struct{})(nil)); errors.As(err, &se) {
 		return decodeError(body, err)
 	}
 	return nil
@@ -82,11 +96,7 @@ func CheckJSON(body []byte, maxDepth int) error {
 	if err := checkShape(body, maxDepth); err != nil {
 		return err
 	}
-	if !json.Valid(body) {
-		// encoding/json names the syntax error and where it is.
-		return decodeError(body, json.Unmarshal(body, &struct{}{}))
-	}
-	return nil
+	return syntaxError(body)
 }
 
 // checkShape makes the cheap checks: not empty, UTF-8, nesting, an object.
@@ -334,13 +344,15 @@ func at(body []byte, off int64, problem string) error {
 		off = int64(len(body))
 	}
 	line, col := 1, 1
-	for _, r := range string(body[:off]) {
+	for i := 0; i < int(off); {
+		r, n := utf8.DecodeRune(body[i:])
 		if r == '\n' {
 			line++
 			col = 1
 		} else {
 			col++
 		}
+		i += n
 	}
 	return &DecodeError{Problem: problem, Offset: off, Line: line, Column: col}
 }

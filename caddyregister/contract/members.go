@@ -138,9 +138,16 @@ func UnquoteKey(key []byte) string {
 	var b strings.Builder
 	b.Grow(len(key))
 	for i := 0; i < len(key); {
-		r, n := nextRune(key, i)
+		// Copy up to the next escape at once.
+		j := bytes.IndexByte(key[i:], '\\')
+		if j < 0 {
+			b.Write(key[i:])
+			break
+		}
+		b.Write(key[i : i+j])
+		r, n := nextRune(key, i+j)
 		b.WriteRune(r)
-		i += n
+		i += j + n
 	}
 	return b.String()
 }

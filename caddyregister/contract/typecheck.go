@@ -190,13 +190,13 @@ func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.Unmars
 // knownMembers returns the object body with only the last of the
 // top-level members for each field of a struct t (as JSON.parse keeps the
 // last of repeated names), or nil when that is the body itself (or t is
-// no struct).
-func knownMembers(body []byte, t reflect.Type) []byte {
+// no struct). It checks the body's syntax before it copies anything.
+func knownMembers(body []byte, t reflect.Type) ([]byte, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil
+		return nil, nil
 	}
 	fs := fieldsOf(t)
 	last := make([]JSONMember, len(fs.list))
@@ -221,7 +221,10 @@ func knownMembers(body []byte, t reflect.Type) []byte {
 		return true
 	})
 	if !drop {
-		return nil
+		return nil, nil
+	}
+	if err := syntaxError(body); err != nil {
+		return nil, err
 	}
 	out := make([]byte, 0, len(body))
 	out = append(out, '{')
@@ -238,5 +241,5 @@ func knownMembers(body []byte, t reflect.Type) []byte {
 		out = append(out, '"', ':')
 		out = append(out, m.Value...)
 	}
-	return append(out, '}')
+	return append(out, '}'), nil
 }
