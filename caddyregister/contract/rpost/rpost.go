@@ -126,6 +126,9 @@ func New(env contract.Env) (contract.Contract, error) {
 }
 
 // Routes implements contract.Contract.
+// CaseInsensitiveRoutes: ASP.NET Web API matches routes case-insensitively.
+func (c *Contract) CaseInsensitiveRoutes() bool { return true }
+
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},
