@@ -244,7 +244,7 @@ func convert(m contract.JSONMember, p prop, pos *cursor) (value, *engine.FieldEr
 			s, _ := contract.Unquote(raw)
 			return value{}, fail("Could not convert string to boolean: %s. %s", clip(s), path())
 		default:
-			return value{}, fail("Error converting value %s to type 'System.Boolean'. %s", clip(string(raw)), path())
+			return value{}, fail("Error converting value %s to type 'System.Boolean'. %s", clipRaw(raw), path())
 		}
 	default:
 		switch raw[0] {
@@ -257,7 +257,7 @@ func convert(m contract.JSONMember, p prop, pos *cursor) (value, *engine.FieldEr
 		case 't', 'f':
 			return value{}, fail("Error converting value %s to type 'System.String'. %s", dotnetBool(raw), path())
 		default:
-			return value{}, fail("Error converting value %s to type 'System.String'. %s", clip(string(raw)), path())
+			return value{}, fail("Error converting value %s to type 'System.String'. %s", clipRaw(raw), path())
 		}
 	}
 }
@@ -270,14 +270,23 @@ func dotnetBool(raw []byte) string {
 	return "False"
 }
 
-// clip shortens echoed values.
+// clip shortens echoed values to 64 characters.
 func clip(s string) string {
 	const max = 64
-	if utf8.RuneCountInString(s) <= max {
-		return s
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i] + "…"
+		}
+		n++
 	}
-	r := []rune(s)
-	return string(r[:max]) + "…"
+	return s
+}
+
+// clipRaw is clip for a raw value, without copying all of a long one: 64
+// characters are at most 256 bytes.
+func clipRaw(raw []byte) string {
+	return clip(string(raw[:min(len(raw), 257)]))
 }
 
 // utf16Len is .NET's string.Length.
