@@ -41,10 +41,11 @@ func (e *DecodeError) Error() string {
 // ignored, as the documents' clients expect; numbers keep their text when v
 // uses json.Number. Of several values of the wrong type, the first is
 // reported; of repeated members the last is kept whole (as JSON.parse
-// does; encoding/json alone would merge repeated objects). Its cost is linear in the body, and it allocates little more
-// than the values v keeps (internal/decodebench holds it to that) as long
-// as v holds no slices: encoding/json spends a string header and slice
-// growth on each element, so contracts walk lists with Elements instead.
+// does; encoding/json alone would merge repeated objects). Its cost is
+// linear in the body, and it allocates little more than the values v
+// keeps (internal/decodebench holds it to that) as long as v holds no
+// slices: encoding/json spends a string header and slice growth on each
+// element, so contracts walk lists with Elements instead.
 func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if err := checkShape(body, maxDepth); err != nil {
 		return err
@@ -54,6 +55,9 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil {
 		if err := syntaxError(body); err != nil {
 			return err
+		}
+		if te.Value == badNumber {
+			return decodeError(body, json.Unmarshal(body, v))
 		}
 		return decodeError(body, te)
 	}

@@ -108,3 +108,24 @@ func TestNameSet(t *testing.T) {
 		}
 	}
 }
+
+// A string that holds no number, bound to a json.Number, is refused even
+// when a later member of that name holds one, as encoding/json stops at it.
+func TestDecodeJSONBadNumberBeforeGoodOne(t *testing.T) {
+	var v decodeTarget
+	err := DecodeJSON([]byte(`{"n":"x","n":1,"b":{"x":"y"}}`), &v, 0)
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Field != "n" || !strings.Contains(de.Problem, `field "n" must be a number, not a string`) {
+		t.Fatalf("got %v", err)
+	}
+	for _, s := range []string{"0", "-1", "1.5e3", "12E-2", "-0.0"} {
+		if !validNumber(s) {
+			t.Errorf("validNumber(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "-", "01", "1.", ".5", "1e", "+1", "1x", " 1"} {
+		if validNumber(s) {
+			t.Errorf("validNumber(%q) = true", s)
+		}
+	}
+}

@@ -82,6 +82,49 @@ func fieldsOf(t reflect.Type) *structFields {
 	return sf
 }
 
+// badNumber marks a string bound to a json.Number that holds no number:
+// DecodeJSON lets encoding/json report it.
+const badNumber = "string that is no number"
+
+// validNumber is JSON's number grammar, which encoding/json requires of a
+// string bound to a json.Number.
+func validNumber(s string) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
 // jsonKindOf names the JSON value starting with c as encoding/json's
 // UnmarshalTypeError does.
 func jsonKindOf(c byte) string {
@@ -127,6 +170,14 @@ func firstTypeError(b []byte, i int, t reflect.Type, path []string) *json.Unmars
 	}
 	switch t.Kind() {
 	case reflect.String:
+		if t == numberType && kind == "string" {
+			// encoding/json takes a string that holds a number, and
+			// stops at one that does not, with its own error.
+			if str, ok := Unquote(b[i:skipValue(b, i)]); !ok || !validNumber(str) {
+				return &json.UnmarshalTypeError{Value: badNumber, Type: t, Offset: int64(i)}
+			}
+			return nil
+		}
 		if kind == "string" || (t == numberType && kind == "number") {
 			return nil
 		}
