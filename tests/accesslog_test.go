@@ -10,7 +10,7 @@ import (
 )
 
 // demoLogBlock is the demo Caddyfile's access log block, its output sent
-// to file instead of stderr.
+// to file instead of stderr (its default).
 func demoLogBlock(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile("../Caddyfile")
@@ -25,10 +25,11 @@ func demoLogBlock(t *testing.T, file string) string {
 		for j := i + 1; j < len(lines); j++ {
 			if lines[j] == "\t}" {
 				block := strings.Join(lines[i:j+1], "\n")
-				if !strings.Contains(block, "output stderr") {
-					t.Fatalf("the demo's log block no longer writes to stderr:\n%s", block)
+				const output = "output {$REGISTER_ACCESS_LOG:stderr}"
+				if !strings.Contains(block, output) {
+					t.Fatalf("the demo's log block has no %q:\n%s", output, block)
 				}
-				return strings.Replace(block, "output stderr", "output file "+file, 1)
+				return strings.Replace(block, output, "output file "+file, 1)
 			}
 		}
 	}
