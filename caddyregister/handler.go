@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -82,9 +83,12 @@ type Handler struct {
 	app      *App
 	contract contract.Contract
 	routes   map[string][]contract.Route // by full path
-	limits   map[string]ratelimit.Limit  // by route name
-	globals  map[string]ratelimit.Limit  // by route name
-	logger   *zap.Logger
+	// foldRoutes holds the routes by lowercased full path when the
+	// contract's routes are case-insensitive (nil otherwise).
+	foldRoutes map[string][]contract.Route
+	limits     map[string]ratelimit.Limit // by route name
+	globals    map[string]ratelimit.Limit // by route name
+	logger     *zap.Logger
 }
 
 // PolicyConfig overrides password policy fields; zero fields keep the
@@ -181,6 +185,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
+	h.foldRoutes = nil
+	if ci, ok := h.contract.(contract.CaseInsensitiveRoutes); ok && ci.CaseInsensitiveRoutes() {
+		h.foldRoutes = map[string][]contract.Route{}
+	}
 	h.limits = map[string]ratelimit.Limit{}
 	h.globals = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
@@ -189,6 +197,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			full = rt.Path
 		}
 		h.routes[full] = append(h.routes[full], rt)
+		if h.foldRoutes != nil {
+			lower := strings.ToLower(full)
+			h.foldRoutes[lower] = append(h.foldRoutes[lower], rt)
+		}
 		l := rt.Limit
 		if c, ok := h.app.RateLimits[rt.Name]; ok {
 			l = c.limit()
@@ -220,10 +232,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		arrival = time.Now()
 	}
-	if r.URL.Path == JWKSPath && !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+	if !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.isJWKSPath(r.URL.Path) {
 		return h.serveJWKS(w, r)
 	}
-	candidates, ok := h.routes[r.URL.Path]
+	candidates, ok := h.lookup(r.URL.Path)
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
@@ -267,6 +279,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	rt.Serve(w, r, req)
 	return nil
+}
+
+// lookup finds the routes at request path p as the contract's framework
+// would: repeated slashes, a trailing slash and dot segments do not count
+// (path.Clean), nor does case for a contract whose routes are
+// case-insensitive. A path as the route declares it costs one map lookup
+// and no allocation; so does any clean path that matches no route in
+// lowercase letters.
+func (h *Handler) lookup(p string) ([]contract.Route, bool) {
+	if rs, ok := h.routes[p]; ok {
+		return rs, true
+	}
+	c := path.Clean(p) // returns p itself when it is clean
+	if c != p {
+		if rs, ok := h.routes[c]; ok {
+			return rs, true
+		}
+	}
+	if h.foldRoutes == nil {
+		return nil, false
+	}
+	rs, ok := h.foldRoutes[strings.ToLower(c)] // c itself without upper case
+	return rs, ok
+}
+
+// isJWKSPath matches JWKSPath as lookup matches routes.
+func (h *Handler) isJWKSPath(p string) bool {
+	if p == JWKSPath {
+		return true
+	}
+	c := path.Clean(p)
+	if h.foldRoutes != nil {
+		return strings.EqualFold(c, JWKSPath)
+	}
+	return c == JWKSPath
 }
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rt *contract.Route) ([]byte, error) {

@@ -179,6 +179,15 @@ type Contract interface {
 	WriteError(w http.ResponseWriter, r *http.Request, err error)
 }
 
+// CaseInsensitiveRoutes is implemented by a contract whose framework
+// matches request paths without regard to case (ASP.NET routing does): the
+// handler then matches its routes so, and a client's /API/... cannot slip
+// past to the app behind. Other contracts' frameworks (Express, Laravel)
+// match case-sensitively, and so does the handler for them.
+type CaseInsensitiveRoutes interface {
+	CaseInsensitiveRoutes() bool
+}
+
 // Factory builds a contract for one handler.
 type Factory func(env Env) (Contract, error)
 

@@ -39,8 +39,72 @@ func (e *DecodeError) Error() string {
 
 // DecodeJSON decodes one JSON object from body into v. Unknown fields are
 // ignored, as the documents' clients expect; numbers keep their text when v
-// uses json.Number.
+// uses json.Number. Of several values of the wrong type, the first is
+// reported; of repeated members the last is kept whole (as JSON.parse
+// does; encoding/json alone would merge repeated objects). Its cost is
+// linear in the body, and it allocates little more than the values v
+// keeps (internal/decodebench holds it to that) as long as v holds no
+// slices: encoding/json spends a string header and slice growth on each
+// element, so contracts walk lists with Elements instead.
 func DecodeJSON(body []byte, v any, maxDepth int) error {
+	if err := checkShape(body, maxDepth); err != nil {
+		return err
+	}
+	// The walk needs no valid JSON to be safe, but a syntax error comes
+	// before a type error: the body is checked only when there is one.
+	if te := firstTypeError(body, bytes.IndexByte(body, '{'), reflect.TypeOf(v), nil); te != nil {
+		if err := syntaxError(body); err != nil {
+			return err
+		}
+		if te.Value == badNumber {
+			return decodeError(body, json.Unmarshal(body, v))
+		}
+		return decodeError(body, te)
+	}
+	// Unmarshal, not a Decoder: a Decoder copies the body into buffers
+	// that grow by doubling, several times its size in all. Members v has
+	// no field for, and all but the last of repeated ones, are left out
+	// first (after checking the whole body): encoding/json spends far more
+	// on each member than the walk.
+	in, err := knownMembers(body, reflect.TypeOf(v))
+	if err != nil {
+		return err
+	}
+	if in == nil {
+		in = body
+	}
+	if err := json.Unmarshal(in, v); err != nil {
+		if &in[0] != &body[0] {
+			err = json.Unmarshal(body, v) // positions in the body as sent
+		}
+		return decodeError(body, err)
+	}
+	return nil
+}
+
+// syntaxError is the body's JSON syntax error, or nil.
+func syntaxError(body []byte) error {
+	// Unmarshal checks the whole text before it looks at its target, and
+	// a nil target stops it there.
+	var se *json.SyntaxError
+	if err := json.Unmarshal(body, (*struct{})(nil)); errors.As(err, &se) {
+		return decodeError(body, err)
+	}
+	return nil
+}
+
+// CheckJSON checks that body is one JSON object DecodeJSON would accept,
+// without decoding it, for contracts that then read it with Members; its
+// errors are DecodeJSON's.
+func CheckJSON(body []byte, maxDepth int) error {
+	if err := checkShape(body, maxDepth); err != nil {
+		return err
+	}
+	return syntaxError(body)
+}
+
+// checkShape makes the cheap checks: not empty, UTF-8, nesting, an object.
+func checkShape(body []byte, maxDepth int) error {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
@@ -58,15 +122,6 @@ func DecodeJSON(body []byte, v any, maxDepth int) error {
 		off := int64(bytes.IndexByte(body, trimmed[0]))
 		return at(body, off, "request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(body, err, dec.InputOffset())
-	}
-	if rest := dec.InputOffset(); len(trimJSONSpace(body[rest:])) > 0 {
-		off := rest + int64(len(body[rest:])-len(bytes.TrimLeft(body[rest:], jsonSpace)))
-		return at(body, off, "unexpected data after the JSON object")
-	}
 	return nil
 }
 
@@ -76,9 +131,8 @@ const jsonSpace = " \t\r\n"
 
 func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, jsonSpace) }
 
-// decodeError turns encoding/json's error into a DecodeError; end is the
-// decoder's input offset when it failed.
-func decodeError(body []byte, err error, end int64) error {
+// decodeError turns encoding/json's error into a DecodeError.
+func decodeError(body []byte, err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -87,8 +141,11 @@ func decodeError(body []byte, err error, end int64) error {
 		if off < 0 {
 			off = 0
 		}
-		if off >= int64(len(body)) {
+		if off >= int64(len(body)) || se.Error() == "unexpected end of JSON input" {
 			return at(body, int64(len(body)), "unexpected end of JSON input")
+		}
+		if strings.Contains(se.Error(), "after top-level value") {
+			return at(body, off, "unexpected data after the JSON object")
 		}
 		r, _ := utf8.DecodeRune(body[off:])
 		if (r == '}' || r == ']') && prevNonSpace(body, off) == ',' {
@@ -291,13 +348,15 @@ func at(body []byte, off int64, problem string) error {
 		off = int64(len(body))
 	}
 	line, col := 1, 1
-	for _, r := range string(body[:off]) {
+	for i := 0; i < int(off); {
+		r, n := utf8.DecodeRune(body[i:])
 		if r == '\n' {
 			line++
 			col = 1
 		} else {
 			col++
 		}
+		i += n
 	}
 	return &DecodeError{Problem: problem, Offset: off, Line: line, Column: col}
 }

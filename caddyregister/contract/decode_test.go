@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 type decodeTarget struct {
@@ -310,6 +311,22 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, maxDepth int) {
 		var v decodeTarget
 		err := DecodeJSON(body, &v, maxDepth%40)
+		depth := maxDepth % 40
+		if depth <= 0 {
+			depth = DefaultMaxDepth
+		}
+		if tb := trimJSONSpace(body); json.Valid(body) && utf8.Valid(body) && checkDepth(body, depth) == nil && tb[0] == '{' {
+			// The walk that finds the first wrong type answers as
+			// encoding/json would have.
+			var w decodeTarget
+			want := json.Unmarshal(body, &w)
+			if want != nil {
+				want = decodeError(body, want)
+			}
+			if (err == nil) != (want == nil) || (err != nil && want != nil && err.Error() != want.Error()) {
+				t.Fatalf("DecodeJSON(%q) = %v, encoding/json says %v", body, err, want)
+			}
+		}
 		if err == nil {
 			if !json.Valid(body) {
 				t.Fatalf("DecodeJSON(%q) accepted invalid JSON", body)

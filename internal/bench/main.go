@@ -16,7 +16,10 @@
 //   - the overload check: 500 clients registering for 30 s, the server's
 //     peak RSS and max latency against their bounds, the status mix, and a
 //     normal registration right after;
-//   - Redis round trips per registration (TestRedisRoundTrips).
+//   - Redis round trips per registration (TestRedisRoundTrips);
+//   - every request decoder on its worst 64 KiB bodies (internal/decodebench):
+//     time ÷ one argon2id hash and bytes allocated ÷ the body's size
+//     (-decoders-only runs just this table).
 //
 // Everything runs on loopback, bounded in time. It prints a summary table
 // with PASS/FAIL against the targets and exits 0 unless a step could not
@@ -83,6 +86,8 @@ type options struct {
 	overDur     time.Duration
 	overC       int
 	keep        bool
+	decodeD     time.Duration
+	decodeOnly  bool
 }
 
 func main() {
@@ -97,6 +102,8 @@ func main() {
 	flag.DurationVar(&o.overDur, "over-d", 30*time.Second, "duration of the overload run")
 	flag.IntVar(&o.overC, "over-c", 500, "clients of the overload run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, Caddy logs)")
+	flag.DurationVar(&o.decodeD, "decode-d", 90*time.Millisecond, "time spent on each decoder's each worst-case body (fastest of three rounds)")
+	flag.BoolVar(&o.decodeOnly, "decoders-only", false, "run only the decoder worst-case table")
 	flag.Parse()
 
 	b := &bench{opt: o, start: time.Now()}
@@ -162,6 +169,11 @@ func (b *bench) run() int {
 	}
 
 	b.logf("machine: %d CPUs, GOMAXPROCS %d, %s/%s, %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	b.decoders()
+	if b.opt.decodeOnly {
+		b.summary()
+		return len(b.problems)
+	}
 	if err := b.build(); err != nil {
 		b.problem("build: %v", err)
 		b.summary()
@@ -459,6 +471,9 @@ func (b *bench) startCaddy(name, redisURL string) (*caddy, error) {
 		"REGISTER_ADDR="+c.addr,
 		"REGISTER_CADDY_ADMIN=off",
 		"REGISTER_RATE_LIMIT=off",
+		// Figures without the access log, as Caddy's default (and the
+		// figures before the demo had one).
+		"REGISTER_ACCESS_LOG=discard",
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 	)

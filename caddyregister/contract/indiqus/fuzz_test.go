@@ -1,7 +1,6 @@
 package indiqus
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 
@@ -60,8 +59,8 @@ func FuzzDecodeCreate(f *testing.F) {
 	f.Add([]byte(`{"tax_type1": "GSTIN", "taxation_id1": null, "state": "IN-KA", "country": "IN"}`))
 	c := demoContract(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var raw map[string]json.RawMessage
-		if err := contract.DecodeJSON(body, &raw, 0); err != nil {
+		raw, err := decodeCreate(body)
+		if err != nil {
 			var de *contract.DecodeError
 			if !errors.As(err, &de) {
 				t.Fatalf("decode error of type %T", err)
@@ -79,7 +78,6 @@ func FuzzDecodeCreate(f *testing.F) {
 
 func TestDocSampleFixedValidates(t *testing.T) {
 	c := demoContract(t)
-	var raw map[string]json.RawMessage
 	fixed := []byte(docSample)
 	for i := 0; i+3 <= len(fixed); i++ {
 		if string(fixed[i:i+3]) == "“" {
@@ -87,7 +85,8 @@ func TestDocSampleFixedValidates(t *testing.T) {
 			break
 		}
 	}
-	if err := contract.DecodeJSON(fixed, &raw, 0); err != nil {
+	raw, err := decodeCreate(fixed)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if reg := c.validate(raw); reg.Invalid.Err() != nil {

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/refdata"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
@@ -27,13 +28,34 @@ type fields struct {
 
 func (f *fields) fail(field, rule, msg string) { f.v.Add(field, rule, msg) }
 
+// createFields are the members of createNewUser's body that validate
+// reads; decodeCreate keeps only these.
+var createFields = []string{
+	"fname", "lname", "organization_name", "email", "countryCode", "mobileNumber", "password",
+	"acsRegion", "address", "city", "country", "state", "zipcode", "currency", "tax_category",
+	"tax_type1", "taxation_id1", "tax_type2", "taxation_id2", "tax_type3", "taxation_id3",
+	"credit_period", "credit_limit", "resellerCode",
+}
+
+var createNames = contract.NewNameSet(false, createFields...)
+
+// get returns member name's raw value. Reading a name missing from
+// createFields is a bug that every test of validate would trip on.
+func (f *fields) get(name string) (json.RawMessage, bool) {
+	if !slices.Contains(createFields, name) {
+		panic("indiqus: " + name + " is missing from createFields")
+	}
+	r, ok := f.raw[name]
+	return r, ok
+}
+
 func isNull(r json.RawMessage) bool {
 	return r == nil || bytes.Equal(bytes.TrimSpace(r), []byte("null"))
 }
 
 // str returns a string field. Absent, null and "" count as not given.
 func (f *fields) str(name string, required bool) string {
-	r, ok := f.raw[name]
+	r, ok := f.get(name)
 	if !ok || isNull(r) {
 		if required {
 			f.fail(name, "required", name+" is required")
@@ -57,7 +79,7 @@ func (f *fields) str(name string, required bool) string {
 // digits returns a field that may be a string of digits or a JSON integer
 // (the document's sample sends zipcode as a number).
 func (f *fields) digits(name string, required bool) string {
-	r, ok := f.raw[name]
+	r, ok := f.get(name)
 	if !ok || isNull(r) {
 		if required {
 			f.fail(name, "required", name+" is required")
@@ -92,7 +114,7 @@ func (f *fields) digits(name string, required bool) string {
 // number returns a numeric field (JSON number; a numeric string is not
 // accepted, as the document types these as numbers).
 func (f *fields) number(name string, required bool) (float64, bool) {
-	r, ok := f.raw[name]
+	r, ok := f.get(name)
 	if !ok || isNull(r) {
 		if required {
 			f.fail(name, "required", name+" is required")
@@ -256,7 +278,7 @@ func (c *Contract) validate(raw map[string]json.RawMessage) *engine.Registration
 	}
 
 	for _, k := range []string{"organization_name", "countryCode", "mobileNumber", "acsRegion", "address", "city", "country", "zipcode", "currency", "tax_category", "credit_period", "credit_limit", "resellerCode"} {
-		if r, ok := raw[k]; ok && !isNull(r) {
+		if r, ok := f.get(k); ok && !isNull(r) {
 			attrs[k] = r
 		}
 	}
@@ -285,7 +307,7 @@ func (c *Contract) validate(raw map[string]json.RawMessage) *engine.Registration
 
 // digitsOrPlus reads countryCode: a string like "91" or "+91", or a number.
 func (f *fields) digitsOrPlus(name string) string {
-	if r, ok := f.raw[name]; ok {
+	if r, ok := f.get(name); ok {
 		var s string
 		if json.Unmarshal(r, &s) == nil && strings.HasPrefix(strings.TrimSpace(s), "+") {
 			f.raw[name], _ = json.Marshal(strings.TrimPrefix(strings.TrimSpace(s), "+"))

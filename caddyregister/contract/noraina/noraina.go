@@ -151,6 +151,13 @@ type billingBody struct {
 	CreditBalance *json.Number `json:"creditBalance"`
 }
 
+// DecodeRegister decodes body as the register route does: the entry point
+// of the decoder worst-case benchmark (internal/decodebench).
+func DecodeRegister(body []byte) error {
+	var r registerRequest
+	return contract.DecodeJSON(body, &r, 0)
+}
+
 func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	var body registerRequest
 	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {

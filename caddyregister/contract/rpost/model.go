@@ -1,9 +1,6 @@
 package rpost
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -129,97 +126,118 @@ func (f *form) flag(i int) bool {
 	return p != nil && *p
 }
 
-// member is one top-level property of the body, with the byte offsets of
-// its value.
-type member struct {
-	Key        string
-	Raw        json.RawMessage
-	Start, End int64
-}
-
-// members lists the object's properties in order. body must already have
-// passed contract.DecodeJSON (a JSON object, valid UTF-8, bounded depth).
-func members(body []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("request body must be a JSON object")
-	}
-	var out []member
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, ok := kt.(string)
-		if !ok {
-			return nil, errors.New("object key is not a string")
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		end := dec.InputOffset()
-		out = append(out, member{Key: key, Raw: raw, Start: end - int64(len(raw)), End: end})
-	}
-	return out, nil
-}
-
 // bindErrors are binding failures by property index.
 type bindErrors [numProps]*engine.FieldError
 
+// msgRepeated is Json.NET's wording when a property is read twice
+// (DuplicatePropertyNameHandling.Error); ASP.NET itself keeps the last
+// silently, which lets a proxy and the app read different values.
+const msgRepeated = "Property with the name '%s' already exists in the current JSON object. %s"
+
 // bind decodes body into the model the way ASP.NET Web API's JSON
-// formatter does: property names match case-insensitively (the last of
-// several spellings wins), unknown properties are ignored, null is "not
-// given". A value of the wrong JSON type is a binding error worded as
-// Json.NET words it. A body that is not JSON is a *contract.DecodeError.
+// formatter does: property names match case-insensitively, unknown
+// properties are ignored, null is "not given". A value of the wrong JSON
+// type is a binding error worded as Json.NET words it; so is a property
+// given twice (in any spelling). A body that is not JSON is a
+// *contract.DecodeError.
+//
+// The body is walked once: only the model's properties are converted, at
+// most once each, and line and position are counted in the same forward
+// pass, only for the members that fail.
 func bind(body []byte) (*form, *bindErrors, error) {
-	var probe map[string]json.RawMessage
-	if err := contract.DecodeJSON(body, &probe, 0); err != nil {
+	if err := contract.CheckJSON(body, 0); err != nil {
 		return nil, nil, err
-	}
-	ms, err := members(body)
-	if err != nil {
-		// Cannot happen after DecodeJSON; answered as a body error anyway.
-		return nil, nil, &contract.DecodeError{Problem: err.Error()}
 	}
 	f := &form{}
 	var be bindErrors
-	for _, m := range ms {
+	var seen [numProps]bool
+	pos := &cursor{body: body, line: 1}
+	contract.Members(body, func(m contract.JSONMember) bool {
 		i := propIndex(m.Key)
-		if i < 0 {
-			continue
+		switch {
+		case i < 0:
+		case seen[i]:
+			if be[i] == nil || be[i].Rule != "repeated" {
+				name := contract.UnquoteKey(m.Key)
+				be[i] = &engine.FieldError{Field: modelPrefix + "." + props[i].Name, Rule: "repeated", Message: fmt.Sprintf(msgRepeated, name, pos.path(name, m.KeyEnd))}
+			}
+			f.vals[i] = value{}
+		default:
+			seen[i] = true
+			f.vals[i], be[i] = convert(m, props[i], pos)
 		}
-		f.vals[i], be[i] = convert(body, m, props[i])
-	}
+		return true
+	})
 	return f, &be, nil
 }
 
-func propIndex(key string) int {
+// propNames finds a member's property, case-insensitively.
+var propNames = func() *contract.NameSet {
+	names := make([]string, numProps)
 	for i := range props {
-		if strings.EqualFold(key, props[i].Name) {
+		names[i] = props[i].Name
+	}
+	return contract.NewNameSet(true, names...)
+}()
+
+func propIndex(key []byte) int {
+	name, ok := propNames.Find(key)
+	if !ok {
+		return -1
+	}
+	for i := range props {
+		if props[i].Name == name {
 			return i
 		}
 	}
 	return -1
 }
 
+// cursor turns byte offsets into Json.NET's positions (1-based line, and
+// the characters of that line up to the offset) in one forward pass:
+// offsets are asked in increasing order as the members are walked.
+type cursor struct {
+	body           []byte
+	off, line, col int
+}
+
+func (c *cursor) at(off int) (line, col int) {
+	off = min(off, len(c.body))
+	if off < c.off {
+		c.off, c.line, c.col = 0, 1, 0
+	}
+	for c.off < off {
+		r, n := utf8.DecodeRune(c.body[c.off:])
+		if r == '\n' {
+			c.line++
+			c.col = 0
+		} else {
+			c.col++
+		}
+		c.off += n
+	}
+	return c.line, c.col
+}
+
+// path is Json.NET's "Path 'x', line l, position p." for offset off.
+func (c *cursor) path(name string, off int) string {
+	line, col := c.at(off)
+	return fmt.Sprintf("Path '%s', line %d, position %d.", name, line, col)
+}
+
 // convert binds one member to p's type.
-func convert(body []byte, m member, p prop) (value, *engine.FieldError) {
-	raw := m.Raw
+func convert(m contract.JSONMember, p prop, pos *cursor) (value, *engine.FieldError) {
+	raw := m.Value
 	key := modelPrefix + "." + p.Name
-	line, pos := lineCol(body, m.End)
-	path := fmt.Sprintf("Path '%s', line %d, position %d.", m.Key, line, pos)
+	fail := func(format string, args ...any) *engine.FieldError {
+		return &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf(format, args...)}
+	}
+	path := func() string { return pos.path(contract.UnquoteKey(m.Key), m.ValueStart+len(raw)) }
 	switch raw[0] {
 	case 'n':
 		return value{}, nil
 	case '{', '[':
-		l, c := lineCol(body, m.Start+1)
-		return value{}, &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf("Unexpected character encountered while parsing value: %c. Path '%s', line %d, position %d.", raw[0], m.Key, l, c)}
+		return value{}, fail("Unexpected character encountered while parsing value: %c. %s", raw[0], pos.path(contract.UnquoteKey(m.Key), m.ValueStart+1))
 	}
 	switch p.Kind {
 	case kindBool:
@@ -228,24 +246,23 @@ func convert(body []byte, m member, p prop) (value, *engine.FieldError) {
 			b := raw[0] == 't'
 			return value{Bool: &b}, nil
 		case '"':
-			var s string
-			_ = json.Unmarshal(raw, &s)
-			return value{}, &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf("Could not convert string to boolean: %s. %s", clip(s), path)}
+			s, _ := contract.Unquote(raw)
+			return value{}, fail("Could not convert string to boolean: %s. %s", clip(s), path())
 		default:
-			return value{}, &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf("Error converting value %s to type 'System.Boolean'. %s", clip(string(raw)), path)}
+			return value{}, fail("Error converting value %s to type 'System.Boolean'. %s", clipRaw(raw), path())
 		}
 	default:
 		switch raw[0] {
 		case '"':
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return value{}, &engine.FieldError{Field: key, Rule: "type", Message: "Invalid string. " + path}
+			s, ok := contract.Unquote(raw)
+			if !ok {
+				return value{}, fail("Invalid string. %s", path())
 			}
 			return value{Str: &s}, nil
 		case 't', 'f':
-			return value{}, &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf("Error converting value %s to type 'System.String'. %s", dotnetBool(raw), path)}
+			return value{}, fail("Error converting value %s to type 'System.String'. %s", dotnetBool(raw), path())
 		default:
-			return value{}, &engine.FieldError{Field: key, Rule: "type", Message: fmt.Sprintf("Error converting value %s to type 'System.String'. %s", clip(string(raw)), path)}
+			return value{}, fail("Error converting value %s to type 'System.String'. %s", clipRaw(raw), path())
 		}
 	}
 }
@@ -258,32 +275,23 @@ func dotnetBool(raw []byte) string {
 	return "False"
 }
 
-// clip shortens echoed values.
+// clip shortens echoed values to 64 characters.
 func clip(s string) string {
 	const max = 64
-	if utf8.RuneCountInString(s) <= max {
-		return s
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i] + "…"
+		}
+		n++
 	}
-	r := []rune(s)
-	return string(r[:max]) + "…"
+	return s
 }
 
-// lineCol is Json.NET's position: 1-based line, and the number of
-// characters of that line up to off.
-func lineCol(body []byte, off int64) (int, int) {
-	if off > int64(len(body)) {
-		off = int64(len(body))
-	}
-	line, col := 1, 0
-	for _, r := range string(body[:off]) {
-		if r == '\n' {
-			line++
-			col = 0
-		} else {
-			col++
-		}
-	}
-	return line, col
+// clipRaw is clip for a raw value, without copying all of a long one: 64
+// characters are at most 256 bytes.
+func clipRaw(raw []byte) string {
+	return clip(string(raw[:min(len(raw), 257)]))
 }
 
 // utf16Len is .NET's string.Length.
@@ -382,4 +390,12 @@ func (val *validator) validate(f *form, be *bindErrors) *engine.ValidationError 
 		return nil
 	}
 	return &v
+}
+
+// DecodeRegister binds body as the Register route does, without the
+// validation that needs the contract's configuration: the entry point of
+// the decoder worst-case benchmark (internal/decodebench).
+func DecodeRegister(body []byte) error {
+	_, _, err := bind(body)
+	return err
 }

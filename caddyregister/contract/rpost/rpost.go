@@ -131,6 +131,9 @@ func New(env contract.Env) (contract.Contract, error) {
 func (c *Contract) MailsLinks() bool { return true }
 
 // Routes implements contract.Contract.
+// CaseInsensitiveRoutes: ASP.NET Web API matches routes case-insensitively.
+func (c *Contract) CaseInsensitiveRoutes() bool { return true }
+
 func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		{Method: http.MethodPost, Path: "/Account/Register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json", "text/json"}, Serve: c.register},

@@ -230,3 +230,33 @@ func TestPolicyOverride(t *testing.T) {
 		t.Fatal("unknown option accepted")
 	}
 }
+
+// A property given twice, in any spelling, is refused where the second
+// one stands (ASP.NET would keep the last silently); positions of later
+// failures are still exact after many members.
+func TestBindRefusesRepeatedProperties(t *testing.T) {
+	c := testContract(t)
+	body := "{\"Email\":\"a@b.co\",\n\"FirstName\":\"J\",\"email\":\"c@d.co\",\"\\u0045MAIL\":\"e@f.co\",\n" +
+		strings.Repeat(`"x":1,`, 500) + "\"LastName\":\"S\",\"lastname\":\"T\",\n\"IsAdminUser\":2}"
+	f, be, err := bind([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.val.validate(f, be)
+	got := map[string][]string{}
+	for _, e := range c.modelState(v) {
+		got[e.Key] = e.Messages
+	}
+	want := map[string][]string{
+		"model.Email":           {"Property with the name 'email' already exists in the current JSON object. Path 'email', line 2, position 23."},
+		"model.Password":        {"The Password field is required."},
+		"model.LastName":        {"Property with the name 'lastname' already exists in the current JSON object. Path 'lastname', line 3, position 3025."},
+		"model.RegistrationApp": {"The RegistrationApp field is required."},
+		"model.Language":        {"The Language field is required."},
+		"model.IsAdminUser":     {"Error converting value 2 to type 'System.Boolean'. Path 'IsAdminUser', line 4, position 15."},
+	}
+	if !reflect.DeepEqual(got, want) {
+		b1, _ := json.MarshalIndent(got, "", " ")
+		t.Fatalf("got %s", b1)
+	}
+}

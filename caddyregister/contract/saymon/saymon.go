@@ -233,6 +233,13 @@ type signupRequest struct {
 	Password *string `json:"password"`
 }
 
+// DecodeSignup decodes body as the signup route does: the entry point of
+// the decoder worst-case benchmark (internal/decodebench).
+func DecodeSignup(body []byte) error {
+	var r signupRequest
+	return contract.DecodeJSON(body, &r, 0)
+}
+
 func (c *Contract) signup(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	if _, err := contract.RequireAdmin(r, c.env.Engine, req.ClientIP, PermManageUsers); err != nil {
 		c.WriteError(w, r, err)

@@ -197,8 +197,7 @@ func parseAddUser(in input, query url.Values, policy password.Policy) (*addUserR
 	if v, present, bad := in.str("profile"); bad != "" {
 		x.f.add(posProfile, CodeProfile, "")
 	} else if present && strings.TrimSpace(v) != "" {
-		var obj map[string]json.RawMessage
-		if err := contract.DecodeJSON([]byte(v), &obj, 0); err != nil {
+		if err := contract.CheckJSON([]byte(v), 0); err != nil {
 			x.f.add(posProfile, CodeProfile, "")
 		} else if a.Profile, err = compact([]byte(v)); err != nil {
 			x.f.add(posProfile, CodeProfile, "")

@@ -229,3 +229,38 @@ func TestResetPasswordParse(t *testing.T) {
 		}
 	}
 }
+
+// Express' urlencoded parser refuses more than 1000 parameters with 413
+// before parsing; 1000 pass.
+func TestFormParameterLimit(t *testing.T) {
+	many := docForm + strings.Repeat("&x=1", parameterLimit-4)
+	if _, err := decodeAs(formType, []byte(many)); err != nil {
+		t.Fatalf("1000 parameters: %v", err)
+	}
+	_, err := decodeAs(formType, []byte(many+"&x=1"))
+	if err == nil {
+		t.Fatal("1001 parameters decoded")
+	}
+	status, env := replyOf(t, err)
+	if status != http.StatusRequestEntityTooLarge || !slices.Equal(env.Errors.Codes, []int{CodeTooLarge}) || !strings.Contains(env.Errors.Details[0].Message, "too many parameters (1001; at most 1000)") {
+		t.Fatalf("%d %+v", status, env)
+	}
+}
+
+// JSON fields are read as JSON.parse leaves them: the last of repeated
+// names, escapes decoded, nested objects and lists.
+func TestJSONFieldsAsJSONParse(t *testing.T) {
+	body := `{"username":"first","firstName":"J\u00f6","lastName":"Doe","email":"johndoe@domain.com","\u0075sername":"second",` +
+		`"groups":["b","a","b"],"pin":{"code":"1","allowed":true,"code":"2"},"tId":"5","tCode":"T"}`
+	in, err := decodeAs(jsonType, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, f := parseAddUser(in, nil, password.NIST())
+	if err := f.err(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Username != "second" || a.FirstName != "Jö" || !slices.Equal(a.Groups, []string{"b", "a"}) || a.Pin == nil || a.Pin.Code != "2" || !a.Pin.Allowed {
+		t.Fatalf("%+v %+v", a, a.Pin)
+	}
+}

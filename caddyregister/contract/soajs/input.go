@@ -2,15 +2,18 @@ package soajs
 
 import (
 	"bytes"
-	"encoding/json"
+	"cmp"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
 )
 
 // input is a decoded body: a JSON object's members or a form's values, read
@@ -38,6 +41,19 @@ func decodeBody(r *http.Request, body []byte) (input, error) {
 	return decodeAs(kind, body)
 }
 
+// DecodeAddUser decodes body as the addUser route does for a request of
+// Content-Type kind (a media type, or "" to sniff) and reads its fields
+// with the NIST password policy: the entry point of the decoder worst-case
+// benchmark (internal/decodebench).
+func DecodeAddUser(kind string, body []byte) error {
+	in, err := decodeAs(kind, body)
+	if err != nil {
+		return err
+	}
+	_, f := parseAddUser(in, nil, password.NIST())
+	return f.err()
+}
+
 func decodeAs(kind string, body []byte) (input, error) {
 	trimmed := bytes.TrimSpace(body)
 	if kind == "" {
@@ -47,20 +63,27 @@ func decodeAs(kind string, body []byte) (input, error) {
 		}
 	}
 	if kind == jsonType {
-		m := map[string]json.RawMessage{}
 		if len(trimmed) == 0 {
 			// An empty body is an empty object, as Express' parser has it:
 			// every required field is then missing.
-			return jsonInput(m), nil
+			return jsonInput{}, nil
 		}
-		if err := contract.DecodeJSON(body, &m, 0); err != nil {
+		if err := contract.CheckJSON(body, 0); err != nil {
 			return nil, err
 		}
-		return jsonInput(m), nil
+		return indexJSON(body), nil
 	}
 	if !utf8.Valid(body) {
 		f := &Failures{Status: http.StatusBadRequest}
 		f.add(0, CodeInvalid, invalidMsg("body", "the form is not valid UTF-8"))
+		return nil, f
+	}
+	// Express' urlencoded parser refuses more than parameterLimit pairs
+	// with 413, before parsing: a map entry for each of thousands of tiny
+	// pairs would cost many times the body.
+	if n := bytes.Count(body, []byte("&")) + 1; n > parameterLimit {
+		f := &Failures{Status: http.StatusRequestEntityTooLarge}
+		f.add(0, CodeTooLarge, fmt.Sprintf("The form has too many parameters (%d; at most %d).", n, parameterLimit))
 		return nil, f
 	}
 	v, err := url.ParseQuery(string(body))
@@ -72,68 +95,110 @@ func decodeAs(kind string, body []byte) (input, error) {
 	return formInput{v: v}, nil
 }
 
-// jsonInput is a JSON object's members.
-type jsonInput map[string]json.RawMessage
+// parameterLimit is body-parser's default parameterLimit for forms.
+const parameterLimit = 1000
 
-func isNull(r json.RawMessage) bool {
-	return r == nil || bytes.Equal(bytes.TrimSpace(r), []byte("null"))
+// jsonFields are the member names the routes read, at any level: a JSON
+// body is indexed by these alone.
+var jsonFields = []string{
+	"tId", "tCode", "username", "firstName", "lastName", "email", "profile", "groups", "status",
+	"password", "confirmation", "pin", "code", "allowed", "token", "id", "name",
+}
+
+var jsonNames = contract.NewNameSet(false, jsonFields...)
+
+// jsonInput is a JSON object that passed contract.DecodeJSON, indexed in
+// one walk by the names in jsonFields (the last of repeated names, as
+// JSON.parse keeps it). Other members are skipped without a copy: a map of
+// every member would cost a few dozen bytes for each of thousands.
+type jsonInput map[string][]byte
+
+func indexJSON(obj []byte) jsonInput {
+	j := jsonInput{}
+	contract.Members(obj, func(m contract.JSONMember) bool {
+		if name, ok := jsonNames.Find(m.Key); ok {
+			j[name] = m.Value
+		}
+		return true
+	})
+	return j
+}
+
+// member returns name's value; null counts as absent. Reading a name
+// missing from jsonFields is a bug that every test of the route trips on.
+func (j jsonInput) member(name string) ([]byte, bool) {
+	if !slices.Contains(jsonFields, name) {
+		panic("soajs: " + name + " is missing from jsonFields")
+	}
+	r, ok := j[name]
+	if !ok || contract.IsNull(r) {
+		return nil, false
+	}
+	return r, true
 }
 
 func (j jsonInput) str(name string) (string, bool, string) {
-	r, ok := j[name]
-	if !ok || isNull(r) {
+	r, ok := j.member(name)
+	if !ok {
 		return "", false, ""
 	}
-	var s string
-	if err := json.Unmarshal(r, &s); err != nil {
+	s, ok := contract.Unquote(r)
+	if !ok {
 		return "", true, "must be a string"
 	}
 	return s, true, ""
 }
 
 func (j jsonInput) strs(name string) ([]string, bool, string) {
-	r, ok := j[name]
-	if !ok || isNull(r) {
+	r, ok := j.member(name)
+	if !ok {
 		return nil, false, ""
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(r, &raw); err != nil {
+	if r[0] != '[' {
 		return nil, true, "must be an array of strings"
 	}
-	out := make([]string, 0, len(raw))
-	for _, e := range raw {
-		var s string
-		if isNull(e) || json.Unmarshal(e, &s) != nil {
-			return nil, true, "must be an array of strings"
-		}
-		out = append(out, s)
+	n, bad := 0, false
+	contract.Elements(r, func(v []byte) bool {
+		n++
+		bad = v[0] != '"'
+		return !bad
+	})
+	if bad {
+		return nil, true, "must be an array of strings"
 	}
+	out := make([]string, 0, n)
+	contract.Elements(r, func(v []byte) bool {
+		s, _ := contract.Unquote(v)
+		out = append(out, s)
+		return true
+	})
 	return out, true, ""
 }
 
 func (j jsonInput) obj(name string) (input, bool, string) {
-	r, ok := j[name]
-	if !ok || isNull(r) {
+	r, ok := j.member(name)
+	if !ok {
 		return nil, false, ""
 	}
-	t := bytes.TrimSpace(r)
-	m := map[string]json.RawMessage{}
-	if len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &m) != nil {
+	if r[0] != '{' {
 		return nil, true, "must be an object"
 	}
-	return jsonInput(m), true, ""
+	return indexJSON(r), true, ""
 }
 
 func (j jsonInput) boolean(name string) (bool, bool, string) {
-	r, ok := j[name]
-	if !ok || isNull(r) {
+	r, ok := j.member(name)
+	if !ok {
 		return false, false, ""
 	}
-	var b bool
-	if err := json.Unmarshal(r, &b); err != nil {
+	switch string(r) {
+	case "true":
+		return true, true, ""
+	case "false":
+		return false, true, ""
+	default:
 		return false, true, "must be a boolean"
 	}
-	return b, true, ""
 }
 
 // formInput is a form's values; prefix scopes it to one object
@@ -201,11 +266,7 @@ func (f formInput) strs(name string) ([]string, bool, string) {
 		}
 		idx = append(idx, indexed{n, f.v[key]})
 	}
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && idx[j].i < idx[j-1].i; j-- {
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
+	slices.SortStableFunc(idx, func(a, b indexed) int { return cmp.Compare(a.i, b.i) })
 	for _, x := range idx {
 		out = append(out, x.v...)
 		present = true
