@@ -268,7 +268,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil
 		}
 	}
-	req := &contract.Request{ClientIP: clientIP, BaseURL: h.linkBase(r)}
+	req := &contract.Request{ClientIP: clientIP}
+	if h.mailsLinks() {
+		// Only for contracts that mail links: Start checked their hosts.
+		req.BaseURL = h.linkBase(r)
+	}
 	if len(rt.ContentTypes) > 0 {
 		body, err := h.readBody(w, r, rt)
 		if err != nil {
