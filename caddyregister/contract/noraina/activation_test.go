@@ -23,9 +23,9 @@ import (
 // email mode mails links and serves /confirm.
 func TestActivationOption(t *testing.T) {
 	for _, tc := range []struct {
-		opt       [][]string
-		err       bool
-		links     bool
+		opt        [][]string
+		err        bool
+		links      bool
 		hasConfirm bool
 	}{
 		{nil, false, false, false},
