@@ -166,6 +166,14 @@ func (d *deferredStore) UseToken(ctx context.Context, h string, now time.Time, m
 	return s.UseToken(ctx, h, now, mutate)
 }
 
+func (d *deferredStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.User, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ReissueLink(ctx, r)
+}
+
 func (d *deferredStore) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
 	s, err := d.get()
 	if err != nil {

@@ -100,7 +100,10 @@ func testOutboxHoldsNoToken(t *testing.T, backend string) {
 	sink.Start(sink.addr)
 	link := s.mailLink("user@company.com", rpostActivateRE)
 	code := mustQuery(t, link, "code")
-	for _, secret := range []string{code, url.QueryEscape(code), "Account/Activate"} {
+	// The token in any form, and the mail's body: the user record keeps
+	// the link around the token (its resend link prefix, public), never
+	// the mail.
+	for _, secret := range []string{code, url.QueryEscape(code), "If you did not register"} {
 		if strings.Contains(dump, secret) {
 			t.Fatalf("the store held %q in clear:\n%s", secret, dump)
 		}

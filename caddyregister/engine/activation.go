@@ -45,6 +45,10 @@ type MailSpec struct {
 	// Expires. Its string values are taken as registrant-supplied text and
 	// go through mail.Unlinkable, as do the user's names.
 	Data map[string]any
+	// Resender names the registered Resender (ResenderKey) that can mail
+	// this link again; Register then keeps the link with a pending user
+	// awaiting it (store.User.Resend). Empty: the mail cannot be resent.
+	Resender string
 }
 
 // HashToken is how tokens are stored: hex SHA-256 of the purpose and the
@@ -157,6 +161,7 @@ func (e *Engine) Activate(ctx context.Context, secret string) (*store.User, erro
 		}
 		u.Status = store.StatusActive
 		u.PendingUntil = 0
+		u.Resend = nil
 		return nil
 	})
 }
@@ -211,6 +216,7 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 		u.PasswordHash = hash
 		u.Status = store.StatusActive
 		u.PendingUntil = 0
+		u.Resend = nil
 		return nil
 	})
 }

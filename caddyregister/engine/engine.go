@@ -74,6 +74,9 @@ type Config struct {
 	Tenants []store.Tenant
 	// Sessions tunes login sessions and their revocation (session.go).
 	Sessions SessionConfig
+	// ResendAccountLimit and ResendClientLimit bound ResendActivation;
+	// zero takes the package defaults of the same names.
+	ResendAccountLimit, ResendClientLimit ratelimit.Limit
 	// MailQueued is called after a registration put mail in the outbox, so
 	// the delivery worker sends it at once instead of at its next poll.
 	MailQueued func()
@@ -125,6 +128,9 @@ type Engine struct {
 
 	lockout    Lockout
 	ipv6Prefix int
+
+	// resend holds the resenders and running resends (resend.go).
+	resend resends
 }
 
 // New returns an engine. It does no I/O; call Start to load the signing key.
@@ -512,12 +518,13 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	var userSecret string
 	switch {
 	case r.Mail != nil:
-		m, tok, _, err := e.composeMail(u, r.Mail, sealer, now)
+		m, tok, secret, err := e.composeMail(u, r.Mail, sealer, now)
 		if err != nil {
 			return nil, err
 		}
 		nu.Mails, nu.Token = []*store.Mail{m}, tok
 		if u.Status == store.StatusPending && tok.Purpose == PurposeActivate {
+			u.Resend = resendRef(r.Mail, secret)
 			// Waiting for the mailed confirmation: the account expires
 			// with its link, so an address someone else registered (and
 			// never confirmed) is free again after it (see

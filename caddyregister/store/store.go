@@ -67,6 +67,10 @@ type User struct {
 	// milliseconds rather than a time, so the Redis script compares it as
 	// a number.
 	PendingUntil int64 `json:"pending_until,omitempty"`
+
+	// Resend, set while the user awaits an e-mail confirmation, lets
+	// the link be mailed again (see Resend, Links.ReissueLink).
+	Resend *Resend `json:"resend,omitempty"`
 }
 
 // PendingExpired reports whether u is a pending user whose confirmation
@@ -360,6 +364,9 @@ type Store interface {
 	// Sessions: login sessions, refresh-token rotation and the revocation
 	// feed (session.go).
 	Sessions
+
+	// Links: mailing a confirmation link again (links.go).
+	Links
 }
 
 // UniqueKeys are the normalized unique values of a prospective registration.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
@@ -43,35 +45,111 @@ const (
 	maxAddress = 1024
 )
 
+// OptActivation is the handler option that says how new users become
+// active: `activation admin|email|auto`.
+const OptActivation = "activation"
+
+// Activation modes. The document says users stay pending "until we
+// activate your account": admin, the default.
+const (
+	// ActivationAdmin keeps new users pending until an admin activates
+	// them.
+	ActivationAdmin = "admin"
+	// ActivationEmail mails a confirmation link to {prefix}/confirm;
+	// following it activates. Unconfirmed accounts expire with the link.
+	ActivationEmail = "email"
+	// ActivationAuto makes new users active at once.
+	ActivationAuto = "auto"
+)
+
 func init() {
-	contract.Register(Name, New)
+	contract.Register(Name, New, OptActivation)
 }
 
 // Contract is the noraina wire format.
 type Contract struct {
-	env    contract.Env
-	policy password.Policy
+	env        contract.Env
+	policy     password.Policy
+	activation string
+	tmpl       *mail.Template // the confirmation mail, in email mode
 }
+
+// Default confirmation mail (email mode). Overridable per handler by files.
+const (
+	defaultSubject = `Activate your account`
+	defaultText    = `Hello {{.User.Name}},
+
+thank you for registering. Activate your account by opening this link:
+
+{{.Link}}
+
+The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did not register, ignore this mail.
+`
+	defaultHTML = `<!doctype html>
+<html><body>
+<p>Hello {{.User.Name}},</p>
+<p>thank you for registering. Activate your account:</p>
+<p><a href="{{.Link}}">Activate account</a></p>
+<p>The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did not register, ignore this mail.</p>
+</body></html>
+`
+)
 
 // New builds the contract.
 func New(env contract.Env) (contract.Contract, error) {
-	if err := env.Options.Check(Name); err != nil {
+	if err := env.Options.Check(Name, OptActivation); err != nil {
 		return nil, err
 	}
-	c := &Contract{env: env, policy: password.NIST()}
+	c := &Contract{env: env, policy: password.NIST(), activation: ActivationAdmin}
 	if env.Policy != nil {
 		c.policy = c.policy.Merge(*env.Policy)
+	}
+	if _, set := env.Options[OptActivation]; set {
+		args := env.Options.Last(OptActivation)
+		if len(args) != 1 {
+			return nil, fmt.Errorf("%s takes one of %s, %s or %s", OptActivation, ActivationAdmin, ActivationEmail, ActivationAuto)
+		}
+		switch args[0] {
+		case ActivationAdmin, ActivationEmail, ActivationAuto:
+			c.activation = args[0]
+		default:
+			return nil, fmt.Errorf("%s must be %s, %s or %s, not %q", OptActivation, ActivationAdmin, ActivationEmail, ActivationAuto, args[0])
+		}
+	}
+	if c.activation == ActivationEmail {
+		def, err := mail.ParseTemplate(defaultSubject, defaultText, defaultHTML)
+		if err != nil {
+			return nil, fmt.Errorf("mail template: %w", err)
+		}
+		t := env.Settings.Template
+		if c.tmpl, err = mail.LoadTemplate(def, t.Subject, t.Text, t.HTML); err != nil {
+			return nil, err
+		}
+		if env.Engine != nil {
+			env.Engine.RegisterResender(engine.ResenderKey(Name, env.Prefix), engine.Resender{Template: c.tmpl, TTL: env.Settings.LinkTTL})
+		}
 	}
 	return c, nil
 }
 
+// MailsLinks implements contract.LinkMailer: only in email mode does the
+// contract mail links (to its confirm route).
+func (c *Contract) MailsLinks() bool { return c.activation == ActivationEmail }
+
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
-	return []contract.Route{
+	routes := []contract.Route{
 		{Method: http.MethodPost, Path: "/register", Name: "register", Limit: contract.HashLimit, ContentTypes: []string{"application/json"}, Serve: c.register},
 		{Method: http.MethodGet, Path: "/me", Name: "me", Serve: c.me},
 		{Method: http.MethodGet, Path: "/user", Name: "user", Serve: c.me},
 	}
+	if c.activation == ActivationEmail {
+		routes = append(routes,
+			contract.Route{Method: http.MethodGet, Path: "/confirm", Name: "confirm", Limit: contract.LinkLimit, Serve: c.confirm},
+			contract.Route{Method: http.MethodPost, Path: "/confirm", Name: "confirm", Limit: contract.LinkLimit, ContentTypes: contract.ActivationContentTypes, Serve: c.confirm},
+		)
+	}
+	return routes
 }
 
 type envelope struct {
@@ -167,6 +245,19 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 	}
 	reg := c.toRegistration(&body)
 	reg.ClientIP = req.ClientIP
+	reg.Permissions = append([]string{}, c.env.Settings.DefaultPermissions...)
+	switch c.activation {
+	case ActivationAuto:
+		reg.Status = store.StatusActive
+	case ActivationEmail:
+		base := req.BaseURL + c.env.Prefix + "/confirm?token="
+		reg.Mail = &engine.MailSpec{
+			Template: c.tmpl,
+			Link:     func(tok string) string { return base + url.QueryEscape(tok) },
+			TTL:      c.env.Settings.LinkTTL,
+			Resender: engine.ResenderKey(Name, c.env.Prefix),
+		}
+	}
 	res, err := c.env.Engine.Register(r.Context(), *reg)
 	if err != nil {
 		c.WriteError(w, r, err)
@@ -271,6 +362,10 @@ func (c *Contract) me(w http.ResponseWriter, r *http.Request, _ *contract.Reques
 		c.WriteError(w, r, fmt.Errorf("admin %s: %w", p.ID, store.ErrNotFound))
 		return
 	}
+	contract.WriteJSON(w, http.StatusOK, envelope{Status: "success", Data: c.view(r.Context(), u)})
+}
+
+func (c *Contract) view(ctx context.Context, u *store.User) userView {
 	view := userView{
 		ID: u.ID, Name: u.Name, Mail: u.Email, Status: string(u.Status),
 		Permissions: u.Permissions, CreatedAt: u.CreatedAt,
@@ -279,9 +374,42 @@ func (c *Contract) me(w http.ResponseWriter, r *http.Request, _ *contract.Reques
 		view.Permissions = []string{}
 	}
 	if u.TenantID != "" {
-		view.Tenant = c.tenant(r.Context(), u.TenantID)
+		view.Tenant = c.tenant(ctx, u.TenantID)
 	}
-	contract.WriteJSON(w, http.StatusOK, envelope{Status: "success", Data: view})
+	return view
+}
+
+// MsgActivated is the confirm route's message.
+const MsgActivated = "Your account is active."
+
+// confirm serves the mailed link (email mode) as the other contracts'
+// confirm routes do: a GET opens the page whose button posts the token
+// back (scanners that fetch links change nothing); the POST, or a GET that
+// asks for JSON explicitly, activates and answers the user as /me does. A
+// second use of the link answers the same.
+func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	tok, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+		Title:  "Activate your account",
+		Text:   "Press the button to activate your account.",
+		Button: "Activate account",
+		Field:  "token",
+	})
+	if err != nil {
+		c.WriteError(w, r, err)
+	}
+	if !ok {
+		return
+	}
+	u, err := c.env.Engine.Activate(r.Context(), tok)
+	if err != nil {
+		c.WriteError(w, r, err)
+		return
+	}
+	if contract.WantsPage(r) {
+		contract.WriteDonePage(w, "Thank you: your account is active.")
+		return
+	}
+	contract.WriteJSON(w, http.StatusOK, envelope{Status: "success", Message: MsgActivated, Data: c.view(r.Context(), u)})
 }
 
 func (c *Contract) tenant(ctx context.Context, id string) *tenantView {

@@ -114,6 +114,9 @@ func New(env contract.Env) (contract.Contract, error) {
 	if c.tmpl, err = mail.LoadTemplate(def, t.Subject, t.Text, t.HTML); err != nil {
 		return nil, err
 	}
+	if env.Engine != nil {
+		env.Engine.RegisterResender(engine.ResenderKey(Name, env.Prefix), engine.Resender{Template: c.tmpl, TTL: env.Settings.LinkTTL, Data: resendData})
+	}
 	if err := c.buildLookups(); err != nil {
 		return nil, err
 	}
@@ -249,6 +252,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 			Link:     link,
 			TTL:      c.env.Settings.LinkTTL,
 			Data:     map[string]any{"RegistrationApp": f.str(pRegistrationApp)},
+			Resender: engine.ResenderKey(Name, c.env.Prefix),
 		},
 	})
 	if err != nil {
@@ -262,6 +266,14 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 		ActivationEmailSent: true,
 		Message:             "Registration successful. An e-mail with an activation link has been sent to " + res.User.Email + ".",
 	})
+}
+
+// resendData is the template data of a resent activation mail: what
+// register passes, from the attributes the user record keeps.
+func resendData(u *store.User) map[string]any {
+	var app string
+	_ = json.Unmarshal(u.Attributes[props[pRegistrationApp].Name], &app)
+	return map[string]any{"RegistrationApp": app}
 }
 
 // attributes are the model's other properties as the user record keeps

@@ -99,6 +99,9 @@ func New(env contract.Env) (contract.Contract, error) {
 		return nil, fmt.Errorf("mail template: %w", err)
 	}
 	c.tmpl = t
+	if env.Engine != nil {
+		env.Engine.RegisterResender(engine.ResenderKey(Name, env.Prefix), engine.Resender{Template: t, TTL: env.Settings.LinkTTL})
+	}
 	return c, nil
 }
 
@@ -299,6 +302,7 @@ func (c *Contract) signup(w http.ResponseWriter, r *http.Request, req *contract.
 			Template: c.tmpl,
 			Link:     func(tok string) string { return base + url.QueryEscape(tok) },
 			TTL:      c.env.Settings.LinkTTL,
+			Resender: engine.ResenderKey(Name, c.env.Prefix),
 		},
 	}
 	if c.captchaRequired {

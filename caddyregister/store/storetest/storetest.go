@@ -164,6 +164,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentCreateTenant", testConcurrentCreateTenant},
 	}
 	tests = append(tests, sessionTests...)
+	tests = append(tests, linkTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
