@@ -142,6 +142,7 @@ http://localhost:%d {
 	}
 	s.base = fmt.Sprintf("http://localhost:%d", httpPort)
 	s.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	s.awaitServing()
 	return s
 }
 
@@ -150,6 +151,33 @@ func (s *site) load(cfg string) {
 	s.tc.InitServer(cfg, "caddyfile")
 	if s.t.Failed() {
 		s.t.FailNow()
+	}
+	if s.client != nil {
+		s.awaitServing()
+	}
+}
+
+// awaitServing waits until the server of the config just loaded answers.
+// A reload shuts the previous servers down while the new ones take over
+// the listener, so a connection the old one accepted or kept alive may be
+// closed under a test's first request (seen as EOF on a POST, which the
+// client does not retry). Pooled connections are dropped, and an
+// idempotent probe, which the client does retry, rides out the handover.
+func (s *site) awaitServing() {
+	s.t.Helper()
+	s.client.CloseIdleConnections()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := s.client.Get(s.base + "/.caddytest-ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("server not answering after the config load: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
