@@ -101,6 +101,9 @@ type Revocation struct {
 type Sessions interface {
 	// CreateSession writes s (ID, UserID, RefreshHash, times set; see
 	// CheckSession). A taken ID is *ConflictError{Field: "session_id"}.
+	// The user must exist as the session is written: otherwise nothing
+	// is written and the error wraps ErrNotFound (so a DeleteUser racing
+	// a login never leaves a session of an erased user).
 	CreateSession(ctx context.Context, s *Session) error
 	// RotateRefresh replaces the session's refresh token atomically. When
 	// r.Hash is the current token of a live session, RefreshHash becomes

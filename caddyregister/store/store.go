@@ -360,6 +360,8 @@ type Store interface {
 	// Sessions: login sessions, refresh-token rotation and the revocation
 	// feed (session.go).
 	Sessions
+	// Users: updating, erasing and listing users (users.go).
+	Users
 }
 
 // UniqueKeys are the normalized unique values of a prospective registration.

@@ -79,7 +79,8 @@ func readSession(b *bolt.Bucket, k []byte) (*store.Session, error) {
 	return &s, nil
 }
 
-// CreateSession implements store.Store.
+// CreateSession implements store.Store; the user must exist in the same
+// transaction.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	const op = "create session"
 	if err := store.CheckSession(sess); err != nil {
@@ -88,11 +89,17 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
-	var conflict bool
+	var conflict, noUser bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketSessions)
+		bs, err := buckets(tx, bucketSessions, bucketUsers)
 		if err != nil {
 			return err
+		}
+		b := bs[0]
+		if !has(bs[1], []byte(sess.UserID)) {
+			// Erased meanwhile (DeleteUser): no session for it.
+			noUser = true
+			return errAbort
 		}
 		if has(b, sessionKey(sess.UserID, sess.ID)) {
 			conflict = true
@@ -100,6 +107,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		}
 		return putSession(tx, sess, time.Time{})
 	})
+	if noUser {
+		return fmt.Errorf("%s: user %s: %w", op, sess.UserID, store.ErrNotFound)
+	}
 	if conflict {
 		return &store.ConflictError{Field: "session_id"}
 	}

@@ -52,11 +52,16 @@ local function extend(key, exp)
 end
 `
 
-// createSessionScript writes a session unless its key exists.
-// KEYS = session, index; ARGV = sid, used (ms), idle expiry (ms), then
-// field/value pairs.
+// createSessionScript writes a session unless its key exists or the
+// user's record does not (then -1: a user erased meanwhile gets no
+// session; KEYS[3] is in the namespace's slot, see users.go).
+// KEYS = session, index, user record; ARGV = sid, used (ms), idle expiry
+// (ms), then field/value pairs.
 var createSessionScript = redis.NewScript(`#!lua
 ` + indexExpiry + `
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return -1
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -156,7 +161,8 @@ return 1
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// CreateSession implements store.Store in one script run.
+// CreateSession implements store.Store in one script run, which also
+// checks that the user exists.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := store.CheckSession(sess); err != nil {
 		return err
@@ -169,9 +175,13 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if !sess.RotatedAt.IsZero() {
 		args = append(args, "rotated", ms(sess.RotatedAt))
 	}
-	ok, err := createSessionScript.Run(ctx, s.c, s.sessionKeys(sess.UserID, sess.ID), args...).Int()
+	keys := append(s.sessionKeys(sess.UserID, sess.ID), s.Key("user", sess.UserID))
+	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return store.Unavailable("create session", err)
+	}
+	if ok == -1 {
+		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
 	}
 	if ok == 0 {
 		return &store.ConflictError{Field: "session_id"}
