@@ -19,7 +19,7 @@ import (
 func TestSessionKeysInUserSlot(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	a := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	b := storetest.NewTestSession(uid, time.Now(), 2*time.Hour, 24*time.Hour)
 	for _, x := range []*store.Session{a, b} {
@@ -62,7 +62,7 @@ func TestSessionKeysInUserSlot(t *testing.T) {
 func TestListDropsExpiredIndexEntries(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	gone := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	live := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	for _, x := range []*store.Session{gone, live} {
@@ -88,7 +88,7 @@ func TestListDropsExpiredIndexEntries(t *testing.T) {
 func TestRevocationFeedTrimRedis(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	const extra = 8
 	total := store.RevocationFeedSize + extra
 	for range total {
