@@ -267,9 +267,12 @@ func TestDeleteUserRacingLogin(t *testing.T) {
 // prefix compared as e-mails are), paging, and field errors.
 func TestListUsersEngine(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, openBolt(t))
+	clock := newFakeClock() // one millisecond apart: a known order
+	h := newHarness(t, openBolt(t), withClock(clock))
 	ann := activeUser(t, h.e, "Ann@Example.com")
+	clock.Advance(time.Millisecond)
 	bob := mustRegister(t, h.e, reg("bob@example.com")).User.ID
+	clock.Advance(time.Millisecond)
 	anna := activeUser(t, h.e, "anna@example.com")
 	all := func(q engine.UserQuery) []string {
 		var out []string
