@@ -22,7 +22,8 @@ import (
 //	{ns}:revoked:floor               highest sequence number trimmed from the feed
 //
 // The refresh token carries the user id and the sid (see package engine),
-// so one key names the session and every script touches one slot. The
+// so one key names the session and every script touches one slot
+// (but CreateSession's, which also checks the user record: see users.go). The
 // refresh token itself is never stored: cur and prev are its hex SHA-256.
 // The feed keys carry the namespace's tag: publishing is a second round
 // trip after the per-user script (a cluster cannot run one script over
