@@ -108,3 +108,67 @@ func TestBackfillUserIndex(t *testing.T) {
 		t.Fatalf("index holds %d after the second run, want 4", c)
 	}
 }
+
+// TestUserRoundTrips pins the README's costs: a page without a filter is
+// two round trips (the index page, then the records in one pipeline); an
+// update two (read, compare-and-set); an erasure one, plus one to publish
+// the sessions it ended.
+func TestUserRoundTrips(t *testing.T) {
+	s, h := openCounted(t)
+	ctx := context.Background()
+	var us []*store.User
+	for range 5 {
+		u := storetest.NewTestUser("rt"+store.NewID(time.Now())+"@example.com", "")
+		if err := s.CreateUser(ctx, store.NewUser{User: u}); err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	active := store.StatusActive
+	// Warm the script cache (a first EVALSHA falls back to EVAL).
+	if _, err := s.ListUsers(ctx, store.UserFilter{Limit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateUser(ctx, us[4].ID, store.UserPatch{Status: &active, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.DeleteUser(ctx, us[4].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, storetest.NewTestSession(us[2].ID, time.Now(), time.Hour, 24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeUserSessions(ctx, us[2].ID, ""); err != nil { // the feed's script
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, storetest.NewTestSession(us[3].ID, time.Now(), time.Hour, 24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		want int64
+		run  func() error
+	}{
+		{"ListUsers", 2, func() error {
+			p, err := s.ListUsers(ctx, store.UserFilter{Limit: 3})
+			if err == nil && (len(p.Users) != 3 || p.Next == "") {
+				t.Fatalf("page = %+v", p)
+			}
+			return err
+		}},
+		{"UpdateUser", 2, func() error {
+			_, err := s.UpdateUser(ctx, us[0].ID, store.UserPatch{Status: &active, Now: time.Now()})
+			return err
+		}},
+		{"DeleteUser without sessions", 1, func() error { _, _, err := s.DeleteUser(ctx, us[1].ID); return err }},
+		{"DeleteUser with a session", 2, func() error { _, _, err := s.DeleteUser(ctx, us[3].ID); return err }},
+	} {
+		before := h.n.Load()
+		if err := c.run(); err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if got := h.n.Load() - before; got != c.want {
+			t.Errorf("%s took %d round trips, want %d", c.what, got, c.want)
+		}
+	}
+}
