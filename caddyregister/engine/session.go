@@ -203,6 +203,8 @@ func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent s
 		// Erased since sessionPrincipal read it (DeleteUser): the store
 		// refuses the session in its atomic step.
 		return nil, ErrUnauthenticated
+	} else if errors.Is(err, store.ErrUserInactive) {
+		return nil, ErrAccountDisabled // disabled since (UpdateUser)
 	} else if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}

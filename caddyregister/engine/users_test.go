@@ -348,3 +348,41 @@ func TestStartBackfillsUserIndex(t *testing.T) {
 		t.Fatalf("ListUsers after Start = %+v, %v; want %s, %s", page, err, a, b)
 	}
 }
+
+// TestDisableRacingLogin: a disable racing a login leaves no session that
+// authenticates: the login is refused as disabled, or its session was
+// revoked by the disable.
+func TestDisableRacingLogin(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, be.open(t))
+			for i := range 10 {
+				uid := activeUser(t, h.e, fmt.Sprintf("disabled%d@example.com", i))
+				var st *engine.SessionTokens
+				errs := storetest.RunConcurrent(2, func(j int) error {
+					if j == 0 {
+						_, err := h.e.UpdateUser(ctx, uid, engine.UserUpdate{Status: strp("inactive")})
+						return err
+					}
+					var err error
+					st, err = h.e.StartSession(ctx, uid, "", "")
+					return err
+				})
+				if errs[0] != nil {
+					t.Fatalf("disable: %v", errs[0])
+				}
+				switch {
+				case errors.Is(errs[1], engine.ErrAccountDisabled):
+				case errs[1] != nil:
+					t.Fatalf("StartSession: %v", errs[1])
+				default:
+					wantRevokedToken(t, h.e, st.Access)
+				}
+				if list, _ := h.e.ListSessions(ctx, uid); len(list) != 0 {
+					t.Fatalf("sessions of a disabled user: %+v", list)
+				}
+			}
+		})
+	}
+}

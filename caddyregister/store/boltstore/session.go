@@ -79,8 +79,8 @@ func readSession(b *bolt.Bucket, k []byte) (*store.Session, error) {
 	return &s, nil
 }
 
-// CreateSession implements store.Store; the user must exist in the same
-// transaction.
+// CreateSession implements store.Store; the user must exist, and not be
+// inactive, in the same transaction.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	const op = "create session"
 	if err := store.CheckSession(sess); err != nil {
@@ -89,16 +89,23 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
-	var conflict, noUser bool
+	var conflict bool
+	var refused error
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		bs, err := buckets(tx, bucketSessions, bucketUsers)
+		conflict, refused = false, nil
+		b, err := bucket(tx, bucketSessions)
 		if err != nil {
 			return err
 		}
-		b := bs[0]
-		if !has(bs[1], []byte(sess.UserID)) {
+		switch u, err := readUser(tx, sess.UserID); {
+		case err != nil:
+			return err
+		case u == nil:
 			// Erased meanwhile (DeleteUser): no session for it.
-			noUser = true
+			refused = store.ErrNotFound
+			return errAbort
+		case u.Status == store.StatusInactive:
+			refused = store.ErrUserInactive // disabled meanwhile
 			return errAbort
 		}
 		if has(b, sessionKey(sess.UserID, sess.ID)) {
@@ -107,8 +114,8 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		}
 		return putSession(tx, sess, time.Time{})
 	})
-	if noUser {
-		return fmt.Errorf("%s: user %s: %w", op, sess.UserID, store.ErrNotFound)
+	if refused != nil {
+		return fmt.Errorf("%s: user %s: %w", op, sess.UserID, refused)
 	}
 	if conflict {
 		return &store.ConflictError{Field: "session_id"}

@@ -53,15 +53,21 @@ local function extend(key, exp)
 end
 `
 
-// createSessionScript writes a session unless its key exists or the
-// user's record does not (then -1: a user erased meanwhile gets no
-// session; KEYS[3] is in the namespace's slot, see users.go).
+// createSessionScript writes a session unless its key exists, or the
+// user's record does not (-1: a user erased meanwhile gets no session;
+// KEYS[3] is in the namespace's slot, see users.go) or says inactive (-2:
+// disabled meanwhile).
 // KEYS = session, index, user record; ARGV = sid, used (ms), idle expiry
 // (ms), then field/value pairs.
 var createSessionScript = redis.NewScript(`#!lua
 ` + indexExpiry + `
-if redis.call('EXISTS', KEYS[3]) == 0 then
+local rec = redis.call('GET', KEYS[3])
+if not rec then
   return -1
+end
+local ok, u = pcall(cjson.decode, rec)
+if ok and type(u) == 'table' and u.status == 'inactive' then
+  return -2
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
@@ -163,7 +169,7 @@ return 1
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // CreateSession implements store.Store in one script run, which also
-// checks that the user exists.
+// checks that the user exists and is not inactive.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := store.CheckSession(sess); err != nil {
 		return err
@@ -181,8 +187,11 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err != nil {
 		return store.Unavailable("create session", err)
 	}
-	if ok == -1 {
+	switch ok {
+	case -1:
 		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
+	case -2:
+		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
 	}
 	if ok == 0 {
 		return &store.ConflictError{Field: "session_id"}

@@ -24,6 +24,7 @@ var userTests = []struct {
 	{"DeleteUserRacingLogin", testDeleteUserRacingLogin},
 	{"DeleteUserRacingUpdate", testDeleteUserRacingUpdate},
 	{"CreateSessionNeedsUser", testCreateSessionNeedsUser},
+	{"DisableRacingLogin", testDisableRacingLogin},
 	{"ListUsersOrder", testListUsersOrder},
 	{"ListUsersFilters", testListUsersFilters},
 	{"ListUsersInvalid", testListUsersInvalid},
@@ -330,11 +331,58 @@ func testDeleteUserRacingUpdate(t *testing.T, s store.Store) {
 	}
 }
 
+// testCreateSessionNeedsUser: no session for an unknown or an inactive
+// user; pending and active users get one.
 func testCreateSessionNeedsUser(t *testing.T, s store.Store) {
 	sess := NewTestSession(store.NewID(time.Now()), time.Now(), time.Hour, 24*time.Hour)
 	err := s.CreateSession(ctx(t), sess)
 	wantNotFound(t, "CreateSession for an unknown user", err)
 	wantSessionGone(t, s, sess)
+
+	u := NewTestUser("inactive-session@example.com", "")
+	u.Status = store.StatusInactive
+	create(t, s, store.NewUser{User: u})
+	sess = NewTestSession(u.ID, time.Now(), time.Hour, 24*time.Hour)
+	if err := s.CreateSession(ctx(t), sess); !errors.Is(err, store.ErrUserInactive) {
+		t.Fatalf("CreateSession for an inactive user: %v, want ErrUserInactive", err)
+	}
+	wantSessionGone(t, s, sess)
+	for _, st := range []store.Status{store.StatusPending, store.StatusActive} {
+		if _, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: ptr(st), Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		newSession(t, s, u.ID)
+	}
+}
+
+// testDisableRacingLogin: a disable (UpdateUser to inactive, then
+// RevokeUserSessions, as the engine does) racing a login never leaves a
+// live session: a session written before the disable is revoked, one
+// tried after it is refused.
+func testDisableRacingLogin(t *testing.T, s store.Store) {
+	for i := range 20 {
+		u := NewTestUser(fmt.Sprintf("disable%d@example.com", i), "")
+		u.Status = store.StatusActive
+		create(t, s, store.NewUser{User: u})
+		sess := NewTestSession(u.ID, time.Now(), time.Hour, 24*time.Hour)
+		errs := RunConcurrent(2, func(i int) error {
+			if i == 0 {
+				if _, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: ptr(store.StatusInactive), Now: time.Now()}); err != nil {
+					return err
+				}
+				_, err := s.RevokeUserSessions(ctx(t), u.ID, "")
+				return err
+			}
+			return s.CreateSession(ctx(t), sess)
+		})
+		if errs[0] != nil {
+			t.Fatalf("disable: %v", errs[0])
+		}
+		if errs[1] != nil && !errors.Is(errs[1], store.ErrUserInactive) {
+			t.Fatalf("CreateSession: %v", errs[1])
+		}
+		wantSessionGone(t, s, sess)
+	}
 }
 
 // createAt registers a user created at `at`.
