@@ -258,8 +258,23 @@ func (s *Store) BackfillUserIndex(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, store.Unavailable(op, err)
 	}
+	// Done already (every start after the first): a read, not a commit.
+	done := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, bucketMeta)
+		if err == nil {
+			done = b.Get(metaUserIndex) != nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, store.Unavailable(op, err)
+	}
+	if done {
+		return 0, nil
+	}
 	added := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		added = 0
 		bs, err := buckets(tx, bucketMeta, bucketUsers, bucketUsersByCreated)
 		if err != nil {

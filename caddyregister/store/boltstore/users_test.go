@@ -96,3 +96,23 @@ func TestBackfillUserIndex(t *testing.T) {
 		t.Fatalf("second BackfillUserIndex = %d, %v; want 0", n, err)
 	}
 }
+
+// TestBackfillDoneIsARead: once the backfill ran, running it again (every
+// engine start) commits nothing.
+func TestBackfillDoneIsARead(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "register.db"))
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.BackfillUserIndex(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := boltstore.LastTxID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BackfillUserIndex(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := boltstore.LastTxID(s); after != before {
+		t.Fatalf("a backfill already done committed %d transactions", after-before)
+	}
+}
