@@ -123,7 +123,10 @@ func (e *Engine) ListUsers(ctx context.Context, q UserQuery) (*store.UserPage, e
 // u.KeepSession. Either way, and whatever else changed, this instance's
 // user cache forgets the user at once (other instances within its
 // second). An unknown user is store.ErrNotFound; bad input a
-// *ValidationError naming the field.
+// *ValidationError naming the field. When the change is stored but the
+// revocation fails, the new record comes back with the error: the
+// sessions then end at their next refresh (which re-reads the user) or
+// by expiry.
 func (e *Engine) UpdateUser(ctx context.Context, id string, u UserUpdate) (*store.User, error) {
 	if !store.IsID(id) {
 		return nil, store.ErrNotFound
@@ -197,8 +200,6 @@ func (e *Engine) UpdateUser(ctx context.Context, id string, u UserUpdate) (*stor
 	}
 	if revoke {
 		if _, err := e.RevokeUserSessions(ctx, id, keep); err != nil {
-			// The change is stored; the sessions end at their next
-			// refresh (an inactive user cannot refresh) or expiry.
 			return out, fmt.Errorf("update user: revoke sessions: %w", err)
 		}
 	}
