@@ -124,9 +124,10 @@ func (e *Engine) ListUsers(ctx context.Context, q UserQuery) (*store.UserPage, e
 // user cache forgets the user at once (other instances within its
 // second). An unknown user is store.ErrNotFound; bad input a
 // *ValidationError naming the field. When the change is stored but the
-// revocation fails, the new record comes back with the error: the
-// sessions then end at their next refresh (which re-reads the user) or
-// by expiry.
+// revocation fails, the new record comes back with the error: a disabled
+// user's sessions still end at their next refresh (which re-reads the
+// user), but after a password change the caller must retry
+// RevokeUserSessions (or report the failure).
 func (e *Engine) UpdateUser(ctx context.Context, id string, u UserUpdate) (*store.User, error) {
 	if !store.IsID(id) {
 		return nil, store.ErrNotFound
