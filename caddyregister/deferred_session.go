@@ -64,3 +64,37 @@ func (d *deferredStore) Revocations(ctx context.Context, after uint64, limit int
 	}
 	return s.Revocations(ctx, after, limit)
 }
+
+// The deferred store's store.Users methods.
+
+func (d *deferredStore) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*store.User, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.UpdateUser(ctx, id, p)
+}
+
+func (d *deferredStore) DeleteUser(ctx context.Context, id string) (*store.User, []string, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.DeleteUser(ctx, id)
+}
+
+func (d *deferredStore) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserPage, error) {
+	s, err := d.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.ListUsers(ctx, f)
+}
+
+func (d *deferredStore) BackfillUserIndex(ctx context.Context) (int, error) {
+	s, err := d.get()
+	if err != nil {
+		return 0, err
+	}
+	return s.BackfillUserIndex(ctx)
+}

@@ -187,7 +187,8 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Start loads the signing key from the store. A failure is not fatal: the
+// Start loads the signing key from the store, ensures the declared tenants
+// and backfills the ordered user index. A failure is not fatal: the
 // engine retries on the next request that needs a token, so Caddy can start
 // while the store is briefly down.
 func (e *Engine) Start(ctx context.Context) error {
@@ -204,6 +205,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	if len(e.cfg.Tenants) > 0 {
 		err = errors.Join(err, e.EnsureTenants(ctx))
 	}
+	// Users written before the ordered index existed (users.go).
+	err = errors.Join(err, e.BackfillUserIndex(ctx))
 	return err
 }
 

@@ -199,7 +199,13 @@ func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent s
 		ExpiresAt:     now.Add(cfg.AbsoluteTTL),
 		RefreshHash:   hash,
 	}
-	if err := e.cfg.Store.CreateSession(ctx, sess); err != nil {
+	if err := e.cfg.Store.CreateSession(ctx, sess); errors.Is(err, store.ErrNotFound) {
+		// Erased since sessionPrincipal read it (DeleteUser): the store
+		// refuses the session in its atomic step.
+		return nil, ErrUnauthenticated
+	} else if errors.Is(err, store.ErrUserInactive) {
+		return nil, ErrAccountDisabled // disabled since (UpdateUser)
+	} else if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
 	return e.sessionTokens(ctx, p, refresh, sess)

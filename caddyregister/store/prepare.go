@@ -234,8 +234,8 @@ func ApplyTokenUse(tok *Token, u *User, now time.Time, mutate func(*User) error)
 
 // CheckMutation refuses the changes UseToken's mutate may not make: the
 // backend rewrites the user record only, so the fields its indexes (and
-// tenant) hang on (ID, TenantID, Email, EmailKey, Login, LoginKey) must
-// stay as they were in before.
+// tenant) hang on (ID, TenantID, Email, EmailKey, Login, LoginKey, and
+// CreatedAt for the ordered user index) must stay as they were in before.
 func CheckMutation(before, after *User) error {
 	var changed []string
 	for _, f := range []struct {
@@ -252,6 +252,10 @@ func CheckMutation(before, after *User) error {
 		if f.old != f.new {
 			changed = append(changed, f.name)
 		}
+	}
+	if !before.CreatedAt.Equal(after.CreatedAt) {
+		// The ordered user index is keyed by it (Users.ListUsers).
+		changed = append(changed, "CreatedAt")
 	}
 	if len(changed) > 0 {
 		return fmt.Errorf("use token: mutate changed %s, which UseToken may not change", strings.Join(changed, ", "))

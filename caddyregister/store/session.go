@@ -78,6 +78,9 @@ var (
 	// was given, or log in again (the successor is only stored hashed, so
 	// it cannot be handed out twice).
 	ErrRefreshConflict = errors.New("refresh token already rotated")
+	// ErrUserInactive means CreateSession found the user inactive
+	// (disabled) as it ran.
+	ErrUserInactive = errors.New("user inactive")
 	// ErrRevocationGap means revocations after the caller's cursor were
 	// dropped from the feed (it fell too far behind): the caller must
 	// forget every session it believes live.
@@ -101,6 +104,11 @@ type Revocation struct {
 type Sessions interface {
 	// CreateSession writes s (ID, UserID, RefreshHash, times set; see
 	// CheckSession). A taken ID is *ConflictError{Field: "session_id"}.
+	// The user must exist as the session is written: otherwise nothing
+	// is written and the error wraps ErrNotFound (so a DeleteUser racing
+	// a login never leaves a session of an erased user); and must not be
+	// inactive: ErrUserInactive (so a disable racing a login, which
+	// revokes the sessions it finds, never leaves one either).
 	CreateSession(ctx context.Context, s *Session) error
 	// RotateRefresh replaces the session's refresh token atomically. When
 	// r.Hash is the current token of a live session, RefreshHash becomes

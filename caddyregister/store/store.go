@@ -367,6 +367,9 @@ type Store interface {
 
 	// Links: mailing a confirmation link again (links.go).
 	Links
+
+	// Users: updating, erasing and listing users (users.go).
+	Users
 }
 
 // UniqueKeys are the normalized unique values of a prospective registration.

@@ -23,6 +23,8 @@
 //	idem_expiry      <expiry><key>     -> empty; <expiry> as <due>, for sweeping expired records
 //	sessions         <user id>\x00<sid> -> session (JSON); a prefix scan lists a user's (session.go)
 //	session_expiry   <expiry><key>     -> empty; <expiry> = idle expiry, swept like token_expiry
+//	users_by_created <created><id>     -> empty; the ordered user index ListUsers walks (users.go)
+//	meta             <name>            -> store bookkeeping (user_index: the index was backfilled)
 //
 // Expired tokens read as not found; they are deleted when UseToken meets
 // one and swept (a bounded number per call) by ClaimMail, which the mail
@@ -254,6 +256,7 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	for _, ref := range store.UserRefs(n) {
 		puts = append(puts, claim{"", bucketUserRefs, refKey(u.ID, ref), []byte{}})
 	}
+	puts = append(puts, claim{"", bucketUsersByCreated, userIndexKey(u), []byte{}}) // users.go
 	tok, tokJSON, err := store.PrepareToken(n)
 	if err != nil {
 		return err

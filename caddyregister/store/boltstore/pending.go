@@ -65,7 +65,8 @@ func dropExpiredHolders(tx *bolt.Tx, claims []claim, now time.Time) error {
 // dropUser deletes u: its record, the e-mail and login index entries that
 // still point at it, and everything its refs name (tokens with their
 // expiry entries, mails with their queue and parked entries), then the
-// refs. Tenants it founded stay.
+// refs and its users_by_created entry. Tenants it founded stay; sessions
+// are DeleteUser's (users.go).
 func dropUser(tx *bolt.Tx, u *store.User) error {
 	bs, err := buckets(tx, bucketUsers, bucketEmail, bucketLogin, bucketUserRefs, bucketTokens)
 	if err != nil {
@@ -110,6 +111,9 @@ func dropUser(tx *bolt.Tx, u *store.User) error {
 		if err := refs.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := tx.Bucket(bucketUsersByCreated).Delete(userIndexKey(u)); err != nil {
+		return err
 	}
 	return users.Delete(id)
 }

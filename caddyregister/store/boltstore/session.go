@@ -79,7 +79,8 @@ func readSession(b *bolt.Bucket, k []byte) (*store.Session, error) {
 	return &s, nil
 }
 
-// CreateSession implements store.Store.
+// CreateSession implements store.Store; the user must exist, and not be
+// inactive, in the same transaction.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	const op = "create session"
 	if err := store.CheckSession(sess); err != nil {
@@ -89,10 +90,23 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return store.Unavailable(op, err)
 	}
 	var conflict bool
+	var refused error
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		conflict, refused = false, nil
 		b, err := bucket(tx, bucketSessions)
 		if err != nil {
 			return err
+		}
+		switch u, err := readUser(tx, sess.UserID); {
+		case err != nil:
+			return err
+		case u == nil:
+			// Erased meanwhile (DeleteUser): no session for it.
+			refused = store.ErrNotFound
+			return errAbort
+		case u.Status == store.StatusInactive:
+			refused = store.ErrUserInactive // disabled meanwhile
+			return errAbort
 		}
 		if has(b, sessionKey(sess.UserID, sess.ID)) {
 			conflict = true
@@ -100,6 +114,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		}
 		return putSession(tx, sess, time.Time{})
 	})
+	if refused != nil {
+		return fmt.Errorf("%s: user %s: %w", op, sess.UserID, refused)
+	}
 	if conflict {
 		return &store.ConflictError{Field: "session_id"}
 	}

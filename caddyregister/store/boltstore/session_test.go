@@ -50,7 +50,7 @@ func TestSessionSweep(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "register.db"))
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	old := storetest.NewTestSession(uid, time.Now().Add(-2*time.Hour), time.Hour, 24*time.Hour)
 	live := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	for _, x := range []*store.Session{old, live} {

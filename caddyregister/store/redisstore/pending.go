@@ -37,11 +37,12 @@ end
 // dropUserLua defines drop_user(pfx, id): it deletes the user record
 // {pfx}user:<id>, the e-mail and login index entries that still point at
 // it, every key its refs set ({pfx}user:<id>:refs, see store.UserRefs)
-// names, its mails' outbox and parked entries, and the refs set. The
+// names, its mails' outbox and parked entries, its entry in the ordered
+// user index {pfx}users (users.go), and the refs set. The
 // record must exist and decode, and the refs key be a set or absent: the
 // caller checks that before its first write. Tenants stay. Written for
-// createScript's replacement of a user expired pending; deleting a user
-// for any other reason is the same step.
+// createScript's replacement of a user expired pending; DeleteUser's
+// script (users.go) runs it too, then ends the user's sessions.
 const dropUserLua = `
 local function drop_user(pfx, id)
   local ukey = pfx .. 'user:' .. id
@@ -61,8 +62,10 @@ local function drop_user(pfx, id)
     if mid then
       redis.call('ZREM', pfx .. 'outbox', mid)
       redis.call('ZREM', pfx .. 'outbox:parked', mid)
+      redis.call('ZREM', pfx .. 'outbox:parked:bodies', mid)
     end
   end
+  redis.call('ZREM', pfx .. 'users', id)
   redis.call('DEL', rk, ukey)
 end
 `

@@ -13,6 +13,8 @@
 //	{ns}:idx:tenant_vat:<vat key>    tenant id, unique on the normalized VAT id
 //	{ns}:idx:tenant_code:<code key>  tenant id, unique on the lowercased code
 //	{ns}:tenants                     SET of every tenant id (for listing), added to in the step that writes the tenant
+//	{ns}:users                       ZSET of every user id, score = creation time (unix ms): the ordered index ListUsers walks (users.go)
+//	{ns}:users:indexed               marker: BackfillUserIndex ran
 //	{ns}:secret:<name>               secrets shared by every instance (signing key PEM)
 //	{ns}:mail:<id>                   outbox message (JSON), until delivered
 //	{ns}:outbox                      ZSET of queued mail ids, score = due time (unix ms); a claim moves it to the lease's end
@@ -306,6 +308,8 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	for _, ref := range store.UserRefs(n) {
 		more = append(more, write{"", s.Key("user", u.ID, "refs"), "sadd", ref, ""})
 	}
+	// The ordered user index (users.go): score = creation ms, member = id.
+	more = append(more, write{"", s.Key("users"), "zadd", store.UserIndexScore(u), u.ID})
 	if n.Sequence != "" {
 		more = append(more, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
 	}

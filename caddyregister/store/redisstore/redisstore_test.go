@@ -93,6 +93,7 @@ func TestNoStrayKeys(t *testing.T) {
 		s.Key("user", users[winner].ID),
 		s.Key("seq", "acct"),
 		s.Key("idem", fmt.Sprint("stray-", winner)),
+		s.Key("users"),
 	}
 	slices.Sort(want)
 	admin := srv.Client(t)
@@ -379,6 +380,9 @@ func TestKeyLayout(t *testing.T) {
 	if err := s.ParkMail(bg, m); err != nil {
 		t.Fatalf("ParkMail: %v", err)
 	}
+	if _, err := s.BackfillUserIndex(bg); err != nil { // sets its marker
+		t.Fatalf("BackfillUserIndex: %v", err)
+	}
 	const challengeTTL = 5 * time.Minute
 	answer := []byte{0xde, 0xad, 0xbe, 0xef}
 	if err := s.PutChallenge(bg, "chal-1", answer, challengeTTL); err != nil {
@@ -410,6 +414,8 @@ func TestKeyLayout(t *testing.T) {
 		ns + ":challenge:chal-1":                  {string(answer), "string", true},
 		ns + ":seq:accounts":                      str("1"),
 		ns + ":idem:admin:k1":                     {"", "string", true},
+		ns + ":users":                             {"", "zset", false},
+		ns + ":users:indexed":                     str("1"),
 	}
 
 	// The documented layout, filled in for these records, is exactly that
@@ -773,7 +779,7 @@ func TestReplacedUserLeavesNoKeys(t *testing.T) {
 	}
 	storetest.WantSquatterGone(t, s, sq)
 	got := scanKeys(t, admin, s)
-	want := []string{s.Key("idx", "email", u.EmailKey), s.Key("user", u.ID)}
+	want := []string{s.Key("idx", "email", u.EmailKey), s.Key("user", u.ID), s.Key("users")}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("keys after the replacement:\n got  %q\n want %q\n (before: %q)", got, want, before)

@@ -22,7 +22,8 @@ import (
 //	{ns}:revoked:floor               highest sequence number trimmed from the feed
 //
 // The refresh token carries the user id and the sid (see package engine),
-// so one key names the session and every script touches one slot. The
+// so one key names the session and every script touches one slot
+// (but CreateSession's, which also checks the user record: see users.go). The
 // refresh token itself is never stored: cur and prev are its hex SHA-256.
 // The feed keys carry the namespace's tag: publishing is a second round
 // trip after the per-user script (a cluster cannot run one script over
@@ -52,11 +53,22 @@ local function extend(key, exp)
 end
 `
 
-// createSessionScript writes a session unless its key exists.
-// KEYS = session, index; ARGV = sid, used (ms), idle expiry (ms), then
-// field/value pairs.
+// createSessionScript writes a session unless its key exists, or the
+// user's record does not (-1: a user erased meanwhile gets no session;
+// KEYS[3] is in the namespace's slot, see users.go) or says inactive (-2:
+// disabled meanwhile).
+// KEYS = session, index, user record; ARGV = sid, used (ms), idle expiry
+// (ms), then field/value pairs.
 var createSessionScript = redis.NewScript(`#!lua
 ` + indexExpiry + `
+local rec = redis.call('GET', KEYS[3])
+if not rec then
+  return -1
+end
+local ok, u = pcall(cjson.decode, rec)
+if ok and type(u) == 'table' and u.status == 'inactive' then
+  return -2
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -156,7 +168,8 @@ return 1
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// CreateSession implements store.Store in one script run.
+// CreateSession implements store.Store in one script run, which also
+// checks that the user exists and is not inactive.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := store.CheckSession(sess); err != nil {
 		return err
@@ -169,9 +182,16 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if !sess.RotatedAt.IsZero() {
 		args = append(args, "rotated", ms(sess.RotatedAt))
 	}
-	ok, err := createSessionScript.Run(ctx, s.c, s.sessionKeys(sess.UserID, sess.ID), args...).Int()
+	keys := append(s.sessionKeys(sess.UserID, sess.ID), s.Key("user", sess.UserID))
+	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return store.Unavailable("create session", err)
+	}
+	switch ok {
+	case -1:
+		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
+	case -2:
+		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
 	}
 	if ok == 0 {
 		return &store.ConflictError{Field: "session_id"}

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 func TestSessionKeysInUserSlot(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
+	userKeys := scanKeys(t, c, s)
 	a := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	b := storetest.NewTestSession(uid, time.Now(), 2*time.Hour, 24*time.Hour)
 	for _, x := range []*store.Session{a, b} {
@@ -46,8 +48,8 @@ func TestSessionKeysInUserSlot(t *testing.T) {
 	if idx.Milliseconds() != b.IdleExpiresAt.UnixMilli() {
 		t.Fatalf("index expires at %d, want %d", idx.Milliseconds(), b.IdleExpiresAt.UnixMilli())
 	}
-	if len(scanKeys(t, c, s)) != 0 {
-		t.Fatalf("sessions wrote namespace keys: %v", scanKeys(t, c, s))
+	if got := scanKeys(t, c, s); !slices.Equal(got, userKeys) {
+		t.Fatalf("sessions wrote namespace keys: %v, want only the user's %v", got, userKeys)
 	}
 	if _, err := s.RevokeUserSessions(ctx, uid, ""); err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func TestSessionKeysInUserSlot(t *testing.T) {
 func TestListDropsExpiredIndexEntries(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	gone := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	live := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
 	for _, x := range []*store.Session{gone, live} {
@@ -88,7 +90,7 @@ func TestListDropsExpiredIndexEntries(t *testing.T) {
 func TestRevocationFeedTrimRedis(t *testing.T) {
 	s, c := openAdmin(t)
 	ctx := context.Background()
-	uid := store.NewID(time.Now())
+	uid := storetest.NewSessionUser(t, s)
 	const extra = 8
 	total := store.RevocationFeedSize + extra
 	for range total {

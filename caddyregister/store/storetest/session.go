@@ -59,7 +59,7 @@ func NewTestSession(userID string, now time.Time, idle, abs time.Duration) *stor
 	}
 }
 
-// newSession creates a live session for a fresh user id.
+// newSession creates a live session for an existing user (NewSessionUser).
 func newSession(t *testing.T, s store.Store, userID string) *store.Session {
 	t.Helper()
 	sess := NewTestSession(userID, time.Now(), time.Hour, 24*time.Hour)
@@ -127,7 +127,7 @@ func rotation(sess *store.Session, hash string, now time.Time) store.Rotation {
 }
 
 func testSessionCreateGet(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	got, err := s.GetSession(ctx(t), uid, sess.ID)
 	if err != nil {
@@ -152,7 +152,7 @@ func testSessionCreateGet(t *testing.T, s store.Store) {
 }
 
 func testSessionInvalid(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	for name, mod := range map[string]func(*store.Session){
 		"no id":            func(x *store.Session) { x.ID = "" },
 		"no user":          func(x *store.Session) { x.UserID = "" },
@@ -173,7 +173,7 @@ func testSessionInvalid(t *testing.T, s store.Store) {
 }
 
 func testSessionExpired(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	// Idle expiry already past: it reads as absent everywhere.
 	old := NewTestSession(uid, time.Now().Add(-2*time.Hour), time.Hour, 24*time.Hour)
 	if err := s.CreateSession(ctx(t), old); err != nil {
@@ -200,7 +200,7 @@ func testSessionExpired(t *testing.T, s store.Store) {
 }
 
 func testSessionRotate(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	now := sess.CreatedAt.Add(time.Minute)
 	r := rotation(sess, sess.RefreshHash, now)
@@ -231,7 +231,7 @@ func testSessionRotate(t *testing.T, s store.Store) {
 }
 
 func testSessionRotateIdleCapped(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := NewTestSession(uid, time.Now(), time.Hour, 90*time.Minute)
 	if err := s.CreateSession(ctx(t), sess); err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func testSessionRotateIdleCapped(t *testing.T, s store.Store) {
 }
 
 func testSessionRotateGrace(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	now := sess.CreatedAt.Add(time.Second)
 	r := rotation(sess, sess.RefreshHash, now)
@@ -276,7 +276,7 @@ func testSessionRotateGrace(t *testing.T, s store.Store) {
 }
 
 func testSessionRotateReuse(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	other := newSession(t, s, uid)
 	now := sess.CreatedAt.Add(time.Second)
@@ -305,7 +305,7 @@ func testSessionRotateReuse(t *testing.T, s store.Store) {
 }
 
 func testSessionRotateUnknown(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	for name, r := range map[string]store.Rotation{
 		"unknown sid":  rotation(&store.Session{UserID: uid, ID: "nope"}, sess.RefreshHash, time.Now()),
@@ -321,7 +321,7 @@ func testSessionRotateUnknown(t *testing.T, s store.Store) {
 }
 
 func testSessionList(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	base := time.Now()
 	var ss []*store.Session
 	for i := range 3 {
@@ -331,7 +331,7 @@ func testSessionList(t *testing.T, s store.Store) {
 		}
 		ss = append(ss, sess)
 	}
-	newSession(t, s, store.NewID(time.Now())) // another user's
+	newSession(t, s, NewSessionUser(t, s)) // another user's
 	wantOrder := func(what string, want ...*store.Session) {
 		t.Helper()
 		list, err := s.ListSessions(ctx(t), uid)
@@ -362,7 +362,7 @@ func testSessionList(t *testing.T, s store.Store) {
 }
 
 func testSessionRevoke(t *testing.T, s store.Store) {
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	a, b := newSession(t, s, uid), newSession(t, s, uid)
 	if err := s.RevokeSession(ctx(t), uid, a.ID); err != nil {
 		t.Fatalf("RevokeSession: %v", err)
@@ -379,7 +379,7 @@ func testSessionRevoke(t *testing.T, s store.Store) {
 }
 
 func testSessionRevokeUser(t *testing.T, s store.Store) {
-	uid, other := store.NewID(time.Now()), store.NewID(time.Now())
+	uid, other := NewSessionUser(t, s), NewSessionUser(t, s)
 	a, b, c := newSession(t, s, uid), newSession(t, s, uid), newSession(t, s, uid)
 	o := newSession(t, s, other)
 	sids, err := s.RevokeUserSessions(ctx(t), uid, b.ID)
@@ -415,7 +415,7 @@ func testRevocationFeed(t *testing.T, s store.Store) {
 	if err != nil || len(feed) != 0 || next != 0 {
 		t.Fatalf("empty feed = %v, %d, %v", feed, next, err)
 	}
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	var sids []string
 	for range 5 {
 		sess := newSession(t, s, uid)
@@ -459,7 +459,7 @@ func testRevocationFeed(t *testing.T, s store.Store) {
 // is revoked.
 func testConcurrentRotateOutsideGrace(t *testing.T, s store.Store) {
 	const n = 8
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	now := time.Now()
 	got, errs := runConcurrentResults(n, func(int) (*store.Session, error) {
@@ -491,7 +491,7 @@ func testConcurrentRotateOutsideGrace(t *testing.T, s store.Store) {
 // get a conflict and the winner's successor stays valid.
 func testConcurrentRotateInsideGrace(t *testing.T, s store.Store) {
 	const n = 8
-	uid := store.NewID(time.Now())
+	uid := NewSessionUser(t, s)
 	sess := newSession(t, s, uid)
 	now := time.Now()
 	got, errs := runConcurrentResults(n, func(int) (*store.Session, error) {
@@ -525,7 +525,7 @@ func testConcurrentRotateInsideGrace(t *testing.T, s store.Store) {
 // raced a rotation leaves no live session.
 func testRevokeUserRacingRotate(t *testing.T, s store.Store) {
 	for range 10 {
-		uid := store.NewID(time.Now())
+		uid := NewSessionUser(t, s)
 		a, b := newSession(t, s, uid), newSession(t, s, uid)
 		errs := RunConcurrent(3, func(i int) error {
 			switch i {

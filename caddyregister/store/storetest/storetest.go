@@ -22,7 +22,9 @@
 // an activation racing the replacement never activating the newcomer);
 // sessions (refresh-token rotation with its grace window, reuse
 // revoking the session, listing by last use, revoke and revoke-all, the
-// revocation feed, and their races; session.go).
+// revocation feed, and their races; session.go); user management
+// (update, erase, the ordered list with its cursor and filters, and the
+// races of a delete with a login or an update; users.go).
 package storetest
 
 import (
@@ -165,6 +167,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	tests = append(tests, sessionTests...)
 	tests = append(tests, linkTests...)
+	tests = append(tests, userTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
