@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"unicode"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
 // Registrants choose some of the text a mail carries (their name, the app
@@ -28,6 +30,11 @@ func CheckLine(s string) error {
 		if !unicode.IsPrint(r) {
 			return ErrNotOneLine
 		}
+	}
+	if _, ok := store.Invisible(s); ok {
+		// Printable by category, but drawn as nothing (a Hangul filler,
+		// a variation selector): text that reads as something else.
+		return ErrNotOneLine
 	}
 	return nil
 }

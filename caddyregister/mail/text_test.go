@@ -12,7 +12,7 @@ func TestCheckLine(t *testing.T) {
 			t.Errorf("CheckLine(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"a\nb", "a\rb", "a\tb", "a\u2028b", "a\u2029b", "a\u202eb", "a\u200bb", "a\x00b", "a\u0085b", "a\u00a0b"} {
+	for _, bad := range []string{"a\nb", "a\rb", "a\tb", "a\u2028b", "a\u2029b", "a\u202eb", "a\u200bb", "a\x00b", "a\u0085b", "a\u00a0b", "Ann\u3164", "Ann\ufe0f", "Ann\u2800"} {
 		if err := mail.CheckLine(bad); err == nil {
 			t.Errorf("CheckLine(%q) accepted", bad)
 		}

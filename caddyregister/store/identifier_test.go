@@ -72,7 +72,11 @@ func FuzzIdentifierKey(f *testing.F) {
 }
 
 func TestInvisible(t *testing.T) {
-	for _, s := range []string{"us\u200ber", "\u202Eevil", "a\u200db", "soft\u00adhyphen", "\ufeffbom", "a\u2066b", "a\u200eb", "a\u061cb"} {
+	for _, s := range []string{"us\u200ber", "\u202Eevil", "a\u200db", "soft\u00adhyphen", "\ufeffbom", "a\u2066b", "a\u200eb", "a\u061cb",
+		// Drawn as nothing though not format characters: variation
+		// selectors, the combining grapheme joiner, Hangul fillers, the
+		// Mongolian free variation selector, the blank braille pattern.
+		"admin\ufe0f", "admin\u034f", "admin\u3164", "ad\u115fmin", "admin\u180b", "admin\u2800", "a\U000E0100b"} {
 		if _, ok := store.Invisible(s); !ok {
 			t.Errorf("Invisible(%q) found nothing", s)
 		}

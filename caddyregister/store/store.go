@@ -442,17 +442,24 @@ func isASCII(s string) bool {
 // reorders what follows: a format character (Unicode category Cf: zero
 // width space and joiners, soft hyphen, byte order mark, the bidi marks,
 // embeddings, overrides and isolates U+200E-F, U+202A-E, U+2066-9,
-// U+061C, ...). Two identifiers that differ only by such runes read the
-// same, so identifiers and names refuse them. ok is false when there is
-// none.
+// U+061C, ...), a variation selector, another default-ignorable code
+// point (the combining grapheme joiner U+034F, the Hangul fillers U+115F,
+// U+1160, U+3164, U+FFA0, ...) or the blank braille pattern U+2800. Two
+// identifiers that differ only by such runes read the same, so
+// identifiers and names refuse them. ok is false when there is none.
 func Invisible(s string) (r rune, ok bool) {
 	for _, r := range s {
-		if unicode.Is(unicode.Cf, r) {
+		if unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) || r == brailleBlank {
 			return r, true
 		}
 	}
 	return 0, false
 }
+
+// brailleBlank (U+2800) is a symbol, not a format character, but every
+// font draws it as a blank: "admin\u2800" reads as "admin".
+const brailleBlank = '\u2800'
+
 
 // TenantCodeKey is the form tenant codes are unique on (case-insensitive).
 func TenantCodeKey(code string) string { return LoginKey(code) }
