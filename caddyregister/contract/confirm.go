@@ -183,7 +183,9 @@ func writePage(w http.ResponseWriter, t *template.Template, data any, csp string
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", csp)
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "same-origin") // no-referrer would make the button's POST send Origin: null
+	// The page's URL holds the token: the button's POST sends only the
+	// origin as Referer (no-referrer would make its Origin null too).
+	h.Set("Referrer-Policy", "strict-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	w.WriteHeader(http.StatusOK)
