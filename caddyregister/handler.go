@@ -87,6 +87,7 @@ type Handler struct {
 	// contract's routes are case-insensitive (nil otherwise).
 	foldRoutes map[string][]contract.Route
 	limits     map[string]ratelimit.Limit // by route name
+	limitKeys  map[string]string          // "<contract>:<route>" by route name
 	globals    map[string]ratelimit.Limit // by route name
 	logger     *zap.Logger
 }
@@ -190,6 +191,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.foldRoutes = map[string][]contract.Route{}
 	}
 	h.limits = map[string]ratelimit.Limit{}
+	h.limitKeys = map[string]string{}
 	h.globals = map[string]ratelimit.Limit{}
 	for _, rt := range h.contract.Routes() {
 		full := h.Prefix + rt.Path
@@ -209,6 +211,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			l = c.limit()
 		}
 		h.limits[rt.Name] = l
+		h.limitKeys[rt.Name] = h.Contract + ":" + rt.Name
 		h.globals[rt.Name] = globalLimit(l, h.app.GlobalRateLimits[rt.Name], h.GlobalRateLimits[rt.Name])
 	}
 	for name := range h.RateLimits {
@@ -240,34 +243,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	var rt *contract.Route
-	var allow []string
 	for i := range candidates {
-		allow = append(allow, candidates[i].Method)
 		if candidates[i].Method == r.Method {
 			rt = &candidates[i]
 		}
 	}
 	if rt == nil {
+		allow := make([]string, len(candidates))
+		for i := range candidates {
+			allow[i] = candidates[i].Method
+		}
 		h.contract.WriteError(w, r, &contract.HTTPError{Status: http.StatusMethodNotAllowed, Message: "method not allowed", Allow: allow})
 		return nil
 	}
-	clientIP := clientIPOf(r)
-	eng := h.app.Engine()
-	// Per client network (IPv6 by prefix) and the route's global ceiling,
-	// in one step: a request refused to its client spends no global budget.
-	if err := eng.AllowRequest(r.Context(), h.Contract+":"+rt.Name, clientIP, h.limits[rt.Name], h.globals[rt.Name]); err != nil {
-		h.logRateLimited(r, rt, err)
-		h.contract.WriteError(w, r, err)
-		return nil
-	}
-	// The hash queue budget counts from here (see password.WithArrival).
-	r = r.WithContext(password.WithArrival(r.Context(), arrival))
+	// Header-only, so before the rate limit: a refused cross-site request
+	// spends no one's budget.
 	if crossSiteGuarded(rt) {
 		if err := refuseCrossSite(r); err != nil {
 			h.contract.WriteError(w, r, err)
 			return nil
 		}
 	}
+	clientIP := clientIPOf(r)
+	eng := h.app.Engine()
+	// Per client network (IPv6 by prefix) and the route's global ceiling,
+	// in one step: a request refused to its client spends no global budget.
+	if err := eng.AllowRequest(r.Context(), h.limitKeys[rt.Name], clientIP, h.limits[rt.Name], h.globals[rt.Name]); err != nil {
+		h.logRateLimited(r, rt, err)
+		h.contract.WriteError(w, r, err)
+		return nil
+	}
+	// The hash queue budget counts from here (see password.WithArrival).
+	r = r.WithContext(password.WithArrival(r.Context(), arrival))
 	req := &contract.Request{ClientIP: clientIP}
 	if h.mailsLinks() {
 		// Only for contracts that mail links: Start checked their hosts.

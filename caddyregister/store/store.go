@@ -460,7 +460,6 @@ func Invisible(s string) (r rune, ok bool) {
 // font draws it as a blank: "admin\u2800" reads as "admin".
 const brailleBlank = '\u2800'
 
-
 // TenantCodeKey is the form tenant codes are unique on (case-insensitive).
 func TenantCodeKey(code string) string { return LoginKey(code) }
 
