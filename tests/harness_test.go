@@ -254,11 +254,17 @@ func (s *site) keys() []string {
 	return out
 }
 
-// dataKeys are keys minus shared state such as the signing key.
+// dataKeys are keys minus shared state: the signing key, the ordered user
+// index (one Redis ZSET for all users; its bbolt entries mirror the user
+// records) and its backfill marker. The store suite checks the index.
 func (s *site) dataKeys() []string {
 	var out []string
 	for _, k := range s.keys() {
-		if !strings.Contains(k, ":secret:") && !strings.Contains(k, ":secrets:") {
+		switch {
+		case strings.Contains(k, ":secret:"), strings.Contains(k, ":secrets:"),
+			strings.HasSuffix(k, "}:users"), strings.HasSuffix(k, "}:users:indexed"),
+			strings.Contains(k, ":users_by_created:"), strings.HasSuffix(k, ":meta:user_index"):
+		default:
 			out = append(out, k)
 		}
 	}
