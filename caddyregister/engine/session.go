@@ -238,7 +238,10 @@ func truncateUA(ua string) string {
 // from the store. A token already used revokes its whole session
 // (ErrRefreshReused) unless it was rotated less than RefreshGrace ago
 // (ErrRefreshConflict, nothing revoked); an unknown, malformed or expired
-// one is ErrUnauthenticated. A user who is now inactive or gone has the
+// one is ErrUnauthenticated, and so is a secret the session was never
+// issued (or spent longer ago than store.RefreshHistory rotations),
+// which revokes nothing: the user id and sid in front of it are no
+// secret. A user who is now inactive or gone has the
 // session revoked (ErrAccountDisabled / ErrUnauthenticated).
 func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent string) (*SessionTokens, error) {
 	userID, sid, ok := parseRefreshToken(refresh)
