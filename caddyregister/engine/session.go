@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
@@ -217,7 +219,7 @@ func (e *Engine) sessionTokens(ctx context.Context, p *Principal, refresh string
 		return nil, err
 	}
 	shown := *sess
-	shown.RefreshHash, shown.PrevHash = "", "" // the caller has the token itself
+	shown.RefreshHash, shown.PrevHash, shown.OldHashes = "", "", nil // the caller has the token itself
 	return &SessionTokens{Principal: p, Access: access, AccessTTL: e.TokenTTL(), Refresh: refresh, Session: &shown}, nil
 }
 
@@ -236,7 +238,10 @@ func truncateUA(ua string) string {
 // from the store. A token already used revokes its whole session
 // (ErrRefreshReused) unless it was rotated less than RefreshGrace ago
 // (ErrRefreshConflict, nothing revoked); an unknown, malformed or expired
-// one is ErrUnauthenticated. A user who is now inactive or gone has the
+// one is ErrUnauthenticated, and so is a secret the session was never
+// issued (or spent longer ago than store.RefreshHistory rotations),
+// which revokes nothing: the user id and sid in front of it are no
+// secret. A user who is now inactive or gone has the
 // session revoked (ErrAccountDisabled / ErrUnauthenticated).
 func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent string) (*SessionTokens, error) {
 	userID, sid, ok := parseRefreshToken(refresh)
@@ -269,6 +274,7 @@ func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent strin
 	case errors.Is(err, store.ErrRefreshReused):
 		e.sessions.kill(sid)
 		e.log.Warn("refresh token reused: session revoked", zapSession(userID, sid))
+		e.unpublished("refresh token reuse", err)
 		return nil, ErrRefreshReused
 	case errors.Is(err, store.ErrRefreshConflict):
 		return nil, ErrRefreshConflict
@@ -282,24 +288,48 @@ func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent strin
 
 // Logout revokes one session of a user (its refresh token and, within the
 // revocation bound, its access tokens). An unknown session is
-// store.ErrNotFound.
+// store.ErrNotFound. A session deleted from the store is dead on this
+// instance at once, even when publishing the revocation failed
+// (store.PublishError): that is logged, not returned, since the logout
+// itself is done and a retry would find nothing to revoke; other
+// instances then refuse the session when their cached check of it
+// expires (CheckMaxAge, 30 s by default) instead of within the feed's
+// bound.
 func (e *Engine) Logout(ctx context.Context, userID, sid string) error {
 	err := e.cfg.Store.RevokeSession(ctx, userID, sid)
-	if err == nil || errors.Is(err, store.ErrNotFound) {
+	var pe *store.PublishError
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.As(err, &pe) {
 		e.sessions.kill(sid) // at once on this instance
 	}
-	return err
+	return e.unpublished("logout", err)
 }
 
 // RevokeUserSessions revokes every session of a user but exceptSID (none
 // when empty), as a password change or a disable needs, and returns the
-// revoked sids.
+// revoked sids. As with Logout, a failed publication is logged, not
+// returned: the sessions are deleted and dead here at once.
 func (e *Engine) RevokeUserSessions(ctx context.Context, userID, exceptSID string) ([]string, error) {
 	sids, err := e.cfg.Store.RevokeUserSessions(ctx, userID, exceptSID)
-	for _, sid := range sids {
-		e.sessions.kill(sid)
+	e.sessions.kill(sids...)
+	return sids, e.unpublished("revoke user sessions", err)
+}
+
+// unpublished logs a store.PublishError in err and returns err without
+// it (nil when it was the only error): the sessions it names are deleted
+// (the caller marked them dead here), and other instances catch up when
+// their cached check expires (the store's client already retried the
+// round trip, so one more try here would rarely succeed).
+func (e *Engine) unpublished(op string, err error) error {
+	var pe *store.PublishError
+	if !errors.As(err, &pe) {
+		return err
 	}
-	return sids, err
+	e.log.Warn("revocation not published: other instances refuse these sessions when their cached check expires",
+		zap.String("op", op), zap.Strings("sids", pe.SessionIDs), zap.Duration("within", e.cfg.Sessions.CheckMaxAge), zap.Error(pe.Err))
+	if err == error(pe) {
+		return nil
+	}
+	return err
 }
 
 // ListSessions returns a user's live sessions, the most recently used
@@ -310,7 +340,7 @@ func (e *Engine) ListSessions(ctx context.Context, userID string) ([]*store.Sess
 		return nil, err
 	}
 	for _, s := range ss {
-		s.RefreshHash, s.PrevHash = "", ""
+		s.RefreshHash, s.PrevHash, s.OldHashes = "", "", nil
 	}
 	return ss, nil
 }

@@ -208,7 +208,11 @@ func (e *Engine) pollRevocations(ctx context.Context, ifStale bool) error {
 		}
 		if errors.Is(err, store.ErrRevocationGap) {
 			if gaps++; gaps > 1 {
-				return fmt.Errorf("revocation feed: gap again at its head %d", next)
+				// The feed contradicts itself (its floor past its head: a
+				// damaged or concurrently reset store): no answer to trust,
+				// a store fault (503), not the client's (401, 500).
+				c.lost = true
+				return store.Unavailable("revocation feed", fmt.Errorf("gap again at its head %d", next))
 			}
 			c.mu.Lock()
 			c.flushLocked()

@@ -224,7 +224,8 @@ func (e *Engine) DeleteUser(ctx context.Context, id string) error {
 	if len(sids) > 0 {
 		e.sessions.kill(sids...)
 	}
-	if err != nil {
+	// A failed publication leaves the user erased (see Logout).
+	if err := e.unpublished("delete user", err); err != nil {
 		return err
 	}
 	e.log.Info("user erased", zap.String("user_id", id), zap.Int("sessions_ended", len(sids)))

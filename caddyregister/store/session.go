@@ -38,7 +38,18 @@ type Session struct {
 	// token the grace window applies to (see Sessions.RotateRefresh).
 	PrevHash  string    `json:"prev_hash,omitempty"`
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
+	// OldHashes are the up to RefreshHistory tokens rotated out before
+	// PrevHash, the newest first. Presenting one of them, or PrevHash, is
+	// a proven reuse (the token really was issued to this session and
+	// spent); any other hash is merely unknown and revokes nothing, so
+	// knowing a sid (every access token carries it) is not enough to end
+	// a session.
+	OldHashes []string `json:"old_hashes,omitempty"`
 }
+
+// RefreshHistory is how many spent refresh tokens, before PrevHash, a
+// session remembers to recognise an older replay (see Session.OldHashes).
+const RefreshHistory = 4
 
 // Live reports whether s has not expired at now.
 func (s *Session) Live(now time.Time) bool {
@@ -68,10 +79,10 @@ type Rotation struct {
 
 // Errors of refresh-token rotation.
 var (
-	// ErrRefreshReused means the presented token names a live session but
-	// is not its current token, outside the grace window: a used token
-	// (or one forged by someone who knows the sid, which only the session's
-	// own access tokens carry). The session has been revoked.
+	// ErrRefreshReused means the presented token is one the session was
+	// issued and already spent (PrevHash outside the grace window, or one
+	// of OldHashes): the session has been revoked. A hash the session never
+	// had is ErrNotFound and revokes nothing.
 	ErrRefreshReused = errors.New("refresh token reused: session revoked")
 	// ErrRefreshConflict means the token was rotated less than the grace
 	// window ago: the session stays; the client must use the successor it
@@ -86,6 +97,25 @@ var (
 	// forget every session it believes live.
 	ErrRevocationGap = errors.New("revocation feed gap")
 )
+
+// PublishError means sessions were deleted from the store but publishing
+// them to the revocation feed failed: the revocation is made (the store
+// refuses the sessions; the instance that made it must mark them dead at
+// once) but other instances only learn it when their cached check of the
+// session expires (engine.DefaultSessionCheckMaxAge). It wraps the
+// publication's error, so errors.Is(err, ErrUnavailable) holds.
+type PublishError struct {
+	// SessionIDs are the sessions deleted but not published.
+	SessionIDs []string
+	Err        error
+}
+
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("%d session(s) revoked but not published to the revocation feed: %v", len(e.SessionIDs), e.Err)
+}
+
+// Unwrap returns the publication's error.
+func (e *PublishError) Unwrap() error { return e.Err }
 
 // RevocationFeedSize is how many revocations a backend's feed keeps; a
 // reader further behind gets ErrRevocationGap.
@@ -112,13 +142,16 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// RotateRefresh replaces the session's refresh token atomically. When
 	// r.Hash is the current token of a live session, RefreshHash becomes
-	// r.NewHash (PrevHash r.Hash, RotatedAt r.Now), LastUsedAt r.Now,
-	// IdleExpiresAt min(r.Now+r.IdleTTL, ExpiresAt), and the updated
-	// session is returned. When it is PrevHash and less than r.Grace has
-	// passed since RotatedAt: ErrRefreshConflict, nothing changes. Any
-	// other hash: the session is deleted (and published to the revocation
-	// feed) and ErrRefreshReused returned. An absent or expired session:
-	// ErrNotFound. Of concurrent rotations with one token, exactly one
+	// r.NewHash (PrevHash r.Hash, RotatedAt r.Now, the former PrevHash
+	// first in OldHashes), LastUsedAt r.Now, IdleExpiresAt
+	// min(r.Now+r.IdleTTL, ExpiresAt), and the updated session is
+	// returned. When it is PrevHash and less than r.Grace has passed since
+	// RotatedAt: ErrRefreshConflict, nothing changes. When it is PrevHash
+	// later, or one of OldHashes (a spent token): the session is deleted
+	// (and published to the revocation feed) and ErrRefreshReused
+	// returned, joined with a *PublishError when the publication failed.
+	// Any other hash, and an absent or expired session: ErrNotFound,
+	// nothing changes. Of concurrent rotations with one token, exactly one
 	// succeeds.
 	RotateRefresh(ctx context.Context, r Rotation) (*Session, error)
 	// GetSession returns a live session, or ErrNotFound.
@@ -126,12 +159,16 @@ type Sessions interface {
 	// ListSessions returns the user's live sessions, the most recently
 	// used first.
 	ListSessions(ctx context.Context, userID string) ([]*Session, error)
-	// RevokeSession deletes a session (ErrNotFound when absent) and
-	// publishes it to the revocation feed.
+	// RevokeSession deletes a session and publishes it to the revocation
+	// feed. An absent session is ErrNotFound; so is an expired one, whose
+	// record is deleted but not published. A deleted session whose
+	// publication failed is a *PublishError.
 	RevokeSession(ctx context.Context, userID, sid string) error
 	// RevokeUserSessions deletes every session of the user but exceptSID
-	// (none when empty) in one atomic step, publishes them and returns
-	// their ids.
+	// (none when empty) in one atomic step, publishes the live ones and
+	// returns their ids. Expired ones are deleted too but neither
+	// published nor returned. When the publication fails the ids come
+	// back with a *PublishError.
 	RevokeUserSessions(ctx context.Context, userID, exceptSID string) ([]string, error)
 	// Revocations returns up to limit feed entries with Seq > after, in
 	// order, and the Seq to pass next time (the last returned, or after
@@ -160,11 +197,23 @@ func CheckSession(s *Session) error {
 // ApplyRotation is RotateRefresh's decision (the Redis backend makes the
 // same one in Lua): given
 // the stored session cur (live at r.Now), it returns the updated session
-// or ErrRefreshConflict / ErrRefreshReused.
+// or ErrRefreshConflict / ErrRefreshReused / ErrNotFound.
 func ApplyRotation(cur *Session, r Rotation) (*Session, error) {
+	if r.Hash == "" {
+		return nil, ErrNotFound
+	}
 	if r.Hash == cur.RefreshHash {
 		next := *cur
 		next.PrevHash, next.RefreshHash, next.RotatedAt = cur.RefreshHash, r.NewHash, r.Now
+		next.OldHashes = nil
+		if cur.PrevHash != "" {
+			next.OldHashes = append(next.OldHashes, cur.PrevHash)
+		}
+		for _, h := range cur.OldHashes {
+			if len(next.OldHashes) < RefreshHistory {
+				next.OldHashes = append(next.OldHashes, h)
+			}
+		}
 		next.LastUsedAt = r.Now
 		next.IdleExpiresAt = r.Now.Add(r.IdleTTL)
 		if next.IdleExpiresAt.After(next.ExpiresAt) {
@@ -178,10 +227,18 @@ func ApplyRotation(cur *Session, r Rotation) (*Session, error) {
 		}
 		return &next, nil
 	}
-	if r.Hash == cur.PrevHash && r.Now.Before(cur.RotatedAt.Add(r.Grace)) {
-		return nil, ErrRefreshConflict
+	if r.Hash == cur.PrevHash {
+		if r.Now.Before(cur.RotatedAt.Add(r.Grace)) {
+			return nil, ErrRefreshConflict
+		}
+		return nil, ErrRefreshReused
 	}
-	return nil, ErrRefreshReused
+	if slices.Contains(cur.OldHashes, r.Hash) {
+		return nil, ErrRefreshReused
+	}
+	// Never issued to this session: whoever forged it knows the sid, which
+	// is no secret, so it must not end the session.
+	return nil, ErrNotFound
 }
 
 // SortSessions orders sessions the most recently used first (then by id,

@@ -84,7 +84,8 @@ type Users interface {
 	// and its sessions with their refresh tokens. The e-mail and login are
 	// free again at once; tenants it founded stay. It returns the erased
 	// record and the ids of the live sessions it ended, which it has
-	// published to the revocation feed; ErrNotFound when there is no such
+	// published to the revocation feed (when that fails, the ids come
+	// back with a *PublishError: the user is erased); ErrNotFound when there is no such
 	// user. Of a delete racing a CreateSession, either the session is
 	// ended by the delete or CreateSession fails with ErrNotFound.
 	DeleteUser(ctx context.Context, id string) (*User, []string, error)

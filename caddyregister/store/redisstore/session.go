@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,7 +16,7 @@ import (
 // Sessions live in their user's slot, not the namespace's (issue "Scale
 // out": per-user data spreads over a cluster):
 //
-//	{ns:u:<user id>}:session:<sid>   HASH: id uid ip ua cur prev, and created used idle abs rotated (unix ms); PEXPIREAT its idle expiry
+//	{ns:u:<user id>}:session:<sid>   HASH: id uid ip ua cur prev old (comma-separated), and created used idle abs rotated (unix ms); PEXPIREAT its idle expiry
 //	{ns:u:<user id>}:sessions        ZSET of the user's sids, score = last used (unix ms); PEXPIREAT the latest session expiry
 //	{ns}:revoked                     ZSET of recently revoked sids, score = feed sequence number (the last store.RevocationFeedSize)
 //	{ns}:revoked:head                last feed sequence number drawn (INCR)
@@ -79,13 +80,22 @@ extend(KEYS[2], ARGV[3])
 return 1
 `)
 
+// liveLua is a session's liveness at now (ms) from its idle and abs
+// fields (HMGET), as store.Session.Live; unreadable fields are not live.
+const liveLua = `
+local function live(idle, abs, now)
+  return tonumber(idle) ~= nil and tonumber(abs) ~= nil and now < tonumber(idle) and now < tonumber(abs)
+end
+`
+
 // rotateScript is store.ApplyRotation in one step.
 // KEYS = session, index; ARGV = presented hash, new hash, now (ms),
 // idle ttl (ms), grace (ms), client ip, user agent, sid.
 // Reply: {'ok', HGETALL} | {'notfound'} | {'conflict'} | {'reused'}.
 var rotateScript = redis.NewScript(`#!lua
 ` + indexExpiry + `
-local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rotated', 'idle', 'abs')
+local history = ` + strconv.Itoa(store.RefreshHistory) + `
+local f = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'rotated', 'idle', 'abs', 'old')
 if not f[1] then
   return {'notfound'}
 end
@@ -94,9 +104,23 @@ local abs = tonumber(f[5])
 if now >= tonumber(f[4]) or now >= abs then
   return {'notfound'}
 end
+local old = {}
+for h in string.gmatch(f[6] or '', '[^,]+') do
+  table.insert(old, h)
+end
 if ARGV[1] == f[1] then
   local idle = string.format('%d', math.min(now + tonumber(ARGV[4]), abs))
-  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[3], 'used', ARGV[3], 'idle', idle)
+  local keep = {}
+  if f[2] and f[2] ~= '' then
+    table.insert(keep, f[2])
+  end
+  for _, h in ipairs(old) do
+    if #keep < history then
+      table.insert(keep, h)
+    end
+  end
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'old', table.concat(keep, ','),
+    'rotated', ARGV[3], 'used', ARGV[3], 'idle', idle)
   if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[6]) end
   if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[7]) end
   redis.call('PEXPIREAT', KEYS[1], idle)
@@ -104,8 +128,18 @@ if ARGV[1] == f[1] then
   extend(KEYS[2], idle)
   return {'ok', redis.call('HGETALL', KEYS[1])}
 end
-if f[2] and ARGV[1] == f[2] and now < tonumber(f[3]) + tonumber(ARGV[5]) then
+local spent = f[2] and ARGV[1] == f[2]
+if spent and now < tonumber(f[3]) + tonumber(ARGV[5]) then
   return {'conflict'}
+end
+for _, h in ipairs(old) do
+  if h == ARGV[1] then
+    spent = true
+  end
+end
+if not spent then
+  -- never issued to this session: no proof of reuse, nothing revoked
+  return {'notfound'}
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[8])
@@ -128,13 +162,30 @@ end
 return out
 `)
 
+// delLiveLua deletes a session key and reports whether it held a session
+// live at now (ms): an expired one (its key outlived its PEXPIREAT only
+// by clock skew between Redis and the instances) is deleted but counts as
+// gone already, as on bbolt.
+const delLiveLua = liveLua + `
+local function del_live(key, now)
+  local f = redis.pcall('HMGET', key, 'idle', 'abs')
+  if type(f) ~= 'table' or f['err'] then
+    f = {}
+  end
+  return redis.call('DEL', key) == 1 and live(f[1], f[2], now)
+end
+`
+
 // revokeAllScript deletes every session of a user but one and returns the
-// sids it deleted. KEYS = index; ARGV = session key prefix, kept sid.
+// sids of the live ones it deleted.
+// KEYS = index; ARGV = session key prefix, kept sid, now (ms).
 var revokeAllScript = redis.NewScript(`#!lua
+` + delLiveLua + `
 local out = {}
+local now = tonumber(ARGV[3])
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if sid ~= ARGV[2] then
-    if redis.call('DEL', ARGV[1] .. sid) == 1 then
+    if del_live(ARGV[1] .. sid, now) then
       table.insert(out, sid)
     end
     redis.call('ZREM', KEYS[1], sid)
@@ -143,10 +194,15 @@ end
 return out
 `)
 
-// revokeScript deletes one session. KEYS = session, index; ARGV = sid.
+// revokeScript deletes one session; 1 when it was live.
+// KEYS = session, index; ARGV = sid, now (ms).
 var revokeScript = redis.NewScript(`#!lua
+` + delLiveLua + `
 redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[1])
+if del_live(KEYS[1], tonumber(ARGV[2])) then
+  return 1
+end
+return 0
 `)
 
 // publishScript appends sids to the revocation feed and trims it to
@@ -176,7 +232,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	}
 	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt),
 		"id", sess.ID, "uid", sess.UserID, "ip", sess.ClientIP, "ua", sess.UserAgent,
-		"cur", sess.RefreshHash, "prev", sess.PrevHash,
+		"cur", sess.RefreshHash, "prev", sess.PrevHash, "old", strings.Join(sess.OldHashes, ","),
 		"created", ms(sess.CreatedAt), "used", ms(sess.LastUsedAt),
 		"idle", ms(sess.IdleExpiresAt), "abs", ms(sess.ExpiresAt)}
 	if !sess.RotatedAt.IsZero() {
@@ -210,8 +266,8 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Ses
 	if r.UserID == "" || r.SessionID == "" || r.Hash == "" {
 		return nil, store.ErrNotFound
 	}
-	if r.NewHash == "" {
-		return nil, errors.New("rotate refresh token: new hash is required")
+	if r.NewHash == "" || strings.Contains(r.NewHash, ",") {
+		return nil, errors.New("rotate refresh token: new hash is required, without commas")
 	}
 	reply, err := rotateScript.Run(ctx, s.c, s.sessionKeys(r.UserID, r.SessionID),
 		r.Hash, r.NewHash, ms(r.Now), r.IdleTTL.Milliseconds(), r.Grace.Milliseconds(),
@@ -293,7 +349,7 @@ func (s *Store) RevokeSession(ctx context.Context, userID, sid string) error {
 	if userID == "" || sid == "" {
 		return store.ErrNotFound
 	}
-	n, err := revokeScript.Run(ctx, s.c, s.sessionKeys(userID, sid), sid).Int()
+	n, err := revokeScript.Run(ctx, s.c, s.sessionKeys(userID, sid), sid, time.Now().UnixMilli()).Int()
 	if err != nil {
 		return store.Unavailable("revoke session", err)
 	}
@@ -309,7 +365,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptSID string
 	if userID == "" {
 		return nil, nil
 	}
-	sids, err := revokeAllScript.Run(ctx, s.c, []string{s.userKey(userID, "sessions")}, s.userKey(userID, "session")+":", exceptSID).StringSlice()
+	sids, err := revokeAllScript.Run(ctx, s.c, []string{s.userKey(userID, "sessions")}, s.userKey(userID, "session")+":", exceptSID, time.Now().UnixMilli()).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -319,7 +375,11 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID, exceptSID string
 	return sids, s.publish(ctx, sids...)
 }
 
-// publish appends sids to the revocation feed.
+// publish appends sids to the revocation feed; a failure is a
+// *store.PublishError naming them (they are deleted already). go-redis
+// retries the round trip on a network error (the script is idempotent
+// enough: a sid published twice is killed twice); beyond that, other
+// instances fall back on their cached check's expiry.
 func (s *Store) publish(ctx context.Context, sids ...string) error {
 	if len(sids) == 0 {
 		return nil
@@ -331,7 +391,7 @@ func (s *Store) publish(ctx context.Context, sids ...string) error {
 	}
 	keys := []string{s.Key("revoked"), s.Key("revoked", "head"), s.Key("revoked", "floor")}
 	if err := publishScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
-		return store.Unavailable("publish revocation", err)
+		return &store.PublishError{SessionIDs: sids, Err: store.Unavailable("publish revocation", err)}
 	}
 	return nil
 }
@@ -423,6 +483,9 @@ func sessionFromMap(m map[string]string) (*store.Session, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if old := m["old"]; old != "" {
+		sess.OldHashes = strings.Split(old, ",")
 	}
 	return sess, nil
 }

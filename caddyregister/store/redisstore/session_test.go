@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,110 @@ func scanPattern(t *testing.T, c *redis.Client, pattern string) []string {
 		t.Fatalf("SCAN %s: %v", pattern, err)
 	}
 	return keys
+}
+
+// TestRevokeExpiredBySkew: a session key that outlived its idle expiry
+// (Redis's clock behind the instances') is deleted by a revocation but,
+// as on bbolt, neither reported nor published.
+func TestRevokeExpiredBySkew(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	uid := storetest.NewSessionUser(t, s)
+	tag := "{" + s.Namespace() + ":u:" + uid + "}:"
+	past := strconv.FormatInt(time.Now().Add(-time.Minute).UnixMilli(), 10)
+	skewed := func() *store.Session {
+		x := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(ctx, tag+"session:"+x.ID, "idle", past).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	a := skewed()
+	if err := s.RevokeSession(ctx, uid, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RevokeSession of an expired session = %v, want ErrNotFound", err)
+	}
+	b := skewed()
+	live := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+	if err := s.CreateSession(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	sids, err := s.RevokeUserSessions(ctx, uid, "")
+	if err != nil || !slices.Equal(sids, []string{live.ID}) {
+		t.Fatalf("RevokeUserSessions = %v, %v; want [%s]", sids, err, live.ID)
+	}
+	if keys := scanPattern(t, c, s.UserKeyPattern()); len(keys) != 0 {
+		t.Fatalf("keys left: %v", keys)
+	}
+	feed, _, err := s.Revocations(ctx, 0, 100)
+	if err != nil || len(feed) != 1 || feed[0].SessionID != live.ID {
+		t.Fatalf("feed = %v, %v; want only %s", feed, err, live.ID)
+	}
+	for _, x := range []*store.Session{a, b} {
+		if n, _ := c.Exists(ctx, tag+"session:"+x.ID).Result(); n != 0 {
+			t.Fatalf("expired session %s left in place", x.ID)
+		}
+	}
+}
+
+// TestPublishFailure: when the revocation feed cannot be written (here its
+// key holds a string, so the publishing script fails; the per-user delete
+// runs first and succeeds), every revoking operation says which sessions
+// it deleted in a *store.PublishError (an unavailable error), distinct
+// from a failed delete.
+func TestPublishFailure(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	if err := c.Set(ctx, s.Key("revoked"), "not a zset", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantPublishError := func(what string, err error, sids ...string) {
+		t.Helper()
+		var pe *store.PublishError
+		if !errors.As(err, &pe) || !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("%s = %v, want a *store.PublishError", what, err)
+		}
+		got, want := slices.Sorted(slices.Values(pe.SessionIDs)), slices.Sorted(slices.Values(sids))
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: PublishError names %v, want %v", what, got, want)
+		}
+	}
+	uid := storetest.NewSessionUser(t, s)
+	newSession := func() *store.Session {
+		x := storetest.NewTestSession(uid, time.Now(), time.Hour, 24*time.Hour)
+		if err := s.CreateSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	a := newSession()
+	wantPublishError("RevokeSession", s.RevokeSession(ctx, uid, a.ID), a.ID)
+	if _, err := s.GetSession(ctx, uid, a.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session after a failed publication: %v, want deleted", err)
+	}
+	b, d := newSession(), newSession()
+	sids, err := s.RevokeUserSessions(ctx, uid, d.ID)
+	wantPublishError("RevokeUserSessions", err, b.ID)
+	if !slices.Equal(sids, []string{b.ID}) {
+		t.Fatalf("RevokeUserSessions sids = %v, want [%s]", sids, b.ID)
+	}
+	// A spent token: the session is revoked, the publication fails.
+	r := store.Rotation{UserID: uid, SessionID: d.ID, Hash: d.RefreshHash, NewHash: storetest.RandomHash(), Now: time.Now(), IdleTTL: time.Hour}
+	if _, err := s.RotateRefresh(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.NewHash = storetest.RandomHash()
+	_, err = s.RotateRefresh(ctx, r)
+	if !errors.Is(err, store.ErrRefreshReused) {
+		t.Fatalf("reuse with the feed broken = %v, want ErrRefreshReused", err)
+	}
+	wantPublishError("RotateRefresh reuse", err, d.ID)
+	e := newSession()
+	_, sids, err = s.DeleteUser(ctx, uid)
+	wantPublishError("DeleteUser", err, e.ID)
+	if !slices.Equal(sids, []string{e.ID}) {
+		t.Fatalf("DeleteUser sids = %v, want [%s]", sids, e.ID)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ var sessionTests = []struct {
 	{"SessionRotateGrace", testSessionRotateGrace},
 	{"SessionRotateReuse", testSessionRotateReuse},
 	{"SessionRotateUnknown", testSessionRotateUnknown},
+	{"SessionRotateForgedKeepsSession", testSessionRotateForged},
+	{"SessionRotateHistory", testSessionRotateHistory},
+	{"SessionRevokeExpired", testSessionRevokeExpired},
 	{"SessionList", testSessionList},
 	{"SessionRevoke", testSessionRevoke},
 	{"SessionRevokeUser", testSessionRevokeUser},
@@ -78,6 +82,9 @@ func normSession(s *store.Session) store.Session {
 			*p = time.UnixMilli(p.UnixMilli()).UTC()
 		}
 	}
+	if len(c.OldHashes) == 0 {
+		c.OldHashes = nil
+	}
 	return c
 }
 
@@ -86,7 +93,7 @@ func wantSession(t *testing.T, what string, got, want *store.Session) {
 	if got == nil {
 		t.Fatalf("%s: nil session", what)
 	}
-	if g, w := normSession(got), normSession(want); g != w {
+	if g, w := normSession(got), normSession(want); !reflect.DeepEqual(g, w) {
 		t.Fatalf("%s:\n got %+v\nwant %+v", what, g, w)
 	}
 }
@@ -117,6 +124,20 @@ func wantRevoked(t *testing.T, s store.Store, sids ...string) {
 	for _, sid := range sids {
 		if !slices.ContainsFunc(feed, func(r store.Revocation) bool { return r.SessionID == sid }) {
 			t.Fatalf("revocation feed %v lacks %s", feed, sid)
+		}
+	}
+}
+
+// wantNotRevoked asserts the feed, read from the start, lacks sids.
+func wantNotRevoked(t *testing.T, s store.Store, sids ...string) {
+	t.Helper()
+	feed, _, err := s.Revocations(ctx(t), 0, store.RevocationFeedSize)
+	if err != nil {
+		t.Fatalf("Revocations: %v", err)
+	}
+	for _, sid := range sids {
+		if slices.ContainsFunc(feed, func(r store.Revocation) bool { return r.SessionID == sid }) {
+			t.Fatalf("revocation feed lists %s", sid)
 		}
 	}
 }
@@ -225,8 +246,118 @@ func testSessionRotate(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("second RotateRefresh: %v", err)
 	}
-	if got2.PrevHash != r.NewHash || got2.RefreshHash != r2.NewHash || got2.ClientIP != r.ClientIP || got2.UserAgent != r.UserAgent {
+	if got2.PrevHash != r.NewHash || got2.RefreshHash != r2.NewHash || got2.ClientIP != r.ClientIP || got2.UserAgent != r.UserAgent ||
+		!slices.Equal(got2.OldHashes, []string{sess.RefreshHash}) {
 		t.Fatalf("second rotation = %+v", got2)
+	}
+	stored, err = s.GetSession(ctx(t), uid, sess.ID)
+	if err != nil {
+		t.Fatalf("GetSession: %v", err)
+	}
+	wantSession(t, "stored after the second rotation", stored, got2)
+}
+
+// testSessionRotateForged: a hash the session was never issued (someone
+// who knows the user id and sid, which every access token carries, made
+// up the secret) is not found and revokes nothing, before or after a
+// rotation, whatever the grace.
+func testSessionRotateForged(t *testing.T, s store.Store) {
+	uid := NewSessionUser(t, s)
+	sess := newSession(t, s, uid)
+	now := sess.CreatedAt.Add(time.Second)
+	_, err := s.RotateRefresh(ctx(t), rotation(sess, RandomHash(), now))
+	wantNotFound(t, "forged token of a fresh session", err)
+	r := rotation(sess, sess.RefreshHash, now)
+	got, err := s.RotateRefresh(ctx(t), r)
+	if err != nil {
+		t.Fatalf("RotateRefresh after a forged one: %v", err)
+	}
+	for _, grace := range []time.Duration{0, time.Hour} {
+		forged := rotation(got, RandomHash(), now.Add(time.Minute))
+		forged.Grace = grace
+		_, err = s.RotateRefresh(ctx(t), forged)
+		wantNotFound(t, "forged token of a rotated session", err)
+	}
+	stored, err := s.GetSession(ctx(t), uid, sess.ID)
+	if err != nil {
+		t.Fatalf("GetSession after forged rotations: %v", err)
+	}
+	wantSession(t, "session after forged rotations", stored, got)
+	wantNotRevoked(t, s, sess.ID)
+	if _, err := s.RotateRefresh(ctx(t), rotation(got, r.NewHash, now.Add(2*time.Minute))); err != nil {
+		t.Fatalf("the current token after forged ones: %v", err)
+	}
+}
+
+// testSessionRotateHistory: a session remembers its last
+// 1+RefreshHistory spent tokens; any of them revokes it, an older one is
+// merely unknown.
+func testSessionRotateHistory(t *testing.T, s store.Store) {
+	uid := NewSessionUser(t, s)
+	tokens := func() (*store.Session, []string) {
+		sess := newSession(t, s, uid)
+		hashes := []string{sess.RefreshHash}
+		cur := sess
+		for i := range store.RefreshHistory + 2 {
+			r := rotation(cur, cur.RefreshHash, sess.CreatedAt.Add(time.Duration(i+1)*time.Second))
+			next, err := s.RotateRefresh(ctx(t), r)
+			if err != nil {
+				t.Fatalf("rotation %d: %v", i, err)
+			}
+			hashes = append(hashes, r.NewHash)
+			cur = next
+		}
+		if len(cur.OldHashes) != store.RefreshHistory {
+			t.Fatalf("OldHashes %v, want the last %d", cur.OldHashes, store.RefreshHistory)
+		}
+		return sess, hashes // hashes[len-1] current, [len-2] PrevHash
+	}
+	later := time.Now().Add(time.Minute)
+	sess, hashes := tokens()
+	// The oldest, beyond the history: unknown, nothing revoked.
+	_, err := s.RotateRefresh(ctx(t), rotation(sess, hashes[0], later))
+	wantNotFound(t, "a token older than the history", err)
+	if _, err := s.GetSession(ctx(t), uid, sess.ID); err != nil {
+		t.Fatalf("GetSession after a forgotten token: %v", err)
+	}
+	// The oldest remembered one: reuse.
+	if _, err := s.RotateRefresh(ctx(t), rotation(sess, hashes[1], later)); !errors.Is(err, store.ErrRefreshReused) {
+		t.Fatalf("oldest remembered token: %v, want ErrRefreshReused", err)
+	}
+	wantSessionGone(t, s, sess)
+	wantRevoked(t, s, sess.ID)
+	// And the newest of OldHashes, on a fresh family.
+	sess, hashes = tokens()
+	if _, err := s.RotateRefresh(ctx(t), rotation(sess, hashes[len(hashes)-3], later)); !errors.Is(err, store.ErrRefreshReused) {
+		t.Fatalf("token two generations old: %v, want ErrRefreshReused", err)
+	}
+	wantSessionGone(t, s, sess)
+}
+
+// testSessionRevokeExpired: an expired session is gone for revocation as
+// for reading: RevokeSession answers ErrNotFound, RevokeUserSessions
+// leaves it out, neither publishes it, and its record is deleted.
+func testSessionRevokeExpired(t *testing.T, s store.Store) {
+	uid := NewSessionUser(t, s)
+	expired := func() *store.Session {
+		old := NewTestSession(uid, time.Now().Add(-2*time.Hour), time.Hour, 24*time.Hour)
+		if err := s.CreateSession(ctx(t), old); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		return old
+	}
+	a := expired()
+	wantNotFound(t, "RevokeSession of an expired session", s.RevokeSession(ctx(t), uid, a.ID))
+	b, live := expired(), newSession(t, s, uid)
+	sids, err := s.RevokeUserSessions(ctx(t), uid, "")
+	if err != nil || !slices.Equal(sids, []string{live.ID}) {
+		t.Fatalf("RevokeUserSessions = %v, %v; want only the live [%s]", sids, err, live.ID)
+	}
+	wantRevoked(t, s, live.ID)
+	wantNotRevoked(t, s, a.ID, b.ID)
+	for _, x := range []*store.Session{a, b} {
+		wantSessionGone(t, s, x)
+		wantNotFound(t, "RevokeSession after its revocation", s.RevokeSession(ctx(t), uid, x.ID))
 	}
 }
 
