@@ -156,9 +156,11 @@ func walkRoutes(routes caddyhttp.RouteList, hostBound bool, bound map[*Handler]b
 	}
 }
 
-// requiresHost reports whether a request must match a host matcher to pass
-// sets: matcher sets are alternatives, so each one needs a host matcher
-// (and no sets at all matches everything).
+// requiresHost reports whether a request must match a host matcher of
+// exact names to pass sets: matcher sets are alternatives, so each one
+// needs such a matcher (and no sets at all matches everything). A
+// wildcard (*.example.com) or a placeholder lets the client pick the name
+// (a customer's subdomain, say), so it does not count.
 func requiresHost(sets caddyhttp.MatcherSets) bool {
 	if len(sets) == 0 {
 		return false
@@ -168,9 +170,9 @@ func requiresHost(sets caddyhttp.MatcherSets) bool {
 		for _, m := range set {
 			switch mh := m.(type) {
 			case *caddyhttp.MatchHost:
-				has = has || (mh != nil && len(*mh) > 0)
+				has = has || (mh != nil && exactHosts(*mh))
 			case caddyhttp.MatchHost:
-				has = has || len(mh) > 0
+				has = has || exactHosts(mh)
 			}
 		}
 		if !has {
@@ -178,4 +180,14 @@ func requiresHost(sets caddyhttp.MatcherSets) bool {
 		}
 	}
 	return true
+}
+
+// exactHosts reports whether every name of m is one exact host name.
+func exactHosts(m caddyhttp.MatchHost) bool {
+	for _, h := range m {
+		if strings.ContainsAny(h, "*{") {
+			return false
+		}
+	}
+	return len(m) > 0
 }

@@ -8,9 +8,14 @@ import (
 
 func TestWalkRoutesHostBound(t *testing.T) {
 	host := &caddyhttp.MatchHost{"example.com"}
+	wild := &caddyhttp.MatchHost{"*.example.com"}
+	placeholder := &caddyhttp.MatchHost{"{env.SITE}"}
 	path := &caddyhttp.MatchPath{"/api/*"}
-	bound, open, alt, nested, unseen := &Handler{}, &Handler{}, &Handler{}, &Handler{}, &Handler{}
+	bound, open, alt, nested, unseen, wildcard := &Handler{}, &Handler{}, &Handler{}, &Handler{}, &Handler{}, &Handler{}
 	routes := caddyhttp.RouteList{
+		// The client picks the subdomain: not bound.
+		{MatcherSets: caddyhttp.MatcherSets{{wild, path}}, Handlers: []caddyhttp.MiddlewareHandler{wildcard}},
+		{MatcherSets: caddyhttp.MatcherSets{{placeholder}}, Handlers: []caddyhttp.MiddlewareHandler{wildcard}},
 		{MatcherSets: caddyhttp.MatcherSets{{host, path}}, Handlers: []caddyhttp.MiddlewareHandler{bound}},
 		{MatcherSets: caddyhttp.MatcherSets{{path}}, Handlers: []caddyhttp.MiddlewareHandler{open}},
 		// Alternatives: the set without a host lets any Host through.
@@ -29,7 +34,7 @@ func TestWalkRoutesHostBound(t *testing.T) {
 		seen, want bool
 	}{
 		"bound": {bound, true, true}, "open": {open, true, false}, "alt": {alt, true, false},
-		"nested": {nested, true, true}, "unseen": {unseen, false, false},
+		"nested": {nested, true, true}, "unseen": {unseen, false, false}, "wildcard": {wildcard, true, false},
 	} {
 		b, seen := got[c.h]
 		if seen != c.seen || b != c.want {
