@@ -344,17 +344,12 @@ func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract
 		c.WriteError(w, r, err)
 		return
 	}
-	if wantsHTML(r) {
+	if contract.WantsPage(r) {
 		// A person who pressed the page's button.
 		contract.WriteDonePage(w, fmt.Sprintf("Thank you, %s: your e-mail address is confirmed.", u.Login))
 		return
 	}
 	contract.WriteJSON(w, http.StatusOK, userModel(u))
-}
-
-func wantsHTML(r *http.Request) bool {
-	a := r.Header.Get("Accept")
-	return strings.Contains(a, "text/html") && !strings.Contains(a, "application/json")
 }
 
 var _ contract.Contract = (*Contract)(nil)
