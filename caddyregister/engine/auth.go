@@ -114,8 +114,12 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 // miss the cache are limited per client network (a flood guard) and go
 // through the account lockout shared with Login (checkPassword): only
 // failures count, and a locked account is refused without a hash. Unknown
-// logins cost, and lock, as known ones do. Admin verifications may use the
-// hash pool's reserved slot.
+// logins cost, and lock, as known ones do. Only a configured admin's
+// verification may use the hash pool's reserved slot: were unknown logins
+// let in too, a Basic flood of random logins would take it and lock
+// operators out again. (Under a flood a known login is thus answered
+// sooner; that reveals admin logins only to someone who can already
+// saturate the pool, and keeping operators in is worth more.)
 func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass string) (*Principal, error) {
 	ck := credKey(login, pass)
 	a, known := e.admins[login]
@@ -125,14 +129,13 @@ func (e *Engine) AuthenticateBasic(ctx context.Context, clientIP, login, pass st
 	if err := e.Allow(ctx, "admin-login-ip", e.Network(clientIP), e.cfg.AdminLoginLimit); err != nil {
 		return nil, err
 	}
-	ctx = password.WithReserved(ctx)
 	account := unknownAccount(login)
 	if known {
 		account = adminAccount(login)
 	}
 	err := e.checkPassword(ctx, account, clientIP, func() (bool, error) {
 		if known {
-			ok, err := e.cfg.Pool.Verify(ctx, a.Hash, []byte(pass))
+			ok, err := e.cfg.Pool.Verify(password.WithReserved(ctx), a.Hash, []byte(pass))
 			if err != nil {
 				return false, verifyErr(err)
 			}

@@ -274,6 +274,39 @@ func TestAdminAuthUsesReservedSlot(t *testing.T) {
 	}
 }
 
+// TestUnknownBasicLoginGetsNoReservedSlot: with every shared hash slot
+// taken, an unknown login over HTTP Basic is shed (overload) instead of
+// taking the slot kept for admins, while a configured admin still gets in.
+// (Before, a Basic flood of random logins took the reserved slot too.)
+func TestUnknownBasicLoginGetsNoReservedSlot(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			gate := gateHasher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			h := newHarness(t, be.open(t), func(c *engine.Config) {
+				c.Hasher = gate
+				c.Pool = password.NewPool(password.PoolConfig{Size: 1, MaxWait: 50 * time.Millisecond})
+				c.Admins = []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}
+			})
+			done := make(chan error, 1)
+			go func() {
+				_, err := h.e.Register(context.Background(), reg("flood@example.com"))
+				done <- err
+			}()
+			<-gate.entered // the only shared slot is held
+			if err := basic(h, "192.0.2.62", "intruder", "whatever"); !errors.Is(err, password.ErrOverloaded) {
+				t.Errorf("unknown Basic login with the pool full: %v, want overload", err)
+			}
+			if err := basic(h, "192.0.2.62", "ops", "ops-secret"); err != nil {
+				t.Errorf("admin over Basic with the pool full: %v", err)
+			}
+			close(gate.release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestLockoutConcurrentGuesses: 40 wrong passwords at once from 40
 // networks decide at most the 30 failures of the account-wide ceiling
 // (each hashes once); the rest are refused without a hash, and the account
