@@ -279,6 +279,22 @@ func (d *deferredLimiter) Forget(ctx context.Context, key string) error {
 	return m.Forget(ctx, key)
 }
 
+func (d *deferredLimiter) Remember(ctx context.Context, key string, ttl time.Duration) error {
+	m := d.l.Load()
+	if m == nil {
+		return errNotOpen
+	}
+	return m.Remember(ctx, key, ttl)
+}
+
+func (d *deferredLimiter) Remembered(ctx context.Context, key string) (bool, error) {
+	m := d.l.Load()
+	if m == nil {
+		return false, errNotOpen
+	}
+	return m.Remembered(ctx, key)
+}
+
 var (
 	_ store.Store       = (*deferredStore)(nil)
 	_ ratelimit.Limiter = (*deferredLimiter)(nil)

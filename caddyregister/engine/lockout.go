@@ -17,8 +17,13 @@ import (
 // account alone; NetworkFailures locks the account for that network only,
 // so an attacker elsewhere does not lock the owner out, and Failures, the
 // higher account-wide ceiling, bounds what attackers on many networks can
-// try together. After k×threshold failures the lock is k×WaitIncrement,
-// at most MaxWait; the count is forgotten Reset after the last failure.
+// try together. The failure that makes k×threshold locks for
+// k×WaitIncrement, at most MaxWait; failures in between neither renew nor
+// lengthen a lock (or one failure per lock period would keep an account
+// locked for good). The count is forgotten Reset after the last failure.
+// A network the owner logged in from (within Reset) is not stopped by the
+// account-wide lock, only by its own: attackers elsewhere cannot lock the
+// owner out there.
 type Lockout struct {
 	NetworkFailures int
 	Failures        int
@@ -64,8 +69,12 @@ func (l Lockout) policy(failures int) ratelimit.LockPolicy {
 func adminAccount(login string) string   { return "admin:" + login }
 func userAccount(id string) string       { return "user:" + id }
 func unknownAccount(ident string) string { return "id:" + store.LoginKey(ident) }
-func (e *Engine) lockKeys(account, clientIP string) (network, whole string) {
-	return "lock-net:" + e.Network(clientIP) + "|" + account, "lock-acct:" + account
+func (e *Engine) lockKeys(account, clientIP string) (network, whole, known string) {
+	n := e.Network(clientIP)
+	if n != "" {
+		known = "lock-known:" + n + "|" + account
+	}
+	return "lock-net:" + n + "|" + account, "lock-acct:" + account, known
 }
 
 // checkPassword is the one place passwords of accounts are checked against
@@ -76,9 +85,11 @@ func (e *Engine) lockKeys(account, clientIP string) (network, whole string) {
 // (ratelimit.BusyRetry), so that concurrent guesses cannot overshoot a
 // lock. Otherwise it runs verify; a false counts one failure against the
 // account and its network and answers ErrUnauthenticated; a true forgets
-// the network's failures (a user who mistyped, then got it right) and
-// answers nil. Errors of verify (overload, a cancelled request) pass
-// through and count nothing.
+// the network's failures (a user who mistyped, then got it right),
+// remembers the network as the account's for Reset, and answers nil. On a
+// remembered network the account-wide lock does not apply (its failures
+// still count towards it). Errors of verify (overload, a cancelled
+// request) pass through and count nothing.
 func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, verify func() (bool, error)) error {
 	lim := e.cfg.Limiter
 	if lim == nil {
@@ -91,11 +102,18 @@ func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, ve
 		}
 		return nil
 	}
-	netKey, acctKey := e.lockKeys(account, clientIP)
+	netKey, acctKey, knownKey := e.lockKeys(account, clientIP)
+	known := false
+	if knownKey != "" {
+		var err error
+		if known, err = lim.Remembered(ctx, knownKey); err != nil {
+			return store.Unavailable("lockout", err)
+		}
+	}
 	l := e.lockout
 	fails := []ratelimit.Failure{
 		{Key: netKey, Policy: l.policy(l.NetworkFailures)},
-		{Key: acctKey, Policy: l.policy(l.Failures)},
+		{Key: acctKey, Policy: l.policy(l.Failures), CountOnly: known},
 	}
 	d, err := lim.Begin(ctx, fails...)
 	if err != nil {
@@ -117,6 +135,11 @@ func (e *Engine) checkPassword(ctx context.Context, account, clientIP string, ve
 		}
 		if err := lim.Forget(endCtx, netKey); err != nil {
 			e.log.Warn("lockout: forgetting failures", zap.Error(err))
+		}
+		if knownKey != "" {
+			if err := lim.Remember(endCtx, knownKey, l.Reset); err != nil {
+				e.log.Warn("lockout: remembering the owner's network", zap.Error(err))
+			}
 		}
 		return nil
 	}

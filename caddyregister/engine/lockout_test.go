@@ -274,6 +274,39 @@ func TestAdminAuthUsesReservedSlot(t *testing.T) {
 	}
 }
 
+// TestUnknownBasicLoginGetsNoReservedSlot: with every shared hash slot
+// taken, an unknown login over HTTP Basic is shed (overload) instead of
+// taking the slot kept for admins, while a configured admin still gets in.
+// (Before, a Basic flood of random logins took the reserved slot too.)
+func TestUnknownBasicLoginGetsNoReservedSlot(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			gate := gateHasher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+			h := newHarness(t, be.open(t), func(c *engine.Config) {
+				c.Hasher = gate
+				c.Pool = password.NewPool(password.PoolConfig{Size: 1, MaxWait: 50 * time.Millisecond})
+				c.Admins = []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}
+			})
+			done := make(chan error, 1)
+			go func() {
+				_, err := h.e.Register(context.Background(), reg("flood@example.com"))
+				done <- err
+			}()
+			<-gate.entered // the only shared slot is held
+			if err := basic(h, "192.0.2.62", "intruder", "whatever"); !errors.Is(err, password.ErrOverloaded) {
+				t.Errorf("unknown Basic login with the pool full: %v, want overload", err)
+			}
+			if err := basic(h, "192.0.2.62", "ops", "ops-secret"); err != nil {
+				t.Errorf("admin over Basic with the pool full: %v", err)
+			}
+			close(gate.release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestLockoutConcurrentGuesses: 40 wrong passwords at once from 40
 // networks decide at most the 30 failures of the account-wide ceiling
 // (each hashes once); the rest are refused without a hash, and the account
@@ -314,6 +347,122 @@ func TestLockoutConcurrentGuesses(t *testing.T) {
 				}
 			}
 			wantLocked(t, h, "owner after the ceiling", func() error { return login(h, "192.0.2.70", "owner", goodPassword) })
+		})
+	}
+}
+
+// fastLockHarness is lockHarness with locks short enough to wait out:
+// the account-wide ceiling locks for wait×k.
+func fastLockHarness(t *testing.T, ev *env, wait time.Duration) *harness {
+	t.Helper()
+	h := newHarness(t, ev, func(c *engine.Config) {
+		c.Admins = []engine.Admin{{Login: "ops", Hash: mustHash(t, cheap, "ops-secret"), Permissions: []string{"*"}}}
+		c.Lockout = engine.Lockout{WaitIncrement: wait, MaxWait: 15 * wait}
+	})
+	r := activeReg("owner@example.com")
+	r.Login = "owner"
+	mustRegister(t, h.e, r)
+	return h
+}
+
+// attacker fails logins on "owner", each from a network never used before
+// (IPv6 /64s are cheap), so only the account-wide ceiling stops it.
+type attacker struct {
+	h    *harness
+	nets int
+}
+
+// fail tries one wrong password from a fresh network until one counts,
+// stepping past the account-wide lock as a patient attacker would.
+func (a *attacker) fail(t *testing.T) {
+	t.Helper()
+	for {
+		a.nets++
+		err := login(a.h, fmt.Sprintf("2001:db8:%x:%x::1", a.nets>>16, a.nets&0xffff), "owner", "wrong guess")
+		var rl *engine.RateLimitedError
+		switch {
+		case errors.Is(err, engine.ErrUnauthenticated):
+			return
+		case errors.As(err, &rl):
+			time.Sleep(time.Millisecond) // the lock has not ended yet
+		default:
+			t.Fatalf("attacker's guess: %v", err)
+		}
+	}
+}
+
+// TestLockoutOwnerKnownNetworkOutlastsAttack: an attacker keeps failing
+// past the ceiling from many networks, once per lock period and in bursts
+// that reach the next multiple; the owner, on a network they logged in
+// from before, still logs in every time. A network the owner never used
+// is locked like the attacker's (the documented trade-off). (Before, the
+// account-wide lock stopped the owner everywhere, and each failure past
+// the ceiling renewed it.)
+func TestLockoutOwnerKnownNetworkOutlastsAttack(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			h := fastLockHarness(t, be.open(t), time.Minute)
+			const home = "192.0.2.90"
+			if err := login(h, home, "owner", goodPassword); err != nil {
+				t.Fatalf("owner's first login: %v", err)
+			}
+			// 30 failures from 6 networks reach the ceiling.
+			for i := range 30 {
+				wantUnauth(t, fmt.Sprintf("failure %d", i+1), login(h, fmt.Sprintf("198.18.4.%d", i/5+1), "owner", "wrong guess"))
+			}
+			wantLocked(t, h, "owner on a fresh network", func() error { return login(h, "192.0.2.91", "owner", goodPassword) })
+			for i := range 3 {
+				if err := login(h, home, "owner", goodPassword); err != nil {
+					t.Fatalf("owner at home under attack (%d): %v", i+1, err)
+				}
+			}
+			// The owner's typos at home count against the home network's own
+			// budget (and towards the ceiling), not past it.
+			for i := range 5 {
+				wantUnauth(t, fmt.Sprintf("owner's typo %d", i+1), login(h, home, "owner", "typo"))
+			}
+			var rl *engine.RateLimitedError
+			if err := login(h, home, "owner", goodPassword); !errors.As(err, &rl) {
+				t.Fatalf("home after 5 typos: %v, want the network's own lock", err)
+			}
+		})
+	}
+}
+
+// TestLockoutPatientAttackerCannotKeepOwnerOut: with short locks, the
+// attacker fails once per lock period, then in bursts to the next
+// multiple; the owner at home logs in throughout, and right after a
+// failure past the ceiling (not a multiple of it) even a fresh network
+// gets in. (Before, every failure past the ceiling locked anew.)
+func TestLockoutPatientAttackerCannotKeepOwnerOut(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			h := fastLockHarness(t, be.open(t), 200*time.Millisecond)
+			const home = "192.0.2.92"
+			if err := login(h, home, "owner", goodPassword); err != nil {
+				t.Fatalf("owner's first login: %v", err)
+			}
+			a := &attacker{h: h}
+			for range 30 {
+				a.fail(t)
+			}
+			for round := 1; round <= 3; round++ {
+				// round×30 failures: locked for round×200ms.
+				if err := login(h, home, "owner", goodPassword); err != nil {
+					t.Fatalf("round %d: owner at home: %v", round, err)
+				}
+				var rl *engine.RateLimitedError
+				if err := login(h, fmt.Sprintf("192.0.2.%d", 100+round), "owner", goodPassword); !errors.As(err, &rl) {
+					t.Fatalf("round %d: owner on a fresh network: %v, want locked", round, err)
+				}
+				a.fail(t) // once the lock is over: failure round×30+1
+				if err := login(h, fmt.Sprintf("192.0.2.%d", 110+round), "owner", goodPassword); err != nil {
+					t.Fatalf("round %d: right after failure %d, a fresh network: %v, want in (it does not lock)", round, round*30+1, err)
+				}
+				for range 29 {
+					a.fail(t) // the last one reaches (round+1)×30 and locks
+				}
+			}
 		})
 	}
 }

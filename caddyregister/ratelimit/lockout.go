@@ -29,6 +29,11 @@ type Lockouts interface {
 	End(ctx context.Context, failed bool, fails ...Failure) (time.Duration, error)
 	// Forget drops key's failures and lock.
 	Forget(ctx context.Context, key string) error
+	// Remember marks key for ttl (a fact, such as "the owner logged in
+	// from this network", that Remembered then reports).
+	Remember(ctx context.Context, key string, ttl time.Duration) error
+	// Remembered reports whether key is marked.
+	Remembered(ctx context.Context, key string) (bool, error)
 }
 
 // BusyRetry is the wait Begin asks for when a key is at its limit with an
@@ -44,15 +49,22 @@ const inFlightStale = 30 * time.Second
 type Failure struct {
 	Key    string
 	Policy LockPolicy
+	// CountOnly counts the attempt's failure under Key but lets the
+	// attempt past Key's lock: Begin neither checks the key nor holds the
+	// attempt in flight under it. (An account's owner on a network known
+	// to be theirs is not stopped by the account-wide lock, yet their
+	// failures still count towards it.)
+	CountOnly bool
 }
 
 // LockPolicy says when failures lock a key, and for how long.
 type LockPolicy struct {
-	// Failures is how many failures lock the key; each further multiple of
-	// it lengthens the wait. Zero never locks.
+	// Failures is how many failures lock the key. Only the failure that
+	// brings the count to a multiple of it locks; those in between do
+	// not lengthen or renew the lock. Zero never locks.
 	Failures int `json:"failures,omitempty"`
-	// WaitIncrement is the lock after Failures failures; after k×Failures
-	// failures the lock is k×WaitIncrement.
+	// WaitIncrement is the lock after Failures failures; the failure that
+	// makes k×Failures locks for k×WaitIncrement.
 	WaitIncrement time.Duration `json:"wait_increment,omitempty"`
 	// MaxWait caps the lock.
 	MaxWait time.Duration `json:"max_wait,omitempty"`
@@ -60,9 +72,12 @@ type LockPolicy struct {
 	Reset time.Duration `json:"reset,omitempty"`
 }
 
-// Wait is the lock that the failures-th failure imposes, from its time.
+// Wait is the lock that the failures-th failure imposes, from its time:
+// none unless failures is a multiple of p.Failures. (Locking again on
+// every failure past the threshold let an attacker keep an account locked
+// for good with one failure per lock period.)
 func (p LockPolicy) Wait(failures int64) time.Duration {
-	if p.Failures <= 0 || failures < int64(p.Failures) {
+	if p.Failures <= 0 || failures < int64(p.Failures) || failures%int64(p.Failures) != 0 {
 		return 0
 	}
 	k := failures / int64(p.Failures)
@@ -73,25 +88,36 @@ func (p LockPolicy) Wait(failures int64) time.Duration {
 }
 
 // admits reports whether one more attempt may start with n failures and
-// inFlight attempts undecided: unless it could lock the key, or nothing
+// inFlight attempts undecided: unless it could lock the key (it and the
+// attempts in flight failing would reach a locking count), or nothing
 // else is in flight.
 func (p LockPolicy) admits(n, inFlight int64) bool {
-	return inFlight <= 0 || p.Wait(n+inFlight+1) == 0
+	if inFlight <= 0 || p.Failures <= 0 {
+		return true
+	}
+	next := (n/int64(p.Failures) + 1) * int64(p.Failures) // the next locking count
+	return next > n+inFlight+1 || p.Wait(next) == 0
 }
 
 func (r *Redis) lockKey(key string) string { return "fail:" + r.prefix + HashKey(key) }
 
 // lockLua is shared by the lockout scripts: wait() mirrors LockPolicy.Wait,
-// and now is Redis's clock in ms, so every instance agrees. Each key is a
+// admits() LockPolicy.admits, and now is Redis's clock in ms, so every
+// instance agrees. Each key is a
 // hash: n failures, u locked until (ms), p attempts in flight since pt.
 const lockLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function wait(n, thr, inc, mx)
-  if thr <= 0 or n < thr then return 0 end
+  if thr <= 0 or n < thr or n % thr ~= 0 then return 0 end
   local w = inc * math.floor(n / thr)
   if w > mx then w = mx end
   return w
+end
+local function admits(n, p, thr, inc, mx)
+  if p <= 0 or thr <= 0 then return true end
+  local nxt = (math.floor(n / thr) + 1) * thr
+  return nxt > n + p + 1 or wait(nxt, thr, inc, mx) == 0
 end
 local function state(k, stale)
   local v = redis.call('HMGET', k, 'n', 'u', 'p', 'pt')
@@ -101,42 +127,46 @@ local function state(k, stale)
 end
 `
 
-// beginScript: ARGV[1] stale ms, ARGV[2] busy ms, then four numbers per
-// key (failures, increment, max wait, reset in ms). Returns the wait in
-// ms, 0 when admitted.
+// beginScript: ARGV[1] stale ms, ARGV[2] busy ms, then five numbers per
+// key (failures, increment, max wait, reset in ms, 1 when count-only).
+// Returns the wait in ms, 0 when admitted.
 var beginScript = redis.NewScript(lockLua + `
 local stale, busy = tonumber(ARGV[1]), tonumber(ARGV[2])
 local locked, refused = 0, false
 local ps = {}
 for i, k in ipairs(KEYS) do
-  local b = 2 + (i - 1) * 4
+  local b = 2 + (i - 1) * 5
   local thr, inc, mx = tonumber(ARGV[b+1]), tonumber(ARGV[b+2]), tonumber(ARGV[b+3])
-  local n, u, p = state(k, stale)
-  ps[i] = p
-  if u - now > locked then locked = u - now end
-  if p > 0 and wait(n + p + 1, thr, inc, mx) > 0 then refused = true end
+  if ARGV[b+5] ~= '1' then
+    local n, u, p = state(k, stale)
+    ps[i] = p
+    if u - now > locked then locked = u - now end
+    if not admits(n, p, thr, inc, mx) then refused = true end
+  end
 end
 if locked > 0 then return locked end
 if refused then return busy end
 for i, k in ipairs(KEYS) do
-  redis.call('HSET', k, 'p', ps[i] + 1, 'pt', now)
-  -- Live at least until the attempt is presumed lost; failures keep
-  -- their own reset time (End sets it).
-  if redis.call('PTTL', k) < stale then redis.call('PEXPIRE', k, stale) end
+  if ps[i] then
+    redis.call('HSET', k, 'p', ps[i] + 1, 'pt', now)
+    -- Live at least until the attempt is presumed lost; failures keep
+    -- their own reset time (End sets it).
+    if redis.call('PTTL', k) < stale then redis.call('PEXPIRE', k, stale) end
+  end
 end
 return 0
 `)
 
 // endScript: ARGV[1] stale ms, ARGV[2] 1 when the attempt failed, then
-// four numbers per key. Returns the longest lock in ms.
+// five numbers per key. Returns the longest lock in ms.
 var endScript = redis.NewScript(lockLua + `
 local stale, failed = tonumber(ARGV[1]), ARGV[2] == '1'
 local longest = 0
 for i, k in ipairs(KEYS) do
-  local b = 2 + (i - 1) * 4
+  local b = 2 + (i - 1) * 5
   local thr, inc, mx, reset = tonumber(ARGV[b+1]), tonumber(ARGV[b+2]), tonumber(ARGV[b+3]), tonumber(ARGV[b+4])
   local n, u, p = state(k, stale)
-  if p > 0 then redis.call('HSET', k, 'p', p - 1) end
+  if p > 0 and ARGV[b+5] ~= '1' then redis.call('HSET', k, 'p', p - 1) end
   if failed then
     n = redis.call('HINCRBY', k, 'n', 1)
     local w = wait(n, thr, inc, mx)
@@ -155,11 +185,15 @@ return longest
 
 func (r *Redis) lockArgs(head []any, fails []Failure) ([]string, []any) {
 	ks := make([]string, len(fails))
-	args := append(head, make([]any, 0, 4*len(fails))...)
+	args := append(head, make([]any, 0, 5*len(fails))...)
 	for i, f := range fails {
 		ks[i] = r.lockKey(f.Key)
 		p := f.Policy
-		args = append(args, p.Failures, p.WaitIncrement.Milliseconds(), p.MaxWait.Milliseconds(), max(p.Reset.Milliseconds(), 1))
+		countOnly := 0
+		if f.CountOnly {
+			countOnly = 1
+		}
+		args = append(args, p.Failures, p.WaitIncrement.Milliseconds(), p.MaxWait.Milliseconds(), max(p.Reset.Milliseconds(), 1), countOnly)
 	}
 	return ks, args
 }
@@ -194,4 +228,23 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 		return fmt.Errorf("lockout: %w", err)
 	}
 	return nil
+}
+
+func (r *Redis) knownKey(key string) string { return "known:" + r.prefix + HashKey(key) }
+
+// Remember implements Lockouts.
+func (r *Redis) Remember(ctx context.Context, key string, ttl time.Duration) error {
+	if err := r.c.Set(ctx, r.knownKey(key), 1, max(ttl, time.Millisecond)).Err(); err != nil {
+		return fmt.Errorf("lockout: %w", err)
+	}
+	return nil
+}
+
+// Remembered implements Lockouts.
+func (r *Redis) Remembered(ctx context.Context, key string) (bool, error) {
+	n, err := r.c.Exists(ctx, r.knownKey(key)).Result()
+	if err != nil {
+		return false, fmt.Errorf("lockout: %w", err)
+	}
+	return n > 0, nil
 }

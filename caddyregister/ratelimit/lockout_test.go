@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +21,7 @@ func TestLockPolicyWait(t *testing.T) {
 	for _, c := range []struct {
 		n    int64
 		want time.Duration
-	}{{1, 0}, {29, 0}, {30, time.Minute}, {59, time.Minute}, {60, 2 * time.Minute}, {449, 14 * time.Minute}, {450, 15 * time.Minute}, {1 << 40, 15 * time.Minute}} {
+	}{{1, 0}, {29, 0}, {30, time.Minute}, {31, 0}, {59, 0}, {60, 2 * time.Minute}, {420, 14 * time.Minute}, {449, 0}, {450, 15 * time.Minute}, {451, 0}, {480, 15 * time.Minute}, {30 << 40, 15 * time.Minute}} {
 		if got := keycloak.Wait(c.n); got != c.want {
 			t.Errorf("Wait(%d) = %v, want %v", c.n, got, c.want)
 		}
@@ -249,16 +251,21 @@ func TestMemoryLockoutGrowsAndResets(t *testing.T) {
 	if d != 2*time.Minute {
 		t.Fatalf("after 60 failures: lock %v, want 2m", d)
 	}
-	for range 1000 {
+	for range 990 {
 		d = fail()
 	}
 	if d != 15*time.Minute {
-		t.Fatalf("after 1060 failures: lock %v, want the 15m cap", d)
+		t.Fatalf("after 1050 failures: lock %v, want the 15m cap", d)
 	}
 	c.Advance(15 * time.Minute)
-	// The count survives the lock: the next failure locks again at once.
+	// The count survives the lock, but only the next multiple locks again.
+	for range 29 {
+		if d = fail(); d != 0 {
+			t.Fatalf("failure after the lock, short of the next multiple: lock %v", d)
+		}
+	}
 	if d = fail(); d != 15*time.Minute {
-		t.Fatalf("failure after the lock: %v, want 15m", d)
+		t.Fatalf("1080th failure: lock %v, want 15m", d)
 	}
 	c.Advance(15*time.Minute + 12*time.Hour + time.Second)
 	if d = fail(); d != 0 {
@@ -285,5 +292,169 @@ func TestMemoryResetCountsFromLastFailure(t *testing.T) {
 	c.Advance(11 * time.Minute)
 	if _, lock := attempt(t, m, f); lock != 0 {
 		t.Fatalf("a failure 61 minutes after the first locked %v: the success kept it alive", lock)
+	}
+}
+
+// expireLock ends key's lock now, keeping its count, as time passing would
+// (Redis takes its clock from the server, so the test cannot advance it).
+func expireLock(t *testing.T, l Limiter, key string) {
+	t.Helper()
+	switch l := l.(type) {
+	case *Memory:
+		k := l.hash(key)
+		sh := l.locks.shard(k)
+		sh.mu.Lock()
+		if i, ok := sh.idx[k]; ok {
+			sh.entries[i].a = 0
+		}
+		sh.mu.Unlock()
+	case *Redis:
+		if err := l.c.HSet(context.Background(), l.lockKey(key), "u", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("unknown limiter %T", l)
+	}
+}
+
+// TestLockoutFailuresPastThresholdDoNotRelock: once a lock is over, the
+// failures after the threshold do not lock again until the next multiple.
+// (Each one locked anew: one failure per lock period kept the account
+// locked for good.)
+func TestLockoutFailuresPastThresholdDoNotRelock(t *testing.T) {
+	lockBackends(t, func(t *testing.T, l Limiter) {
+		f := Failure{Key: "acct", Policy: LockPolicy{Failures: 3, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute, Reset: time.Hour}}
+		for range 2 {
+			attempt(t, l, f)
+		}
+		if _, lock := attempt(t, l, f); lock <= 59*time.Second {
+			t.Fatalf("third failure: lock %v, want a minute", lock)
+		}
+		expireLock(t, l, "acct")
+		for i := 4; i <= 5; i++ {
+			if refused, lock := attempt(t, l, f); refused != 0 || lock != 0 {
+				t.Fatalf("failure %d after the lock: refused %v, lock %v; want neither", i, refused, lock)
+			}
+		}
+		if _, lock := attempt(t, l, f); lock <= 119*time.Second || lock > 2*time.Minute {
+			t.Fatalf("sixth failure: lock %v, want two minutes", lock)
+		}
+	})
+}
+
+// TestLockoutCountOnly: a count-only key lets the attempt past its lock
+// and holds nothing in flight, yet counts the failure.
+func TestLockoutCountOnly(t *testing.T) {
+	lockBackends(t, func(t *testing.T, l Limiter) {
+		ctx := context.Background()
+		p := LockPolicy{Failures: 2, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute, Reset: time.Hour}
+		acct := Failure{Key: "acct", Policy: p}
+		attempt(t, l, acct)
+		// An attempt in flight under acct: one more failure would lock it.
+		if d, err := l.Begin(ctx, acct); err != nil || d != 0 {
+			t.Fatalf("Begin = %v, %v", d, err)
+		}
+		known := Failure{Key: "acct", Policy: p, CountOnly: true}
+		if refused, lock := attempt(t, l, Failure{Key: "net1", Policy: p}, known); refused != 0 || lock <= 59*time.Second {
+			t.Fatalf("count-only attempt: refused %v, lock %v; want admitted, and its failure to lock", refused, lock)
+		}
+		if refused, _ := attempt(t, l, acct); refused <= 59*time.Second {
+			t.Fatalf("gated attempt after the count-only failure: refused %v, want the lock", refused)
+		}
+		if refused, _ := attempt(t, l, Failure{Key: "net2", Policy: p}, known); refused != 0 {
+			t.Fatalf("count-only attempt on a locked key refused %v", refused)
+		}
+		// The count-only End took nothing from the attempt in flight.
+		if _, err := l.End(ctx, false, acct); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestLockoutRemember: a mark is there for its time, and only its key.
+func TestLockoutRemember(t *testing.T) {
+	lockBackends(t, func(t *testing.T, l Limiter) {
+		ctx := context.Background()
+		if ok, err := l.Remembered(ctx, "k"); err != nil || ok {
+			t.Fatalf("Remembered before Remember = %v, %v", ok, err)
+		}
+		if err := l.Remember(ctx, "k", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := l.Remembered(ctx, "k"); err != nil || !ok {
+			t.Fatalf("Remembered = %v, %v; want true", ok, err)
+		}
+		if ok, _ := l.Remembered(ctx, "other"); ok {
+			t.Fatal("another key is remembered")
+		}
+	})
+}
+
+// TestMemoryRateFloodKeepsLocks: 10^6 distinct rate keys (which cost an
+// attacker nothing) leave a lock and a failure count in place. (Rate
+// buckets and lockout state shared one LRU: the flood evicted both.)
+func TestMemoryRateFloodKeepsLocks(t *testing.T) {
+	m, _ := newTestMemory() // a still clock: the flood takes no time
+	ctx := context.Background()
+	p := LockPolicy{Failures: 3, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute, Reset: time.Hour}
+	locked, counted := Failure{Key: "locked", Policy: p}, Failure{Key: "counted", Policy: p}
+	for range 3 {
+		attempt(t, m, locked)
+	}
+	for range 2 {
+		attempt(t, m, counted)
+	}
+	l := Limit{Rate: 1, Period: time.Hour}
+	buf := make([]byte, 0, 32)
+	for i := range 1_000_000 {
+		buf = strconv.AppendInt(append(buf[:0], "flood"...), int64(i), 10)
+		if _, err := m.Allow(ctx, string(buf), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused, _ := attempt(t, m, locked); refused <= 59*time.Second {
+		t.Fatalf("after the flood: refused %v, want still locked", refused)
+	}
+	if _, lock := attempt(t, m, counted); lock <= 59*time.Second {
+		t.Fatalf("third failure after the flood: lock %v, want the count kept", lock)
+	}
+	if n := m.len(); n > DefaultMemoryKeys+memoryShards {
+		t.Fatalf("%d rate keys held, want at most about %d", n, DefaultMemoryKeys)
+	}
+}
+
+// TestMemoryLockTableFullFailsClosed: when every entry of the lockout
+// table holds a live lock, a new key's attempt is refused (BusyRetry), and
+// no lock is dropped for it.
+func TestMemoryLockTableFullFailsClosed(t *testing.T) {
+	m := NewMemorySize(memoryShards * 2) // one lockout entry per shard
+	p := LockPolicy{Failures: 1, WaitIncrement: time.Hour, MaxWait: time.Hour, Reset: time.Hour}
+	var held []string
+	busy := 0
+	for i := range 1000 {
+		key := fmt.Sprintf("k%d", i)
+		switch refused, lock := attempt(t, m, Failure{Key: key, Policy: p}); {
+		case lock > 0:
+			held = append(held, key)
+		case refused == BusyRetry:
+			busy++
+		default:
+			t.Fatalf("%s: refused %v, lock %v", key, refused, lock)
+		}
+	}
+	if busy == 0 || len(held) > memoryShards {
+		t.Fatalf("%d keys locked, %d refused busy; want at most one lock per shard and the rest refused", len(held), busy)
+	}
+	for _, key := range held {
+		if refused, _ := attempt(t, m, Failure{Key: key, Policy: p}); refused <= 59*time.Minute {
+			t.Fatalf("%s: refused %v, want its lock kept", key, refused)
+		}
+	}
+	// Entries without a lock may go: once the locks lapse, new keys fit.
+	for _, key := range held {
+		expireLock(t, m, key)
+	}
+	if refused, lock := attempt(t, m, Failure{Key: "late", Policy: p}); refused != 0 || lock == 0 {
+		t.Fatalf("new key after the locks ended: refused %v, lock %v", refused, lock)
 	}
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// DefaultMemoryKeys is how many keys a [Memory] made by [NewMemory] holds:
-// about 15 MiB, whatever the keys' length, since keys are kept as 128-bit
-// hashes.
+// DefaultMemoryKeys is how many rate keys a [Memory] made by [NewMemory]
+// holds: about 15 MiB, whatever the keys' length, since keys are kept as
+// 128-bit hashes. It holds half as many lockout keys besides.
 const DefaultMemoryKeys = 1 << 17
 
 // Memory is a Limiter kept in this process's memory, for the embedded mode
@@ -36,14 +36,31 @@ const DefaultMemoryKeys = 1 << 17
 // An entry whose state has lapsed (a full bucket, failures past their reset
 // time) counts as absent and is reused in place. Memory runs no goroutine
 // and needs no Close.
+//
+// Rate buckets and lockout state live in separate tables, each bounded:
+// rate keys cost an attacker nothing, so in one table a flood of them
+// would evict a victim's failure count or lock. The lockout table evicts
+// only entries holding neither a lock nor an attempt in flight (see
+// insertLock), and refuses new attempts when it holds nothing else.
 type Memory struct {
 	seed0, seed1 maphash.Seed
-	shards       [memoryShards]memoryShard
+	rates, locks memTable
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
 
 const memoryShards = 64
+
+// memTable is one bounded table, sharded by key hash.
+type memTable [memoryShards]memoryShard
+
+func (t *memTable) shard(k memKey) *memoryShard { return &t[k[0]%memoryShards] }
+
+func (t *memTable) init(per int) {
+	for i := range t {
+		t[i] = memoryShard{idx: make(map[memKey]int32), head: -1, tail: -1, max: per}
+	}
+}
 
 // memKey is a key's 128-bit hash.
 type memKey [2]uint64
@@ -75,21 +92,19 @@ type memoryShard struct {
 func NewMemory() *Memory { return NewMemorySize(DefaultMemoryKeys) }
 
 // NewMemorySize returns an empty in-process limiter holding at most about
-// keys keys (rounded up to a multiple of its 64 shards).
+// keys rate keys (rounded up to a multiple of its 64 shards) and half as
+// many lockout keys.
 func NewMemorySize(keys int) *Memory {
 	per := max(1, (keys+memoryShards-1)/memoryShards)
 	m := &Memory{seed0: maphash.MakeSeed(), seed1: maphash.MakeSeed(), now: time.Now}
-	for i := range m.shards {
-		m.shards[i] = memoryShard{idx: make(map[memKey]int32), head: -1, tail: -1, max: per}
-	}
+	m.rates.init(per)
+	m.locks.init(max(1, per/2))
 	return m
 }
 
 func (m *Memory) hash(key string) memKey {
 	return memKey{maphash.String(m.seed0, key), maphash.String(m.seed1, key)}
 }
-
-func (m *Memory) shard(k memKey) *memoryShard { return &m.shards[k[0]%memoryShards] }
 
 // Allow implements Limiter.
 func (m *Memory) Allow(ctx context.Context, key string, l Limit) (Result, error) {
@@ -127,13 +142,13 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 	if len(steps) == 0 {
 		return Result{Allowed: true}, nil
 	}
-	defer m.lockShards(keys)()
+	defer m.rates.lockShards(keys)()
 	now := m.now().UnixNano()
 	var retry int64 = -1
 	for i := range steps {
 		st := &steps[i]
 		tat := now
-		if e := m.shard(st.k).find(st.k, now); e != nil {
+		if e := m.rates.shard(st.k).find(st.k, now); e != nil {
 			tat = max(e.a, now)
 		}
 		st.newTAT = tat + st.emission
@@ -149,7 +164,7 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 		// Looked up again: an insert for an earlier step may have evicted
 		// or moved this step's entry.
 		st := &steps[i]
-		sh := m.shard(st.k)
+		sh := m.rates.shard(st.k)
 		e := sh.find(st.k, now)
 		if e == nil {
 			e = sh.insert(st.k)
@@ -159,22 +174,9 @@ func (m *Memory) AllowAll(_ context.Context, checks ...Check) (Result, error) {
 	return Result{Allowed: true}, nil
 }
 
-// lockState is a key's lockout state at now (see lockLua): failures,
-// lock end, attempts in flight. The caller holds the key's shard.
-func (sh *memoryShard) lockState(k memKey, now int64) (e *memEntry, inFlight int64) {
-	e = sh.find(k, now)
-	if e == nil {
-		return nil, 0
-	}
-	if now-e.pt > int64(inFlightStale) {
-		e.p = 0
-	}
-	return e, e.p
-}
-
 // lockShards locks the shards of keys in shard order (so concurrent
 // callers cannot deadlock) and returns the unlock.
-func (m *Memory) lockShards(keys []memKey) func() {
+func (t *memTable) lockShards(keys []memKey) func() {
 	var buf [4]int
 	idx := buf[:0]
 	for _, k := range keys {
@@ -183,101 +185,13 @@ func (m *Memory) lockShards(keys []memKey) func() {
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
 	for _, i := range idx {
-		m.shards[i].mu.Lock()
+		t[i].mu.Lock()
 	}
 	return func() {
 		for _, i := range idx {
-			m.shards[i].mu.Unlock()
+			t[i].mu.Unlock()
 		}
 	}
-}
-
-func (m *Memory) lockKeys(fails []Failure) []memKey {
-	ks := make([]memKey, len(fails))
-	for i, f := range fails {
-		ks[i] = m.hash(f.Key)
-	}
-	return ks
-}
-
-// Begin implements Lockouts, as the Redis script does.
-func (m *Memory) Begin(_ context.Context, fails ...Failure) (time.Duration, error) {
-	ks := m.lockKeys(fails)
-	defer m.lockShards(ks)()
-	now := m.now().UnixNano()
-	var locked int64
-	busy := false
-	for i, k := range ks {
-		e, p := m.shard(k).lockState(k, now)
-		if e == nil {
-			continue
-		}
-		locked = max(locked, e.a-now)
-		if !fails[i].Policy.admits(e.n, p) {
-			busy = true
-		}
-	}
-	switch {
-	case locked > 0:
-		return time.Duration(locked), nil
-	case busy:
-		return BusyRetry, nil
-	}
-	for _, k := range ks {
-		sh := m.shard(k)
-		e, p := sh.lockState(k, now)
-		if e == nil {
-			e = sh.insert(k)
-			e.a, e.n, e.live = 0, 0, 0
-		}
-		// Live at least until the attempt is presumed lost; failures keep
-		// their own reset time (End sets it).
-		e.p, e.pt = p+1, now
-		e.live = max(e.live, now+int64(inFlightStale))
-	}
-	return 0, nil
-}
-
-// End implements Lockouts, as the Redis script does.
-func (m *Memory) End(_ context.Context, failed bool, fails ...Failure) (time.Duration, error) {
-	ks := m.lockKeys(fails)
-	defer m.lockShards(ks)()
-	now := m.now().UnixNano()
-	var longest int64
-	for i, k := range ks {
-		sh := m.shard(k)
-		e, p := sh.lockState(k, now)
-		if e != nil && p > 0 {
-			e.p = p - 1
-		}
-		if failed {
-			if e == nil {
-				e = sh.insert(k)
-				e.a, e.n, e.p = 0, 0, 0
-			}
-			e.n++
-			if w := fails[i].Policy.Wait(e.n); w > 0 {
-				e.a = max(e.a, now+int64(w))
-			}
-			e.live = max(now+int64(fails[i].Policy.Reset), e.a)
-		}
-		if e != nil {
-			longest = max(longest, e.a-now)
-		}
-	}
-	return time.Duration(longest), nil
-}
-
-// Forget implements Lockouts.
-func (m *Memory) Forget(_ context.Context, key string) error {
-	k := m.hash(key)
-	sh := m.shard(k)
-	sh.mu.Lock()
-	if i, ok := sh.idx[k]; ok {
-		sh.entries[i].live = 0 // lapsed: reused in place
-	}
-	sh.mu.Unlock()
-	return nil
 }
 
 // find returns k's live entry, marked most recently used, or nil. The
@@ -347,11 +261,13 @@ func (sh *memoryShard) pushFront(i int32) {
 	}
 }
 
-// len returns how many keys m holds, lapsed or not (for tests).
-func (m *Memory) len() int {
+// len returns how many rate keys m holds, lapsed or not (for tests).
+func (m *Memory) len() int { return m.rates.len() }
+
+func (t *memTable) len() int {
 	n := 0
-	for i := range m.shards {
-		sh := &m.shards[i]
+	for i := range t {
+		sh := &t[i]
 		sh.mu.Lock()
 		n += len(sh.idx)
 		sh.mu.Unlock()
