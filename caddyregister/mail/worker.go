@@ -85,11 +85,13 @@ type WorkerConfig struct {
 	MaxBackoff  time.Duration
 	// Observer, if set, is told about every outcome.
 	Observer Observer
-	// Sealer returns the sealer that opens sealed bodies (store.Mail.Sealed).
-	// It may load a key from the store, so an error leaves the message
-	// claimed, to come due when the lease lapses. Nil: sealed messages
-	// cannot be opened and are parked.
-	Sealer func(ctx context.Context) (*Sealer, error)
+	// Sealer returns the sealer that opens bodies sealed with the key
+	// keyID (store.Mail.Sealed names it; see SealedKeyID), or, when it
+	// knows no such key, any sealer (its Open then fails and the message
+	// is parked). It may load a key from the store, so an error leaves
+	// the message claimed, to come due when the lease lapses. Nil: sealed
+	// messages cannot be opened and are parked.
+	Sealer func(ctx context.Context, keyID string) (*Sealer, error)
 	// SweepInterval is how often parked messages past their link's
 	// expiry lose their bodies (store.DropParkedBodies). Default
 	// DefaultSweepInterval.
@@ -355,7 +357,7 @@ func (w *Worker) message(ctx context.Context, m *store.Mail) (*Message, error) {
 		if w.cfg.Sealer == nil {
 			return nil, fmt.Errorf("mail: sealed body and no key to open it: %w: %w", ErrSealKey, ErrPermanent)
 		}
-		s, err := w.cfg.Sealer(ctx)
+		s, err := w.cfg.Sealer(ctx, SealedKeyID(m))
 		if err != nil {
 			return nil, fmt.Errorf("mail: loading the key for sealed bodies: %w", err)
 		}
