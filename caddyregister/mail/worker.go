@@ -232,7 +232,9 @@ func (w *Worker) loop(ctx context.Context, done chan struct{}) {
 			return
 		}
 		if err == nil {
-			err = w.sweepIfDue(ctx)
+			// Its failures are its own (logged, tried again at the next
+			// interval): they must not hold up delivery.
+			w.sweepIfDue(ctx)
 		}
 		wait := w.cfg.PollInterval
 		kick := w.kick
@@ -313,24 +315,33 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 }
 
 // sweepIfDue drops the bodies of parked messages past their link's
-// expiry, once per SweepInterval (and at the first poll).
-func (w *Worker) sweepIfDue(ctx context.Context) error {
+// expiry, once per SweepInterval (and at the first poll). A failed sweep
+// is logged and waits for the next interval like a successful one: the
+// loop polls every second, and a store that is down is already logged
+// and backed off by delivery.
+func (w *Worker) sweepIfDue(ctx context.Context) {
 	now := w.cfg.Now()
 	if !w.lastSweep.IsZero() && now.Sub(w.lastSweep) < w.cfg.SweepInterval {
-		return nil
-	}
-	if _, err := w.Sweep(ctx); err != nil {
-		return err
+		return
 	}
 	w.lastSweep = now
-	return nil
+	if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
+		w.logStoreError(err)
+	}
 }
 
 // Sweep drops the bodies of parked messages whose link has expired and
-// returns how many lost theirs. The loop calls it every SweepInterval;
-// tests call it directly.
+// returns how many lost theirs. Records the store cannot decode are
+// skipped and logged (store.ErrCorrupt), not returned: they need an
+// operator, and must not stop the sweep. The loop calls it every
+// SweepInterval; tests call it directly.
 func (w *Worker) Sweep(ctx context.Context) (int, error) {
 	n, err := w.cfg.Outbox.DropParkedBodies(ctx, w.cfg.Now(), sweepLimit)
+	if errors.Is(err, store.ErrCorrupt) {
+		w.log.Error("parked mail records that cannot be decoded were skipped by the sweep; they need an operator (delete or fix them)",
+			zap.Error(err))
+		err = nil
+	}
 	if err != nil {
 		return n, fmt.Errorf("mail: drop expired parked bodies: %w", err)
 	}
