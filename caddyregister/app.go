@@ -377,7 +377,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Logger:   a.logger.Named("mail"),
 		Observer: mailObserver{},
 		// a.engine is built below, before the worker starts.
-		Sealer: func(ctx context.Context) (*mail.Sealer, error) { return a.engine.MailSealer(ctx) },
+		Sealer: func(ctx context.Context, keyID string) (*mail.Sealer, error) { return a.engine.MailOpener(ctx, keyID) },
 	})
 
 	var limiter ratelimit.Limiter

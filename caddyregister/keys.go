@@ -48,7 +48,8 @@ func (a *App) provisionSealer(repl *caddy.Replacer) (*secretbox.Box, error) {
 
 // warnKeyStorage tells the operator, at Start, of a Redis setup that
 // exposes or can lose the signing key: no key_encryption_key (whoever
-// reads Redis can mint admin tokens), no persistence or an eviction policy
+// reads Redis can mint admin tokens, or with a configured signing_key
+// read queued mails' links), no persistence or an eviction policy
 // (a restart or full memory drops the key, and users with it).
 func (a *App) warnKeyStorage() {
 	rs, ok := a.redisStore()
@@ -62,6 +63,9 @@ func (a *App) warnKeyStorage() {
 	if !a.sealed && a.SigningKey == "" {
 		a.logger.Warn("the generated signing key is stored in clear in Redis: whoever can read Redis can mint tokens, admin ones included; set key_encryption_key (e.g. key_encryption_key {env.REGISTER_KEY_ENCRYPTION_KEY}, openssl rand -base64 32) to store it encrypted",
 			zap.String("key", rs.Key("secret", engine.SigningKeySecret)))
+	} else if !a.sealed {
+		a.logger.Warn("the outbox key, which seals queued mail bodies (their links), is stored in clear in Redis: whoever can read Redis can read queued links; set key_encryption_key to store it encrypted",
+			zap.String("key", rs.Key("secret", engine.OutboxKeySecret)))
 	}
 	d, err := rs.Durability(ctx)
 	if err != nil {

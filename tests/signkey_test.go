@@ -28,4 +28,8 @@ func TestSigningKeyEncryptedThroughCaddy(t *testing.T) {
 	if !strings.HasPrefix(v, "sealed:v1:") || strings.Contains(v, "PRIVATE KEY") || strings.Contains(v, "current") {
 		t.Fatalf("signing key stored in clear: %q", v)
 	}
+	// The outbox key, which seals the registration's queued mail, too.
+	if v, err := s.rdb.Get(context.Background(), "{"+s.ns+"}:secret:outbox-key").Result(); err != nil || !strings.HasPrefix(v, "sealed:v1:") {
+		t.Fatalf("outbox key = %q, %v; want it sealed", v, err)
+	}
 }

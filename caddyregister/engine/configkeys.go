@@ -22,7 +22,11 @@ import (
 // record in Redis could slip an attacker's public key into the verifiers.
 const ConfiguredKeySecret = "jwt-ed25519-configured"
 
-const configuredPurpose = "secret:" + ConfiguredKeySecret
+// configuredSecret is the stored record of configured keys. It is only
+// ever written sealed: a clear one was planted, and is refused.
+func (e *Engine) configuredSecret() sealedSecret {
+	return sealedSecret{st: e.cfg.Store, box: e.cfg.Sealer, name: ConfiguredKeySecret, what: "record of signing_key", sealedOnly: true}
+}
 
 // configuredRecord is the stored record of the configured signing keys.
 type configuredRecord struct {
@@ -49,19 +53,13 @@ func (e *Engine) loadConfigured(ctx context.Context) (*token.Issuer, error) {
 	ownX := base64.RawURLEncoding.EncodeToString(own.Public())
 	now := e.now()
 	keep := retention(e.cfg.Token)
+	ss := e.configuredSecret()
 	for range 5 {
-		mine, _ := json.Marshal(configuredRecord{V: keySetVersion, X: ownX})
-		candidate, err := e.cfg.Sealer.Seal(configuredPurpose, mine)
+		raw, plain, err := ss.load(ctx, func() ([]byte, error) {
+			return json.Marshal(configuredRecord{V: keySetVersion, X: ownX})
+		}, e.log)
 		if err != nil {
 			return nil, err
-		}
-		raw, err := e.cfg.Store.LoadOrCreateSecret(ctx, ConfiguredKeySecret, candidate)
-		if err != nil {
-			return nil, fmt.Errorf("load signing_key record: %w: %w", ErrNotReady, err)
-		}
-		plain, err := e.cfg.Sealer.Open(configuredPurpose, raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key_encryption_key does not decrypt the stored record of signing_key (is it the key the other instances use?): %w", ErrKeyUnusable, err)
 		}
 		var rec configuredRecord
 		if err := json.Unmarshal(plain, &rec); err != nil || rec.V != keySetVersion {
@@ -72,13 +70,9 @@ func (e *Engine) loadConfigured(ctx context.Context) (*token.Issuer, error) {
 				Retired: append([]retiredKey{{X: rec.X, RetiredAt: now.UTC()}}, liveRetired(rec.Retired, now, keep)...)}
 			next.Retired = slices.DeleteFunc(next.Retired, func(r retiredKey) bool { return r.X == ownX })
 			b, _ := json.Marshal(next)
-			sealed, err := e.cfg.Sealer.Seal(configuredPurpose, b)
+			ok, err := ss.swap(ctx, raw, b)
 			if err != nil {
 				return nil, err
-			}
-			ok, err := e.cfg.Store.SwapSecret(ctx, ConfiguredKeySecret, raw, sealed)
-			if err != nil {
-				return nil, fmt.Errorf("record signing_key: %w: %w", ErrNotReady, err)
 			}
 			if !ok {
 				continue

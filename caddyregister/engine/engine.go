@@ -104,7 +104,7 @@ type Engine struct {
 	// configured signing_key in the store (see loadConfigured); under mu.
 	configuredClaimed bool
 
-	sealers sealerCache // see MailSealer
+	outbox outboxKeys // see MailSealer
 
 	verified *verifiedCache
 	// recent holds users read for Me for a second: clients poll /me with
@@ -183,7 +183,7 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Start loads the signing key from the store, ensures the declared tenants
+// Start loads the signing key and the outbox key from the store, ensures the declared tenants
 // and backfills the ordered user index. A failure is not fatal: the
 // engine retries on the next request that needs a token, so Caddy can start
 // while the store is briefly down.
@@ -197,6 +197,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.mu.Unlock()
 	} else {
 		_, err = e.tokens(ctx)
+	}
+	// The outbox key: a key_encryption_key that does not open it fails
+	// here, like one that does not open the signing key.
+	if _, oerr := e.MailSealer(ctx); oerr != nil {
+		err = errors.Join(err, oerr)
 	}
 	if len(e.cfg.Tenants) > 0 {
 		err = errors.Join(err, e.EnsureTenants(ctx))

@@ -28,12 +28,12 @@ const (
 	keyMissInterval = time.Second
 )
 
-// ErrKeyUnusable is wrapped when the stored signing key cannot be used as
-// configured: it is sealed and key_encryption_key is missing or another,
-// or it is corrupt. Retrying does not help (unlike ErrNotReady), so the
+// ErrKeyUnusable is wrapped when a stored key (the signing key, the record
+// of signing_key, the outbox key) cannot be used as configured: it is
+// sealed and key_encryption_key is missing or another, or it is corrupt. Retrying does not help (unlike ErrNotReady), so the
 // Caddy layer fails Start with it: a reload with the wrong key is refused
 // and the running config stays.
-var ErrKeyUnusable = errors.New("stored signing key unusable")
+var ErrKeyUnusable = errors.New("stored key unusable")
 
 // keySetVersion is the "v" of the stored key set.
 const keySetVersion = 1
@@ -72,8 +72,10 @@ type keyState struct {
 	refreshAt time.Time
 }
 
-// keyPurpose binds the sealed key set to its secret name.
-const keyPurpose = "secret:" + SigningKeySecret
+// keySecret is the stored signing key set.
+func keySecret(st store.Store, sealer *secretbox.Box) sealedSecret {
+	return sealedSecret{st: st, box: sealer, name: SigningKeySecret, what: "signing key"}
+}
 
 func newKeySet() (*keySet, error) {
 	k, err := token.GenerateKey()
@@ -91,34 +93,9 @@ func (s *keySet) signing() (*token.Key, error) {
 	return token.KeyFromPrivate(ed25519.NewKeyFromSeed(seed)), nil
 }
 
-// encodeKeySet writes s as stored: JSON, sealed when sealer is set.
-func encodeKeySet(s *keySet, sealer *secretbox.Box) ([]byte, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("encode signing key set: %w", err)
-	}
-	if sealer == nil {
-		return b, nil
-	}
-	return sealer.Seal(keyPurpose, b)
-}
-
-// decodeKeySet reads a stored value: a sealed key set, a clear one, or the
-// PKCS#8 PEM earlier versions stored. A sealed value without a sealer, or
-// one the sealer cannot open, is an error that names key_encryption_key:
-// the caller must not replace the stored key then, or every instance that
-// holds the right key-encryption key would lose it.
-func decodeKeySet(raw []byte, sealer *secretbox.Box) (*keySet, error) {
-	plain := raw
-	if secretbox.IsSealed(raw) {
-		if sealer == nil {
-			return nil, errors.New("the stored signing key is encrypted and no key_encryption_key is configured")
-		}
-		var err error
-		if plain, err = sealer.Open(keyPurpose, raw); err != nil {
-			return nil, fmt.Errorf("key_encryption_key does not decrypt the stored signing key (is it the key the other instances use?): %w", err)
-		}
-	}
+// parseKeySet reads a stored key set's plaintext: a key set, or the
+// PKCS#8 PEM earlier versions stored.
+func parseKeySet(plain []byte) (*keySet, error) {
 	if bytes.HasPrefix(plain, []byte("-----BEGIN")) {
 		k, err := token.ParsePrivateKeyPEM(plain)
 		if err != nil {
@@ -168,44 +145,23 @@ func liveRetired(rs []retiredKey, now time.Time, keep time.Duration) []retiredKe
 
 // readKeySet loads the stored key set, creating one if the store has none,
 // and stores it sealed when a sealer is set and it was found in clear
-// (compare-and-set, so a concurrent rotation is never overwritten). It
-// returns the value now stored and its decoded set.
+// (sealedSecret.load). It returns the value now stored and its decoded set.
 func readKeySet(ctx context.Context, st store.Store, sealer *secretbox.Box, log *zap.Logger) ([]byte, *keySet, error) {
-	for range 5 {
+	raw, plain, err := keySecret(st, sealer).load(ctx, func() ([]byte, error) {
 		fresh, err := newKeySet()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		candidate, err := encodeKeySet(fresh, sealer)
-		if err != nil {
-			return nil, nil, err
-		}
-		raw, err := st.LoadOrCreateSecret(ctx, SigningKeySecret, candidate)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load signing key: %w: %w", ErrNotReady, err)
-		}
-		set, err := decodeKeySet(raw, sealer)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrKeyUnusable, err)
-		}
-		if sealer == nil || secretbox.IsSealed(raw) {
-			return raw, set, nil
-		}
-		sealed, err := encodeKeySet(set, sealer)
-		if err != nil {
-			return nil, nil, err
-		}
-		ok, err := st.SwapSecret(ctx, SigningKeySecret, raw, sealed)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encrypt stored signing key: %w: %w", ErrNotReady, err)
-		}
-		if ok {
-			log.Info("signing key found in clear in the store; stored it encrypted with key_encryption_key")
-			return sealed, set, nil
-		}
-		// Another instance changed it meanwhile: read again.
+		return json.Marshal(fresh)
+	}, log)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, fmt.Errorf("load signing key: %w: the stored key kept changing", ErrNotReady)
+	set, err := parseKeySet(plain)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrKeyUnusable, err)
+	}
+	return raw, set, nil
 }
 
 // Rotation is what RotateSigningKey did.
@@ -232,18 +188,18 @@ func RotateSigningKey(ctx context.Context, st store.Store, sealer *secretbox.Box
 		if err != nil {
 			return nil, err
 		}
-		old, _ := set.signing() // decodeKeySet checked it
+		old, _ := set.signing() // parseKeySet checked it
 		next, err := newKeySet()
 		if err != nil {
 			return nil, err
 		}
 		next.Retired = append([]retiredKey{{X: base64.RawURLEncoding.EncodeToString(old.Public()), RetiredAt: now.UTC()}},
 			liveRetired(set.Retired, now, keep)...)
-		value, err := encodeKeySet(next, sealer)
+		b, err := json.Marshal(next)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("rotate signing key: %w", err)
 		}
-		ok, err := st.SwapSecret(ctx, SigningKeySecret, raw, value)
+		ok, err := keySecret(st, sealer).swap(ctx, raw, b)
 		if err != nil {
 			return nil, fmt.Errorf("rotate signing key: %w", err)
 		}

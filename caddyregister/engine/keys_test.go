@@ -554,7 +554,7 @@ func TestRereadWrongKeyKeepsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	kid := kidOf(t, e1.accessToken(t))
-	if err := st.Client().Del(ctx, st.Key("secret", engine.SigningKeySecret)).Err(); err != nil {
+	if err := st.Client().Del(ctx, st.Key("secret", engine.SigningKeySecret), st.Key("secret", engine.OutboxKeySecret)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := newKeyEngine(t, st, mustBox(t, otherKEK, ns), nil).Start(ctx); err != nil {

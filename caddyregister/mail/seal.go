@@ -17,23 +17,24 @@ import (
 // store otherwise keeps only as a hash. So the body is sealed before it is
 // written to the outbox with the project's one sealer (package secretbox:
 // XChaCha20-Poly1305 under an HKDF-derived key), keyed from a secret every
-// instance holds (the token signing key), with the message id as the
+// instance holds (the engine's outbox key, a store secret of its own that
+// signing-key rotation does not touch), with the message id as the
 // purpose, so a sealed body cannot be moved to another record. Whoever
 // reads the store sees recipients, subject and times, not the link.
 
 // sealVersion prefixes sealed bodies, so the format can change.
 const sealVersion = "v1"
 
-// sealDomain and sealIDInfo separate this use of the signing key's
-// derived secret from any other; changing one makes every queued body
-// unreadable.
+// sealDomain and sealIDInfo separate this use of the outbox key from any
+// other; changing one makes every queued body unreadable.
 const (
 	sealDomain = "outbox"
 	sealIDInfo = "caddyregister outbox body key id v1"
 )
 
-// ErrSealKey means a sealed body was made with another key (the signing
-// key changed since it was queued) or was altered. Retrying cannot help.
+// ErrSealKey means a sealed body was made with another key (the store
+// lost the outbox key since it was queued) or was altered. Retrying
+// cannot help.
 var ErrSealKey = errors.New("sealed mail body cannot be opened with the current key")
 
 // Sealer seals and opens outbox bodies. It is safe for concurrent use.
@@ -43,7 +44,7 @@ type Sealer struct {
 }
 
 // NewSealer derives a sealer from secret (at least 32 bytes of key
-// material; the signing key's private bytes).
+// material; the engine's random outbox key).
 func NewSealer(secret []byte) (*Sealer, error) {
 	box, err := secretbox.New(secret, sealDomain)
 	if err != nil {
@@ -54,6 +55,19 @@ func NewSealer(secret []byte) (*Sealer, error) {
 		return nil, fmt.Errorf("mail: sealer: %w", err)
 	}
 	return &Sealer{id: base64.RawURLEncoding.EncodeToString(id), box: box}, nil
+}
+
+// KeyID names s's key; sealed bodies carry it (see SealedKeyID).
+func (s *Sealer) KeyID() string { return s.id }
+
+// SealedKeyID returns the id of the key m's body was sealed with, or ""
+// when m is not sealed (or not in a format this build reads).
+func SealedKeyID(m *store.Mail) string {
+	parts := strings.SplitN(m.Sealed, ".", 3)
+	if len(parts) != 3 || parts[0] != sealVersion {
+		return ""
+	}
+	return parts[1]
 }
 
 // sealed is what the ciphertext holds.

@@ -180,7 +180,7 @@ func TestWorkerDeliversSealed(t *testing.T) {
 			enqueueSealed(t, st, s, clk.Now(), clk.Now().Add(time.Hour))
 			w := mail.NewWorker(mail.WorkerConfig{
 				Outbox: st, Sender: smtpSender(t, k), Now: clk.Now,
-				Sealer: func(context.Context) (*mail.Sealer, error) { return s, nil },
+				Sealer: func(context.Context, string) (*mail.Sealer, error) { return s, nil },
 			})
 			runOnce(t, w, 1)
 			msgs := k.Messages()
@@ -205,7 +205,7 @@ func TestWorkerSealedWrongKey(t *testing.T) {
 	enqueueSealed(t, st, newSealer(t, 1), clk.Now(), clk.Now().Add(time.Hour))
 	w := mail.NewWorker(mail.WorkerConfig{
 		Outbox: st, Sender: smtpSender(t, k), Now: clk.Now, Observer: obs,
-		Sealer: func(context.Context) (*mail.Sealer, error) { return newSealer(t, 2), nil },
+		Sealer: func(context.Context, string) (*mail.Sealer, error) { return newSealer(t, 2), nil },
 	})
 	runOnce(t, w, 1)
 	wantCounts(t, st, 0, 1)
@@ -216,7 +216,7 @@ func TestWorkerSealedWrongKey(t *testing.T) {
 	enqueueSealed(t, st, newSealer(t, 1), clk.Now(), clk.Now().Add(time.Hour))
 	down := mail.NewWorker(mail.WorkerConfig{
 		Outbox: st, Sender: smtpSender(t, k), Now: clk.Now,
-		Sealer: func(context.Context) (*mail.Sealer, error) { return nil, store.ErrUnavailable },
+		Sealer: func(context.Context, string) (*mail.Sealer, error) { return nil, store.ErrUnavailable },
 	})
 	if _, err := down.RunOnce(context.Background()); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("RunOnce with the key unavailable: %v", err)
@@ -235,7 +235,7 @@ func TestWorkerDropsExpiredBodies(t *testing.T) {
 			k.Close() // every send fails
 			w := mail.NewWorker(mail.WorkerConfig{
 				Outbox: st, Sender: sender, Now: clk.Now, Observer: obs, MaxAttempts: 1,
-				Sealer: func(context.Context) (*mail.Sealer, error) { return s, nil },
+				Sealer: func(context.Context, string) (*mail.Sealer, error) { return s, nil },
 			})
 			// Parked after its one failed attempt, link still valid: the
 			// body stays, for an operator to requeue.

@@ -85,11 +85,13 @@ type WorkerConfig struct {
 	MaxBackoff  time.Duration
 	// Observer, if set, is told about every outcome.
 	Observer Observer
-	// Sealer returns the sealer that opens sealed bodies (store.Mail.Sealed).
-	// It may load a key from the store, so an error leaves the message
-	// claimed, to come due when the lease lapses. Nil: sealed messages
-	// cannot be opened and are parked.
-	Sealer func(ctx context.Context) (*Sealer, error)
+	// Sealer returns the sealer that opens bodies sealed with the key
+	// keyID (store.Mail.Sealed names it; see SealedKeyID), or, when it
+	// knows no such key, any sealer (its Open then fails and the message
+	// is parked). It may load a key from the store, so an error leaves
+	// the message claimed, to come due when the lease lapses. Nil: sealed
+	// messages cannot be opened and are parked.
+	Sealer func(ctx context.Context, keyID string) (*Sealer, error)
 	// SweepInterval is how often parked messages past their link's
 	// expiry lose their bodies (store.DropParkedBodies). Default
 	// DefaultSweepInterval.
@@ -230,7 +232,9 @@ func (w *Worker) loop(ctx context.Context, done chan struct{}) {
 			return
 		}
 		if err == nil {
-			err = w.sweepIfDue(ctx)
+			// Its failures are its own (logged, tried again at the next
+			// interval): they must not hold up delivery.
+			w.sweepIfDue(ctx)
 		}
 		wait := w.cfg.PollInterval
 		kick := w.kick
@@ -311,24 +315,33 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 }
 
 // sweepIfDue drops the bodies of parked messages past their link's
-// expiry, once per SweepInterval (and at the first poll).
-func (w *Worker) sweepIfDue(ctx context.Context) error {
+// expiry, once per SweepInterval (and at the first poll). A failed sweep
+// is logged and waits for the next interval like a successful one: the
+// loop polls every second, and a store that is down is already logged
+// and backed off by delivery.
+func (w *Worker) sweepIfDue(ctx context.Context) {
 	now := w.cfg.Now()
 	if !w.lastSweep.IsZero() && now.Sub(w.lastSweep) < w.cfg.SweepInterval {
-		return nil
-	}
-	if _, err := w.Sweep(ctx); err != nil {
-		return err
+		return
 	}
 	w.lastSweep = now
-	return nil
+	if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
+		w.logStoreError(err)
+	}
 }
 
 // Sweep drops the bodies of parked messages whose link has expired and
-// returns how many lost theirs. The loop calls it every SweepInterval;
-// tests call it directly.
+// returns how many lost theirs. Records the store cannot decode are
+// skipped and logged (store.ErrCorrupt), not returned: they need an
+// operator, and must not stop the sweep. The loop calls it every
+// SweepInterval; tests call it directly.
 func (w *Worker) Sweep(ctx context.Context) (int, error) {
 	n, err := w.cfg.Outbox.DropParkedBodies(ctx, w.cfg.Now(), sweepLimit)
+	if errors.Is(err, store.ErrCorrupt) {
+		w.log.Error("parked mail records that cannot be decoded were skipped by the sweep; they need an operator (delete or fix them)",
+			zap.Error(err))
+		err = nil
+	}
 	if err != nil {
 		return n, fmt.Errorf("mail: drop expired parked bodies: %w", err)
 	}
@@ -355,7 +368,7 @@ func (w *Worker) message(ctx context.Context, m *store.Mail) (*Message, error) {
 		if w.cfg.Sealer == nil {
 			return nil, fmt.Errorf("mail: sealed body and no key to open it: %w: %w", ErrSealKey, ErrPermanent)
 		}
-		s, err := w.cfg.Sealer(ctx)
+		s, err := w.cfg.Sealer(ctx, SealedKeyID(m))
 		if err != nil {
 			return nil, fmt.Errorf("mail: loading the key for sealed bodies: %w", err)
 		}

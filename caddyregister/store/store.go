@@ -221,6 +221,11 @@ var (
 	// ErrUnavailable wraps every failure to reach or use the backend, so the
 	// HTTP layer can answer 503 without parsing driver errors.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrCorrupt is wrapped, with the id of each record, when a sweep
+	// (DropParkedBodies) skipped records it cannot decode: it did the rest
+	// of its work, and the count it returns with the error is valid. The
+	// skipped records need an operator; they must not stop the sweep.
+	ErrCorrupt = errors.New("record cannot be decoded")
 )
 
 // ConflictError reports which unique field is taken.
@@ -356,7 +361,9 @@ type Store interface {
 	// whose ExpiresAt is before now, at most limit of them, and returns how
 	// many it cleared. The rest of each record stays for operators: a link
 	// that no longer works is no use to resend, and a body kept longer
-	// only keeps a token at rest.
+	// only keeps a token at rest. A record that cannot be decoded is
+	// skipped (Redis no longer lists it for the sweep) and named in an
+	// error wrapping ErrCorrupt, returned with the count of the others.
 	DropParkedBodies(ctx context.Context, now time.Time, limit int) (int, error)
 	// Close releases the backend's resources.
 	Close() error

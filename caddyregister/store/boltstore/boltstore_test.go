@@ -802,3 +802,20 @@ func TestReplacedUserLeavesNoRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestDropParkedBodiesSkipsCorrupt: a parked record that cannot be decoded
+// is skipped and named; the others still lose their bodies.
+func TestDropParkedBodiesSkipsCorrupt(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "r.db"))
+	defer s.Close()
+	mails := storetest.ParkExpired(t, s, 3)
+	if err := boltstore.CorruptMail(s, mails[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DropParkedBodies(context.Background(), time.Now(), 10)
+	storetest.WantCorruptSkipped(t, n, err, 2, mails[1])
+	// Still named by later sweeps (the record stays for an operator),
+	// with nothing else left to do.
+	n, err = s.DropParkedBodies(context.Background(), time.Now(), 10)
+	storetest.WantCorruptSkipped(t, n, err, 0, mails[1])
+}

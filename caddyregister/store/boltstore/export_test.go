@@ -53,3 +53,11 @@ func BucketCounts(s *Store) (map[string]int, error) {
 	})
 	return counts, err
 }
+
+// CorruptMail overwrites the stored record of mail id with bytes that do
+// not decode.
+func CorruptMail(s *Store, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMail).Put([]byte(id), []byte("{not json"))
+	})
+}

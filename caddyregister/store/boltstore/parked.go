@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,12 +24,16 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 	if err := ctx.Err(); err != nil {
 		return 0, store.Unavailable(op, err)
 	}
-	expired := func(raw []byte) (*store.Mail, bool, error) {
+	// A record that cannot be decoded is skipped and named, not allowed
+	// to stop the sweep of the others; it stays for an operator.
+	var corrupt []error
+	expired := func(id, raw []byte) (*store.Mail, bool) {
 		var m store.Mail
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, false, fmt.Errorf("%s: decode mail: %w", op, err)
+			corrupt = append(corrupt, fmt.Errorf("mail %s: %w: %w", id, store.ErrCorrupt, err))
+			return nil, false
 		}
-		return &m, m.HasBody() && !m.ExpiresAt.IsZero() && m.ExpiresAt.Before(now), nil
+		return &m, m.HasBody() && !m.ExpiresAt.IsZero() && m.ExpiresAt.Before(now)
 	}
 	var due [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -44,16 +49,21 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 			if raw == nil {
 				return nil
 			}
-			_, ok, err := expired(raw)
-			if ok {
+			if _, ok := expired(id, raw); ok {
 				due = append(due, append([]byte(nil), id...))
 			}
-			return err
+			return nil
 		})
 	})
-	if err != nil || len(due) == 0 {
+	if err != nil {
 		return 0, wrapUnavailable(op, err)
 	}
+	if len(due) == 0 {
+		return 0, corruptError(op, corrupt)
+	}
+	// Only what the scan found is reported: a record that went bad since
+	// is skipped here too, without naming it twice.
+	scanned := corrupt
 	n := 0
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		bs, err := buckets(tx, bucketParked, bucketMail)
@@ -65,10 +75,7 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 			if raw == nil || bs[0].Get(id) == nil {
 				continue // acknowledged or requeued meanwhile
 			}
-			m, ok, err := expired(raw)
-			if err != nil {
-				return err
-			}
+			m, ok := expired(id, raw)
 			if !ok {
 				continue
 			}
@@ -87,7 +94,15 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 	if err != nil {
 		return 0, wrapUnavailable(op, err)
 	}
-	return n, nil
+	return n, corruptError(op, scanned)
+}
+
+// corruptError names the records a sweep skipped, or is nil.
+func corruptError(op string, corrupt []error) error {
+	if len(corrupt) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: skipped %d: %w", op, len(corrupt), errors.Join(corrupt...))
 }
 
 // wrapUnavailable is store.Unavailable for a non-nil err.

@@ -51,6 +51,7 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 		return 0, store.Unavailable(op, err)
 	}
 	n := 0
+	var corrupt []error
 	for _, id := range ids {
 		key := s.Key("mail", id)
 		raw, err := s.c.Get(ctx, key).Result()
@@ -65,7 +66,14 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 		}
 		var m store.Mail
 		if err := json.Unmarshal([]byte(raw), &m); err != nil {
-			return n, fmt.Errorf("%s: decode mail %s: %w", op, id, err)
+			// Not listed any more, so it neither stalls this sweep nor
+			// takes a slot of every later one; the record stays for an
+			// operator, whom the caller tells.
+			if err := s.c.ZRem(ctx, bodies, id).Err(); err != nil {
+				return n, store.Unavailable(op, err)
+			}
+			corrupt = append(corrupt, fmt.Errorf("mail %s (%s): %w: %w", id, key, store.ErrCorrupt, err))
+			continue
 		}
 		m.DropBody()
 		b, err := json.Marshal(&m)
@@ -77,6 +85,9 @@ func (s *Store) DropParkedBodies(ctx context.Context, now time.Time, limit int) 
 			return n, store.Unavailable(op, err)
 		}
 		n += done
+	}
+	if len(corrupt) > 0 {
+		return n, fmt.Errorf("%s: skipped %d: %w", op, len(corrupt), errors.Join(corrupt...))
 	}
 	return n, nil
 }

@@ -785,3 +785,26 @@ func TestReplacedUserLeavesNoKeys(t *testing.T) {
 		t.Fatalf("keys after the replacement:\n got  %q\n want %q\n (before: %q)", got, want, before)
 	}
 }
+
+// TestDropParkedBodiesSkipsCorrupt: a parked record that cannot be decoded
+// is skipped, named and taken off the bodies set (so it takes no slot of
+// later sweeps); the others still lose their bodies.
+func TestDropParkedBodiesSkipsCorrupt(t *testing.T) {
+	s, c := openAdmin(t)
+	ctx := context.Background()
+	mails := storetest.ParkExpired(t, s, 3)
+	if err := c.Set(ctx, s.Key("mail", mails[0].ID), "{not json", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DropParkedBodies(ctx, time.Now(), 10)
+	storetest.WantCorruptSkipped(t, n, err, 2, mails[0])
+	if listed, err := c.ZScore(ctx, s.Key("outbox", "parked", "bodies"), mails[0].ID).Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("corrupt record still listed for the sweep: %v, %v", listed, err)
+	}
+	if n, err := s.DropParkedBodies(ctx, time.Now(), 10); n != 0 || err != nil {
+		t.Fatalf("sweep after the corrupt record was skipped = %d, %v", n, err)
+	}
+	if v, err := c.Get(ctx, s.Key("mail", mails[0].ID)).Result(); err != nil || v != "{not json" {
+		t.Fatalf("corrupt record not left for an operator: %q, %v", v, err)
+	}
+}
