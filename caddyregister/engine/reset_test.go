@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
@@ -336,4 +338,60 @@ func TestResetErased(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResetRaces: of two resets with one link at once, one sets the
+// password and the other is refused; of many forgots at once, one link is
+// left live and one mail queued.
+func TestResetRaces(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, be.open(t), func(c *engine.Config) {
+				c.ForgotAccountLimit = ratelimit.Limit{Rate: 100, Period: time.Minute, Burst: 100}
+			})
+			activeUser(t, h.e, "race@example.com")
+			forgot(t, h, "race@example.com")
+			tok := resetToken(t, drainMails(t, h))
+			errs := race(2, func(i int) error {
+				return h.e.ResetPassword(ctx, tok, fmt.Sprintf("%s %d", newPassword, i), password.Policy{})
+			})
+			if ok, bad := errs[0] == nil, errs[1] == nil; ok == bad ||
+				!errors.Is(errs[0], engine.ErrTokenInvalid) && !errors.Is(errs[1], engine.ErrTokenInvalid) {
+				t.Fatalf("two resets with one link: %v", errs)
+			}
+			drainMails(t, h) // the notice
+
+			for _, err := range race(6, func(int) error {
+				return h.e.ForgotPassword(ctx, "race@example.com", "192.0.2.9", resetBase)
+			}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.e.WaitResends()
+			live := resetToken(t, drainMails(t, h)) // exactly one mail left
+			if err := h.e.ResetPassword(ctx, live, "the last one standing", password.Policy{}); err != nil {
+				t.Fatalf("the live link: %v", err)
+			}
+		})
+	}
+}
+
+// race runs fn(0..n-1) at once and returns their errors.
+func race(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			errs[i] = fn(i)
+		}()
+	}
+	start.Done()
+	done.Wait()
+	return errs
 }
