@@ -137,6 +137,7 @@ func (e *Engine) composeMail(u *store.User, spec *MailSpec, sealer *mail.Sealer,
 		CreatedAt:   now,
 		NextAttempt: now,
 		ExpiresAt:   tok.ExpiresAt,
+		Purpose:     purpose,
 	}
 	if sealer != nil {
 		if err := sealer.Seal(m, secret, url.QueryEscape(secret)); err != nil {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyregister/caddyregister/caddyregister/captcha"
+	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
@@ -73,6 +74,13 @@ type Config struct {
 	// ResendAccountLimit and ResendClientLimit bound ResendActivation;
 	// zero takes the package defaults of the same names.
 	ResendAccountLimit, ResendClientLimit ratelimit.Limit
+	// ForgotAccountLimit and ForgotClientLimit bound ForgotPassword; zero
+	// takes the package defaults of the same names.
+	ForgotAccountLimit, ForgotClientLimit ratelimit.Limit
+	// PasswordResetMail and PasswordChangedMail are the templates of the
+	// password reset link and of the notice after a reset; nil takes
+	// mail.PasswordResetTemplate and mail.PasswordChangedTemplate.
+	PasswordResetMail, PasswordChangedMail *mail.Template
 	// MailQueued is called after a registration put mail in the outbox, so
 	// the delivery worker sends it at once instead of at its next poll.
 	MailQueued func()

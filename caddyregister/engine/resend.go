@@ -125,42 +125,65 @@ func (e *Engine) ResendActivation(ctx context.Context, email, clientIP string) e
 		return &v
 	}
 	key := store.EmailKey(email)
-	if e.cfg.Limiter != nil {
-		acct, client := e.cfg.ResendAccountLimit, e.cfg.ResendClientLimit
-		if acct.IsZero() {
-			acct = ResendAccountLimit
-		}
-		if client.IsZero() {
-			client = ResendClientLimit
-		}
-		res, err := e.cfg.Limiter.AllowAll(ctx,
-			ratelimit.Check{Key: "resend-net:" + e.Network(clientIP), Limit: client},
-			ratelimit.Check{Key: "resend-acct:" + key, Limit: acct},
-		)
-		if err != nil {
-			return store.Unavailable("rate limit", err)
-		}
-		if !res.Allowed {
-			if e.cfg.Metrics != nil {
-				e.cfg.Metrics.RateLimited("activation_resend")
-			}
-			return &RateLimitedError{RetryAfter: res.RetryAfter}
-		}
+	if err := e.limitMailing(ctx, "resend", "activation_resend", key, clientIP,
+		orLimit(e.cfg.ResendAccountLimit, ResendAccountLimit), orLimit(e.cfg.ResendClientLimit, ResendClientLimit)); err != nil {
+		return err
 	}
+	e.detach(ctx, func(ctx context.Context) {
+		if err := e.resendLink(ctx, key); err != nil {
+			e.log.Error("activation resend failed", zap.String("email", MaskEmail(email)), zap.Error(err))
+		}
+	})
+	return nil
+}
+
+// limitMailing charges one mail asked for the e-mail key from clientIP,
+// under the account limit (per address, known or not) and the client
+// limit (per client network) in one step, so a refusal charges neither.
+// kind prefixes the limiter keys; metric names the refusal.
+func (e *Engine) limitMailing(ctx context.Context, kind, metric, emailKey, clientIP string, acct, client ratelimit.Limit) error {
+	if e.cfg.Limiter == nil {
+		return nil
+	}
+	res, err := e.cfg.Limiter.AllowAll(ctx,
+		ratelimit.Check{Key: kind + "-net:" + e.Network(clientIP), Limit: client},
+		ratelimit.Check{Key: kind + "-acct:" + emailKey, Limit: acct},
+	)
+	if err != nil {
+		return store.Unavailable("rate limit", err)
+	}
+	if !res.Allowed {
+		if e.cfg.Metrics != nil {
+			e.cfg.Metrics.RateLimited(metric)
+		}
+		return &RateLimitedError{RetryAfter: res.RetryAfter}
+	}
+	return nil
+}
+
+// orLimit is l, or def when l is zero.
+func orLimit(l, def ratelimit.Limit) ratelimit.Limit {
+	if l.IsZero() {
+		return def
+	}
+	return l
+}
+
+// detach runs work after the request that asked for it returned (so its
+// time tells nothing of the account), bounded by resendTimeout and
+// counted for WaitResends.
+func (e *Engine) detach(ctx context.Context, work func(ctx context.Context)) {
 	e.resend.wg.Add(1)
 	go func() {
 		defer e.resend.wg.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resendTimeout)
 		defer cancel()
-		if err := e.resendLink(ctx, key); err != nil {
-			e.log.Error("activation resend failed", zap.String("email", MaskEmail(email)), zap.Error(err))
-		}
+		work(ctx)
 	}()
-	return nil
 }
 
-// WaitResends waits for the resends ResendActivation started to finish
-// (tests, and a clean stop).
+// WaitResends waits for the detached work ResendActivation and
+// ForgotPassword started to finish (tests, and a clean stop).
 func (e *Engine) WaitResends() { e.resend.wg.Wait() }
 
 // resendLink does ResendActivation's work for the e-mail key. An address

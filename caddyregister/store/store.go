@@ -187,6 +187,11 @@ type Mail struct {
 	// link's token expires): an undelivered message is parked then, and
 	// a parked one loses its body (DropParkedBodies).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Purpose is the purpose of the link token the mail carries (or, for
+	// a notice without a link, a name of its kind), so a reissue scoped
+	// to one purpose (LinkReissue.Purpose) drops only the undelivered
+	// mails carrying earlier links of that purpose.
+	Purpose string `json:"purpose,omitempty"`
 }
 
 // HasBody reports whether m still carries a body, clear or sealed.

@@ -14,9 +14,9 @@ import (
 )
 
 // ReissueLink implements store.Store in one read-write transaction: the
-// user's link tokens and mails named in its refs are deleted (as dropUser
-// deletes them), the new token and mail written and referenced, and the
-// user's PendingUntil moved.
+// user's link tokens and mails named in its refs (of r.Purpose, when set)
+// are deleted (as dropUser deletes them), the new token and mail written
+// and referenced, and a pending user's PendingUntil moved.
 func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.User, error) {
 	const op = "reissue link"
 	tok, m, err := store.CheckReissue(r)
@@ -26,9 +26,11 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 	if err := ctx.Err(); err != nil {
 		return nil, store.Unavailable(op, err)
 	}
-	tokJSON, err := json.Marshal(tok)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode token: %w", op, err)
+	var tokJSON []byte
+	if tok != nil {
+		if tokJSON, err = json.Marshal(tok); err != nil {
+			return nil, fmt.Errorf("%s: encode token: %w", op, err)
+		}
 	}
 	mailJSON, err := json.Marshal(m)
 	if err != nil {
@@ -53,12 +55,12 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 			result = fmt.Errorf("%s: decode user %s: %w", op, r.UserID, err)
 			return errAbort
 		}
-		if !u.Reissuable(r.Now) {
-			result = fmt.Errorf("%s: user %s awaits no confirmation: %w", op, r.UserID, store.ErrNotFound)
+		if !r.Eligible(&u) {
+			result = fmt.Errorf("%s: user %s awaits no such link: %w", op, r.UserID, store.ErrNotFound)
 			return errAbort
 		}
 		switch {
-		case has(tokens, []byte(tok.Hash)):
+		case tok != nil && has(tokens, []byte(tok.Hash)):
 			result = &store.ConflictError{Field: "token"}
 			return errAbort
 		case has(mails, []byte(m.ID)):
@@ -69,7 +71,7 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		var owned [][]byte
 		c := refs.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if store.IsLinkRef(string(k[len(prefix):])) {
+			if ref := string(k[len(prefix):]); store.IsLinkRef(ref) && ofPurpose(tokens, mails, ref, r.Purpose) {
 				owned = append(owned, bytes.Clone(k))
 			}
 		}
@@ -91,24 +93,31 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 				return err
 			}
 		}
-		u.PendingUntil = r.PendingUntil
-		u.UpdatedAt = r.Now
-		userJSON, err := json.Marshal(&u)
-		if err != nil {
-			return fmt.Errorf("encode user: %w", err)
-		}
 		mid := []byte(m.ID)
-		for _, p := range []struct {
+		type put struct {
 			b    *bolt.Bucket
 			k, v []byte
-		}{
-			{users, []byte(u.ID), userJSON},
-			{tokens, []byte(tok.Hash), tokJSON},
-			{tokExp, timeKey(tok.ExpiresAt, tok.Hash), []byte{}},
+		}
+		puts := []put{
 			{mails, mid, mailJSON},
-			{refs, refKey(u.ID, "token:"+tok.Hash), []byte{}},
 			{refs, refKey(u.ID, "mail:"+m.ID), []byte{}},
-		} {
+		}
+		if r.Purpose == "" {
+			u.PendingUntil = r.PendingUntil
+			u.UpdatedAt = r.Now
+			userJSON, err := json.Marshal(&u)
+			if err != nil {
+				return fmt.Errorf("encode user: %w", err)
+			}
+			puts = append(puts, put{users, []byte(u.ID), userJSON})
+		}
+		if tok != nil {
+			puts = append(puts,
+				put{tokens, []byte(tok.Hash), tokJSON},
+				put{tokExp, timeKey(tok.ExpiresAt, tok.Hash), []byte{}},
+				put{refs, refKey(u.ID, "token:"+tok.Hash), []byte{}})
+		}
+		for _, p := range puts {
 			if err := p.b.Put(p.k, p.v); err != nil {
 				return err
 			}
@@ -123,4 +132,27 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		return nil, store.Unavailable(op, err)
 	}
 	return out, result
+}
+
+// ofPurpose reports whether the link ref (a UserRefs entry) is one a
+// reissue of purpose replaces: any link when purpose is empty; else a
+// token or mail of that purpose, or a ref whose record is gone (a lapsed
+// token, a delivered mail), which is tidied away with them.
+func ofPurpose(tokens, mails *bolt.Bucket, ref, purpose string) bool {
+	if purpose == "" {
+		return true
+	}
+	var raw []byte
+	if hash, ok := strings.CutPrefix(ref, "token:"); ok {
+		raw = tokens.Get([]byte(hash))
+	} else {
+		raw = mails.Get([]byte(strings.TrimPrefix(ref, "mail:")))
+	}
+	if raw == nil {
+		return true
+	}
+	var rec struct {
+		Purpose string `json:"purpose"`
+	}
+	return json.Unmarshal(raw, &rec) == nil && rec.Purpose == purpose
 }

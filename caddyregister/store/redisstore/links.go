@@ -17,9 +17,12 @@ import (
 // permissions list into an object).
 //
 // KEYS = user, refs, new token, new mail, outbox, parked; ARGV = the
-// record read, the record to write, the key prefix ("{ns}:"), token JSON,
-// token expiry (unix ms), mail JSON, mail due (unix ms), mail id, token
-// ref, mail ref.
+// record read, the record to write, the key prefix ("{ns}:"), token JSON
+// ("" for none: no token is written), token expiry (unix ms), mail JSON,
+// mail due (unix ms), mail id, token ref, mail ref, purpose. An empty
+// purpose replaces every link ref of the user; a purpose only the tokens
+// and mails whose record's "purpose" is it (and refs whose record is gone:
+// a lapsed token, a delivered mail).
 //
 // The reply is "" when written, "changed" when the record changed (or
 // vanished) since it was read, "token" or "mail_id" when that key is taken.
@@ -32,7 +35,7 @@ local t = redis.call('TYPE', KEYS[2])['ok']
 if t ~= 'none' and t ~= 'set' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. t .. ', not a set')
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
   return 'token'
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then
@@ -40,7 +43,15 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
 end
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local kind, rest = string.match(m, '^(%a+):(.+)$')
-  if kind == 'token' or kind == 'mail' then
+  local drop = kind == 'token' or kind == 'mail'
+  if drop and ARGV[11] ~= '' then
+    local raw = redis.call('GET', ARGV[3] .. m)
+    if raw then
+      local ok, rec = pcall(cjson.decode, raw)
+      drop = ok and type(rec) == 'table' and rec['purpose'] == ARGV[11]
+    end
+  end
+  if drop then
     redis.call('DEL', ARGV[3] .. m)
     if kind == 'mail' then
       redis.call('ZREM', KEYS[5], rest)
@@ -49,11 +60,16 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     redis.call('SREM', KEYS[2], m)
   end
 end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[4], 'PXAT', ARGV[5])
+if ARGV[2] ~= ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[4], 'PXAT', ARGV[5])
+  redis.call('SADD', KEYS[2], ARGV[9])
+end
 redis.call('SET', KEYS[4], ARGV[6])
 redis.call('ZADD', KEYS[5], ARGV[7], ARGV[8])
-redis.call('SADD', KEYS[2], ARGV[9], ARGV[10])
+redis.call('SADD', KEYS[2], ARGV[10])
 return ''
 `)
 
@@ -67,16 +83,21 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 	if err != nil {
 		return nil, err
 	}
-	tokJSON, err := json.Marshal(tok)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode token: %w", op, err)
+	var tokJSON []byte
+	var tokHash string
+	var tokExpiry int64
+	if tok != nil {
+		if tokJSON, err = json.Marshal(tok); err != nil {
+			return nil, fmt.Errorf("%s: encode token: %w", op, err)
+		}
+		tokHash, tokExpiry = tok.Hash, tok.ExpiresAt.UnixMilli()
 	}
 	mailJSON, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode mail: %w", op, err)
 	}
 	userKey := s.Key("user", r.UserID)
-	keys := []string{userKey, s.Key("user", r.UserID, "refs"), s.Key("token", tok.Hash), s.Key("mail", m.ID), s.Key("outbox"), s.Key("outbox", "parked")}
+	keys := []string{userKey, s.Key("user", r.UserID, "refs"), s.Key("token", tokHash), s.Key("mail", m.ID), s.Key("outbox"), s.Key("outbox", "parked")}
 	for range useTokenAttempts {
 		old, err := s.c.Get(ctx, userKey).Result()
 		if errors.Is(err, redis.Nil) {
@@ -89,17 +110,19 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		if err := json.Unmarshal([]byte(old), &u); err != nil {
 			return nil, fmt.Errorf("%s: decode user %s: %w", op, r.UserID, err)
 		}
-		if !u.Reissuable(r.Now) {
-			return nil, fmt.Errorf("%s: user %s awaits no confirmation: %w", op, r.UserID, store.ErrNotFound)
+		if !r.Eligible(&u) {
+			return nil, fmt.Errorf("%s: user %s awaits no such link: %w", op, r.UserID, store.ErrNotFound)
 		}
-		u.PendingUntil = r.PendingUntil
-		u.UpdatedAt = r.Now
-		userJSON, err := json.Marshal(&u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode user: %w", op, err)
+		userJSON := []byte(old) // a scoped reissue leaves the record as it is
+		if r.Purpose == "" {
+			u.PendingUntil = r.PendingUntil
+			u.UpdatedAt = r.Now
+			if userJSON, err = json.Marshal(&u); err != nil {
+				return nil, fmt.Errorf("%s: encode user: %w", op, err)
+			}
 		}
-		reply, err := reissueScript.Run(ctx, s.c, keys, old, userJSON, s.Key()+":", tokJSON, tok.ExpiresAt.UnixMilli(),
-			mailJSON, dueMillis(m.NextAttempt), m.ID, "token:"+tok.Hash, "mail:"+m.ID).Text()
+		reply, err := reissueScript.Run(ctx, s.c, keys, old, userJSON, s.Key()+":", tokJSON, tokExpiry,
+			mailJSON, dueMillis(m.NextAttempt), m.ID, "token:"+tokHash, "mail:"+m.ID, r.Purpose).Text()
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}

@@ -19,6 +19,8 @@ var linkTests = []struct {
 	{"ReissueLinkConflict", testReissueLinkConflict},
 	{"ReissuedLinkErased", testReissuedLinkErased},
 	{"ReissueRacesActivation", testReissueRacesActivation},
+	{"ReissueScoped", testReissueScoped},
+	{"ReissueScopedRefused", testReissueScopedRefused},
 }
 
 // reissue is a fresh link for u at now, expiring (and due) as given.
