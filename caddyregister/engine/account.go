@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 
@@ -108,6 +109,33 @@ func (e *Engine) DeleteAccount(ctx context.Context, clientIP string, p *Principa
 	}
 	if err == nil {
 		e.log.Info("account erased by its user", zap.String("user_id", p.ID))
+	}
+	return err
+}
+
+// LogoutRefresh ends the session a refresh token belongs to, for a client
+// that holds no live access token. Only the session's current token
+// counts: the user id and sid in front of it are no secret, so anything
+// else (a spent token, a forged one) is ErrUnauthenticated and ends
+// nothing.
+func (e *Engine) LogoutRefresh(ctx context.Context, refresh string) error {
+	userID, sid, ok := parseRefreshToken(refresh)
+	if !ok {
+		return ErrUnauthenticated
+	}
+	sess, err := e.cfg.Store.GetSession(ctx, userID, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnauthenticated
+	}
+	if err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(sess.RefreshHash), []byte(hashRefresh(refresh))) != 1 {
+		return ErrUnauthenticated
+	}
+	err = e.Logout(ctx, userID, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // ended meanwhile: what was asked is done
 	}
 	return err
 }
