@@ -238,6 +238,12 @@ func testAccountSessions(t *testing.T, backend string) {
 		t.Fatalf("fields %v", f)
 	}
 
+	// A spent refresh token logs nothing out.
+	problem(t, s.postJSON("/account/logout", fmt.Sprintf(`{"refresh_token":%q}`, a.RefreshToken)), 401, "urn:caddyregister:problem:unauthorized")
+	if res := s.do(http.MethodGet, "/account/me", bearerH(b.AccessToken), ""); res.Status != 200 {
+		t.Fatalf("session ended by a spent refresh token: %d %s", res.Status, res.Body)
+	}
+
 	// A second session; the list shows both, the caller's marked.
 	c := s.login(t, "bob@example.com", "my_password")
 	res = s.do(http.MethodGet, "/account/sessions", bearerH(c.AccessToken), "")
