@@ -181,6 +181,11 @@ func testAccountLogin(t *testing.T, backend string) {
 	if res := s.do(http.MethodGet, fmt.Sprintf("/account/users/%s", id), bearerH(am["access_token"].(string)), ""); res.Status != 200 {
 		t.Fatalf("admin token on an admin route: %d %s", res.Status, res.Body)
 	}
+	// An admin token has no account of its own.
+	m = problem(t, s.do(http.MethodGet, "/account/me", bearerH(am["access_token"].(string)), ""), 403, "urn:caddyregister:problem:forbidden")
+	if !strings.Contains(fmt.Sprint(m["detail"]), "admin tokens have no account") {
+		t.Fatalf("detail: %v", m)
+	}
 
 	// Disabled: told apart after the password only.
 	s.setStatus(t, id, "inactive")

@@ -12,6 +12,7 @@ package account
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -105,6 +106,10 @@ type ProblemField struct {
 // one body for unknown accounts and wrong passwords.
 var errBadCredentials = errors.New("invalid credentials")
 
+// errNoAccount refuses an admin token on a route about the caller's own
+// account.
+var errNoAccount = fmt.Errorf("%w: admin tokens have no account; use the admin routes", engine.ErrForbidden)
+
 // WriteError implements contract.Contract.
 func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status, retry, msg := contract.Status(err)
@@ -135,6 +140,8 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 		status, p.Type, p.Detail = http.StatusForbidden, TypeDisabled, "the account is disabled"
 	case status == http.StatusUnauthorized:
 		p.Type, p.Detail = TypeUnauthorized, "a valid access token is required (Authorization: Bearer)"
+	case errors.Is(err, errNoAccount):
+		p.Type, p.Detail = TypeForbidden, "admin tokens have no account; use the admin routes"
 	case status == http.StatusForbidden && errors.As(err, &he):
 		p.Type = TypeForbidden // refused before the route ran: msg says why
 	case status == http.StatusForbidden:
@@ -225,7 +232,7 @@ func (c *Contract) userBearer(r *http.Request) (*engine.Principal, error) {
 		return nil, err
 	}
 	if p.Kind != engine.KindUser {
-		return nil, errors.Join(engine.ErrForbidden, errors.New("admin tokens have no account; use the admin routes"))
+		return nil, errNoAccount
 	}
 	return p, nil
 }
