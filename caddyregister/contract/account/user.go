@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
 
 // tokenResponse is RFC 6749 §5.1's token response plus the user.
@@ -131,14 +132,11 @@ func (c *Contract) logout(w http.ResponseWriter, r *http.Request, req *contract.
 }
 
 func (c *Contract) me(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	p, err := c.userBearer(r)
-	if err != nil {
-		c.WriteError(w, r, err)
-		return
-	}
-	u, err := c.env.Engine.GetUser(r.Context(), p.ID)
-	if isNotFound(err) {
-		err = engine.ErrUnauthenticated // a live token of an erased user
+	// Me reads the user through the engine's one-second user cache, not
+	// the store: /me is the route clients call on every page.
+	u, _, err := c.env.Engine.Me(r.Context(), token.FromHeaders(r.Header.Get))
+	if err == nil && u == nil {
+		err = errNoAccount
 	}
 	if err != nil {
 		c.WriteError(w, r, err)
