@@ -21,6 +21,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
 
 	// The contracts this build speaks.
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/account"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/indiqus"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/rpost"
@@ -90,6 +91,10 @@ type Handler struct {
 	limitKeys  map[string]string          // "<contract>:<route>" by route name
 	globals    map[string]ratelimit.Limit // by route name
 	logger     *zap.Logger
+
+	// patterns holds the routes whose paths have {name} segments, tried
+	// in order after the exact paths.
+	patterns []patternRoutes
 }
 
 // PolicyConfig overrides password policy fields; zero fields keep the
@@ -120,6 +125,13 @@ var documentedPrefixes = map[string]string{
 	"indiqus": "/api",
 	"soajs":   "/urac",
 	"rpost":   "/api/v1",
+	"account": "/account",
+}
+
+// patternRoutes are the routes at one path pattern.
+type patternRoutes struct {
+	pattern *contract.Pattern
+	routes  []contract.Route
 }
 
 // CaddyModule returns the Caddy module information.
@@ -186,6 +198,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
+	h.patterns = nil
 	h.foldRoutes = nil
 	if ci, ok := h.contract.(contract.CaseInsensitiveRoutes); ok && ci.CaseInsensitiveRoutes() {
 		h.foldRoutes = map[string][]contract.Route{}
@@ -198,8 +211,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if rt.Absolute {
 			full = rt.Path
 		}
-		h.routes[full] = append(h.routes[full], rt)
-		if h.foldRoutes != nil {
+		if pt, ok := contract.ParsePattern(full); ok {
+			h.addPattern(pt, rt)
+		} else {
+			h.routes[full] = append(h.routes[full], rt)
+		}
+		if h.foldRoutes != nil && !strings.Contains(full, "{") {
 			lower := strings.ToLower(full)
 			h.foldRoutes[lower] = append(h.foldRoutes[lower], rt)
 		}
@@ -240,7 +257,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	candidates, ok := h.lookup(r.URL.Path)
 	if !ok {
-		return next.ServeHTTP(w, r)
+		if candidates, r, ok = h.lookupPattern(r); !ok {
+			return next.ServeHTTP(w, r)
+		}
 	}
 	var rt *contract.Route
 	for i := range candidates {
@@ -313,6 +332,34 @@ func (h *Handler) lookup(p string) ([]contract.Route, bool) {
 	}
 	rs, ok := h.foldRoutes[strings.ToLower(c)] // c itself without upper case
 	return rs, ok
+}
+
+// lookupPattern finds the routes whose path pattern matches r's path
+// (cleaned as lookup cleans it), and returns r carrying the parameter
+// values for contract.PathParam. Patterns are tried in the contract's
+// order; the first match wins.
+func (h *Handler) lookupPattern(r *http.Request) ([]contract.Route, *http.Request, bool) {
+	if len(h.patterns) == 0 {
+		return nil, r, false
+	}
+	c := path.Clean(r.URL.Path)
+	for _, pr := range h.patterns {
+		if vals, ok := pr.pattern.Match(c, h.foldRoutes != nil); ok {
+			return pr.routes, contract.WithPathParams(r, pr.pattern.Names(), vals), true
+		}
+	}
+	return nil, r, false
+}
+
+// addPattern files rt under its path pattern pt.
+func (h *Handler) addPattern(pt *contract.Pattern, rt contract.Route) {
+	for i := range h.patterns {
+		if h.patterns[i].routes[0].Path == rt.Path && h.patterns[i].routes[0].Absolute == rt.Absolute {
+			h.patterns[i].routes = append(h.patterns[i].routes, rt)
+			return
+		}
+	}
+	h.patterns = append(h.patterns, patternRoutes{pattern: pt, routes: []contract.Route{rt}})
 }
 
 // isJWKSPath matches JWKSPath as lookup matches routes.

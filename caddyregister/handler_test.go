@@ -1,6 +1,7 @@
 package caddyregister
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
@@ -89,5 +90,42 @@ func TestRouteLookupAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { h.lookup(p) }); n != 0 {
 			t.Errorf("lookup(%q): %.0f allocations", p, n)
 		}
+	}
+}
+
+// Patterned routes are tried after the exact ones, on the cleaned path,
+// and hand their parameters to the route; a path outside them (the app
+// behind) still costs no allocation.
+func TestRoutePatterns(t *testing.T) {
+	h := routeTable(false, "/account/users")
+	for _, p := range []string{"/account/users/{id}", "/account/users/{id}/logout"} {
+		pt, _ := contract.ParsePattern(p)
+		h.addPattern(pt, contract.Route{Path: p, Method: "GET"})
+		h.addPattern(pt, contract.Route{Path: p, Method: "DELETE"})
+	}
+	if len(h.patterns) != 2 || len(h.patterns[0].routes) != 2 {
+		t.Fatalf("patterns not grouped: %+v", h.patterns)
+	}
+	for _, c := range []struct{ path, want, id string }{
+		{"/account/users/abc", "/account/users/{id}", "abc"},
+		{"/account/users/abc/", "/account/users/{id}", "abc"},
+		{"//account/users/abc/logout", "/account/users/{id}/logout", "abc"},
+		{"/account/users/abc/x", "", ""},
+		{"/account/Users/abc", "", ""},
+		{"/app/page", "", ""},
+	} {
+		r := httptest.NewRequest("GET", "http://x"+c.path, nil)
+		rs, r2, ok := h.lookupPattern(r)
+		got := ""
+		if ok {
+			got = rs[0].Path
+		}
+		if got != c.want || contract.PathParam(r2, "id") != c.id {
+			t.Errorf("lookupPattern(%q) = %q id %q, want %q id %q", c.path, got, contract.PathParam(r2, "id"), c.want, c.id)
+		}
+	}
+	r := httptest.NewRequest("GET", "http://x/app/page", nil)
+	if n := testing.AllocsPerRun(100, func() { h.lookupPattern(r) }); n != 0 {
+		t.Errorf("lookupPattern outside the patterns: %.0f allocations", n)
 	}
 }

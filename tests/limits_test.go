@@ -68,7 +68,8 @@ const allContracts = `register noraina /api
 	register indiqus /api
 	register saymon /node/api
 	register soajs
-	register rpost /api/v1`
+	register rpost /api/v1
+	register account /account`
 
 // TestDefaultRateLimits exercises every route's default limit at run time
 // (README: register/signup 30/min; create/addUser and captcha/confirm
@@ -99,6 +100,8 @@ func testDefaultRateLimits(t *testing.T, backend string) {
 		{name: "soajs confirm", method: http.MethodGet, path: "/urac/join/validate?token=x", burst: 30, every: link},
 		{name: "indiqus login", method: http.MethodPost, path: "/auth/login", burst: 10, every: login},
 		{name: "soajs resetPassword", method: http.MethodPost, path: "/urac/resetPassword", burst: 10, every: reset},
+		{name: "account login", method: http.MethodPost, path: "/account/login", burst: 10, every: login},
+		{name: "account activation resend", method: http.MethodPost, path: "/account/activation/resend", burst: 10, every: reset},
 	} {
 		exhaust(t, s, c)
 	}

@@ -257,12 +257,26 @@ var ErrAccountDisabled = errors.New("account disabled")
 // password verification and locks like a known one, so neither timing nor
 // the lockout tells which exist.
 func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (*Principal, string, error) {
+	p, err := e.verifyLogin(ctx, clientIP, identifier, pass)
+	if err != nil {
+		return nil, "", err
+	}
+	tok, err := e.IssueToken(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, tok, nil
+}
+
+// verifyLogin is Login's check of the credentials, without the token:
+// LoginSession shares it.
+func (e *Engine) verifyLogin(ctx context.Context, clientIP, identifier, pass string) (*Principal, error) {
 	identifier = strings.TrimSpace(identifier)
 	if identifier == "" || pass == "" {
-		return nil, "", ErrUnauthenticated
+		return nil, ErrUnauthenticated
 	}
 	if err := e.Allow(ctx, "login-ip", e.Network(clientIP), e.cfg.AdminLoginLimit); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	var p *Principal
 	if a, ok := e.admins[identifier]; ok {
@@ -274,13 +288,13 @@ func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (
 			return ok, nil
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		p = adminPrincipal(a)
 	} else {
 		u, err := e.findUser(ctx, identifier)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, "", err
+			return nil, err
 		}
 		account := unknownAccount(identifier)
 		if u != nil {
@@ -297,23 +311,19 @@ func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (
 			return ok, nil
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		switch u.Status {
 		case store.StatusActive:
 		case store.StatusInactive:
-			return nil, "", ErrAccountDisabled
+			return nil, ErrAccountDisabled
 		default:
-			return nil, "", ErrNotActivated
+			return nil, ErrNotActivated
 		}
 		c := userClaims(u)
 		p = &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions}
 	}
-	tok, err := e.IssueToken(ctx, p)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, tok, nil
+	return p, nil
 }
 
 // findUser resolves an e-mail or a login.

@@ -474,6 +474,10 @@ func (b *bench) startCaddy(name, redisURL string) (*caddy, error) {
 		// Figures without the access log, as Caddy's default (and the
 		// figures before the demo had one).
 		"REGISTER_ACCESS_LOG=discard",
+		// An admin, to activate the user whose session GET /account/me
+		// uses (benchAdminHash is benchAdminPassword's).
+		"REGISTER_ADMIN_USER=bench",
+		"REGISTER_ADMIN_HASH="+benchAdminHash,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 	)
@@ -566,6 +570,76 @@ func register(addr string) (int, string, time.Duration, error) {
 		}
 	}
 	return resp.StatusCode, out.Data.Token, lat, nil
+}
+
+// The bench admin: benchAdminHash is a bcrypt hash (cost 4) of
+// benchAdminPassword.
+const (
+	benchAdminPassword = "bench-admin-password"
+	benchAdminHash     = "$2a$04$0bssdfTG/s2etjRMHbm0i.zLeyC.DL/Q1IqenLwUqgauRrp7Fu3N2"
+)
+
+// accountSession registers a user through noraina, has the bench admin
+// activate it (the demo's noraina waits for an admin) and logs it in
+// through the account API: the access token carries a session, so GET
+// /account/me pays the session check.
+func accountSession(addr string) (string, error) {
+	base := "http://" + addr
+	client := &http.Client{Timeout: 30 * time.Second}
+	email := fmt.Sprintf("benchacct%d@example.com", time.Now().UnixNano())
+	do := func(method, path, body string, basic bool, out any) error {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if basic {
+			req.SetBasicAuth("bench", benchAdminPassword)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("%s %s: %d %.200s", method, path, resp.StatusCode, data)
+		}
+		if out != nil {
+			return json.Unmarshal(data, out)
+		}
+		return nil
+	}
+	if err := do(http.MethodPost, "/api/register", fmt.Sprintf(`{"name":"Bench","mail":%q,"password":%q}`, email, goodPassword), false, nil); err != nil {
+		return "", err
+	}
+	var page struct {
+		Users []struct {
+			ID string `json:"id"`
+		} `json:"users"`
+	}
+	if err := do(http.MethodGet, "/account/users?email="+email, "", true, &page); err != nil {
+		return "", err
+	}
+	if len(page.Users) != 1 {
+		return "", fmt.Errorf("GET /account/users?email=%s: %d users", email, len(page.Users))
+	}
+	if err := do(http.MethodPatch, "/account/users/"+page.Users[0].ID, `{"status":"active"}`, true, nil); err != nil {
+		return "", err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := do(http.MethodPost, "/account/login", fmt.Sprintf(`{"identifier":%q,"password":%q}`, email, goodPassword), false, &tok); err != nil {
+		return "", err
+	}
+	if tok.AccessToken == "" {
+		return "", errors.New("login answered no access token")
+	}
+	return tok.AccessToken, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -774,6 +848,11 @@ func (b *bench) storeRuns(store, redisURL string) {
 		b.problem("%s: first registration: status %d, %v; log:\n%s", store, status, err, tail(c.log, 10))
 		return
 	}
+	sessTok, err := accountSession(c.addr)
+	if err != nil {
+		b.problem("%s: account session: %v; log:\n%s", store, err, tail(c.log, 10))
+		return
+	}
 	var transportErrors int64
 	defer func() {
 		b.add("transport errors (all runs above)", strconv.FormatInt(transportErrors, 10), "0", verdict(transportErrors == 0))
@@ -822,6 +901,8 @@ func (b *bench) storeRuns(store, redisURL string) {
 		{label: "respond GET / (404)", row: "respond baseline GET /", code: http.StatusNotFound, args: []string{"-url", base + "/"}},
 		{label: "GET /api/me (200)", row: "GET /api/me with a token", code: http.StatusOK,
 			args: []string{"-url", base + "/api/me", "-header", "x-access-token: " + tok}},
+		{label: "GET /account/me (200)", row: "GET /account/me with a session token", code: http.StatusOK,
+			args: []string{"-url", base + "/account/me", "-header", "Authorization: Bearer " + sessTok}},
 		{label: "POST /api/register invalid (400)", row: "POST /api/register refused by validation", code: http.StatusBadRequest,
 			args: []string{"-url", base + "/api/register", "-method", "POST", "-body", invalidBody}},
 	}
