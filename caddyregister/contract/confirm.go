@@ -121,6 +121,9 @@ type ConfirmPage struct {
 	Field string
 	// Token is the token from the link, put in a hidden field.
 	Token string
+	// PasswordField, when set, names a new-password input the form posts
+	// with the token (a password reset link).
+	PasswordField string
 	// Redirects are origins ("https://app.example.com") the button's POST
 	// may redirect to (rpost's callback): the CSP's form-action covers the
 	// redirect too, so they are listed beside 'self'.
@@ -139,7 +142,9 @@ var (
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex"><title>{{.Title}}</title><style>` + pageStyle + `</style></head>
 <body><main><h1>{{.Title}}</h1><p>{{.Text}}</p>
-<form method="post"><input type="hidden" name="{{.Field}}" value="{{.Token}}"><button type="submit">{{.Button}}</button></form>
+<form method="post"><input type="hidden" name="{{.Field}}" value="{{.Token}}">
+{{- if .PasswordField}}<p><label for="new-password">New password</label><br><input id="new-password" type="password" name="{{.PasswordField}}" autocomplete="new-password" required></p>{{end -}}
+<button type="submit">{{.Button}}</button></form>
 </main></body></html>
 `))
 	doneTmpl = template.Must(template.New("done").Parse(`<!doctype html>

@@ -63,6 +63,10 @@ func (c *Contract) Routes() []contract.Route {
 		{Method: http.MethodDelete, Path: "/sessions/{sid}", Name: "session_end", Serve: c.endSession},
 		{Method: http.MethodPost, Path: "/password/change", Name: "password_change", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.changePassword},
 		{Method: http.MethodPost, Path: "/activation/resend", Name: "activation_resend", Limit: contract.SecretLimit, ContentTypes: js, Serve: c.resend},
+		{Method: http.MethodPost, Path: "/password/forgot", Name: "password_forgot", Limit: contract.SecretLimit, ContentTypes: js, Serve: c.forgot},
+		{Method: http.MethodGet, Path: "/password/reset", Name: "password_reset", Limit: contract.SecretLimit, Serve: c.resetPage},
+		// The page's form posts a form; programs post JSON.
+		{Method: http.MethodPost, Path: "/password/reset", Name: "password_reset", Limit: contract.SecretLimit, ContentTypes: []string{"application/x-www-form-urlencoded", "application/json"}, Serve: c.reset},
 
 		{Method: http.MethodGet, Path: "/users", Name: "users_list", Serve: c.listUsers, Admin: true},
 		{Method: http.MethodGet, Path: "/users/{id}", Name: "user_get", Serve: c.getUser, Admin: true},
