@@ -186,6 +186,23 @@ func (e *Engine) detach(ctx context.Context, work func(ctx context.Context)) {
 // ForgotPassword started to finish (tests, and a clean stop).
 func (e *Engine) WaitResends() { e.resend.wg.Wait() }
 
+// userByEmailKey reads the user holding a normalized e-mail, or nil when
+// none does (the index entry, or the record it names, is gone).
+func (e *Engine) userByEmailKey(ctx context.Context, emailKey string) (*store.User, error) {
+	id, err := e.cfg.Store.UserIDByEmail(ctx, emailKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := e.cfg.Store.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return u, err
+}
+
 // resendLink does ResendActivation's work for the e-mail key. An address
 // no account holds, or whose account awaits no mailed confirmation, is
 // not an error: it is logged at Debug, as refusals are.
@@ -194,19 +211,12 @@ func (e *Engine) resendLink(ctx context.Context, emailKey string) error {
 		e.log.Debug("activation resend: nothing sent", zap.String("reason", why))
 		return nil
 	}
-	id, err := e.cfg.Store.UserIDByEmail(ctx, emailKey)
-	if errors.Is(err, store.ErrNotFound) {
-		return quiet("no account")
-	}
+	u, err := e.userByEmailKey(ctx, emailKey)
 	if err != nil {
 		return err
 	}
-	u, err := e.cfg.Store.GetUser(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if u == nil {
 		return quiet("no account")
-	}
-	if err != nil {
-		return err
 	}
 	now := e.now().UTC()
 	if !u.Reissuable(now) {

@@ -103,19 +103,12 @@ func (e *Engine) mailResetLink(ctx context.Context, emailKey string, link func(s
 		e.log.Debug("password reset: nothing sent", zap.String("reason", why))
 		return nil
 	}
-	id, err := e.cfg.Store.UserIDByEmail(ctx, emailKey)
-	if errors.Is(err, store.ErrNotFound) {
-		return quiet("no account")
-	}
+	u, err := e.userByEmailKey(ctx, emailKey)
 	if err != nil {
 		return err
 	}
-	u, err := e.cfg.Store.GetUser(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if u == nil {
 		return quiet("no account")
-	}
-	if err != nil {
-		return err
 	}
 	if u.Status != store.StatusActive || u.PasswordHash == "" {
 		return quiet("not an active account with a password")
