@@ -242,6 +242,23 @@ func (c *Contract) userBearer(r *http.Request) (*engine.Principal, error) {
 }
 
 // required adds a "required" error for each named field that is empty.
+// decodeRequired decodes a JSON body into dst and checks that the fields
+// fields returns (name and value, read after decoding) are not blank. On
+// failure it answers the problem and returns false.
+func (c *Contract) decodeRequired(w http.ResponseWriter, r *http.Request, body []byte, dst any, fields func() [][2]string) bool {
+	if err := contract.DecodeJSON(body, dst, 0); err != nil {
+		c.WriteError(w, r, err)
+		return false
+	}
+	var v engine.ValidationError
+	required(&v, fields()...)
+	if err := v.Err(); err != nil {
+		c.WriteError(w, r, err)
+		return false
+	}
+	return true
+}
+
 func required(v *engine.ValidationError, fields ...[2]string) {
 	for _, f := range fields {
 		if strings.TrimSpace(f[1]) == "" {

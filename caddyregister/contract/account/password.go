@@ -26,14 +26,7 @@ type forgotRequest struct {
 
 func (c *Contract) forgot(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	var body forgotRequest
-	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {
-		c.WriteError(w, r, err)
-		return
-	}
-	var v engine.ValidationError
-	required(&v, [2]string{"email", body.Email})
-	if err := v.Err(); err != nil {
-		c.WriteError(w, r, err)
+	if !c.decodeRequired(w, r, req.Body, &body, func() [][2]string { return [][2]string{{"email", body.Email}} }) {
 		return
 	}
 	if err := c.env.Engine.ForgotPassword(r.Context(), body.Email, req.ClientIP, req.BaseURL+c.env.Prefix+"/password/reset"); err != nil {

@@ -75,17 +75,8 @@ type refreshRequest struct {
 
 func (c *Contract) decodeRefresh(w http.ResponseWriter, r *http.Request, body []byte) (string, bool) {
 	var in refreshRequest
-	if err := contract.DecodeJSON(body, &in, 0); err != nil {
-		c.WriteError(w, r, err)
-		return "", false
-	}
-	var v engine.ValidationError
-	required(&v, [2]string{"refresh_token", in.RefreshToken})
-	if err := v.Err(); err != nil {
-		c.WriteError(w, r, err)
-		return "", false
-	}
-	return in.RefreshToken, true
+	ok := c.decodeRequired(w, r, body, &in, func() [][2]string { return [][2]string{{"refresh_token", in.RefreshToken}} })
+	return in.RefreshToken, ok
 }
 
 func (c *Contract) refresh(w http.ResponseWriter, r *http.Request, req *contract.Request) {
@@ -202,14 +193,9 @@ func (c *Contract) changePassword(w http.ResponseWriter, r *http.Request, req *c
 		return
 	}
 	var body changeRequest
-	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {
-		c.WriteError(w, r, err)
-		return
-	}
-	var v engine.ValidationError
-	required(&v, [2]string{"current_password", body.CurrentPassword}, [2]string{"new_password", body.NewPassword})
-	if err := v.Err(); err != nil {
-		c.WriteError(w, r, err)
+	if !c.decodeRequired(w, r, req.Body, &body, func() [][2]string {
+		return [][2]string{{"current_password", body.CurrentPassword}, {"new_password", body.NewPassword}}
+	}) {
 		return
 	}
 	err = c.env.Engine.ChangePassword(r.Context(), req.ClientIP, p, body.CurrentPassword, body.NewPassword, c.policy)
@@ -232,14 +218,7 @@ type resendRequest struct {
 // (engine.ResendActivation mails in the background).
 func (c *Contract) resend(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	var body resendRequest
-	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {
-		c.WriteError(w, r, err)
-		return
-	}
-	var v engine.ValidationError
-	required(&v, [2]string{"email", body.Email})
-	if err := v.Err(); err != nil {
-		c.WriteError(w, r, err)
+	if !c.decodeRequired(w, r, req.Body, &body, func() [][2]string { return [][2]string{{"email", body.Email}} }) {
 		return
 	}
 	if err := c.env.Engine.ResendActivation(r.Context(), body.Email, req.ClientIP); err != nil {
@@ -262,14 +241,7 @@ func (c *Contract) erase(w http.ResponseWriter, r *http.Request, req *contract.R
 		return
 	}
 	var body eraseRequest
-	if err := contract.DecodeJSON(req.Body, &body, 0); err != nil {
-		c.WriteError(w, r, err)
-		return
-	}
-	var v engine.ValidationError
-	required(&v, [2]string{"password", body.Password})
-	if err := v.Err(); err != nil {
-		c.WriteError(w, r, err)
+	if !c.decodeRequired(w, r, req.Body, &body, func() [][2]string { return [][2]string{{"password", body.Password}} }) {
 		return
 	}
 	err = c.env.Engine.DeleteAccount(r.Context(), req.ClientIP, p, body.Password)
