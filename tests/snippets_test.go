@@ -122,7 +122,8 @@ func TestSaymonDocumentSnippets(t *testing.T) {
 
 	sink := startSMTP(t)
 	httpsPort := freePort()
-	ns := fmt.Sprintf("snip%d", os.Getpid())
+	nsCounter++
+	ns := fmt.Sprintf("snip%d_%d", os.Getpid(), nsCounter)
 	handler := fmt.Sprintf(saymonHandler, "")
 	cfg := fmt.Sprintf(`{
 	admin localhost:%d
