@@ -70,6 +70,10 @@ type App struct {
 	// per-client limits and lockouts (IPv4 clients are keyed alone).
 	// Default 64.
 	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+	// Sessions sets the lifetimes of the sessions the account contract's
+	// logins start; unset fields keep the engine's defaults (idle 30
+	// days, absolute 90 days, refresh grace 5s).
+	Sessions *SessionsConfig `json:"sessions,omitempty"`
 
 	// Hash selects the password hash for new passwords. Default argon2id
 	// with m=19 MiB, t=2, p=1.
@@ -200,6 +204,32 @@ type LockoutConfig struct {
 	MaxWait caddy.Duration `json:"max_wait,omitempty"`
 	// Reset forgets failures this long after the last one. Default 12h.
 	Reset caddy.Duration `json:"reset,omitempty"`
+}
+
+// SessionsConfig sets session lifetimes.
+type SessionsConfig struct {
+	// Idle ends a session this long after its last use (refresh).
+	Idle caddy.Duration `json:"idle,omitempty"`
+	// Lifetime ends a session this long after it started, used or not.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+	// RefreshGrace is how long a refresh token just rotated, presented
+	// again (a client retrying after a lost answer), gets a conflict
+	// instead of revoking its session; negative turns the window off.
+	RefreshGrace caddy.Duration `json:"refresh_grace,omitempty"`
+}
+
+func (c *SessionsConfig) sessions() (engine.SessionConfig, error) {
+	if c == nil {
+		return engine.SessionConfig{}, nil
+	}
+	s := engine.SessionConfig{IdleTTL: time.Duration(c.Idle), AbsoluteTTL: time.Duration(c.Lifetime), RefreshGrace: time.Duration(c.RefreshGrace)}
+	if s.IdleTTL < 0 || s.AbsoluteTTL < 0 {
+		return s, fmt.Errorf("sessions: idle and lifetime must be positive")
+	}
+	if s.IdleTTL > 0 && s.AbsoluteTTL > 0 && s.IdleTTL > s.AbsoluteTTL {
+		return s, fmt.Errorf("sessions: idle (%s) is longer than lifetime (%s)", s.IdleTTL, s.AbsoluteTTL)
+	}
+	return s, nil
 }
 
 func (c *LockoutConfig) lockout() (engine.Lockout, error) {
@@ -349,6 +379,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	sessions, err := a.Sessions.sessions()
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
 
 	gen, err := captcha.New(captcha.Config{Length: a.CaptchaLength})
 	if err != nil {
@@ -413,6 +447,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AdminLoginLimit: adminLimit,
 		Lockout:         lockout,
 		IPv6Prefix:      a.IPv6Prefix,
+		Sessions:        sessions,
 		Captcha:         gen,
 		ChallengeTTL:    time.Duration(a.CaptchaTTL),
 		MailQueued:      a.worker.Kick,

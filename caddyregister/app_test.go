@@ -87,3 +87,16 @@ func TestStartRefusesTenantClash(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionsConfig(t *testing.T) {
+	s, err := (&SessionsConfig{Idle: caddy.Duration(time.Hour), Lifetime: caddy.Duration(2 * time.Hour), RefreshGrace: -1}).sessions()
+	if err != nil || s.IdleTTL != time.Hour || s.AbsoluteTTL != 2*time.Hour || s.RefreshGrace != -1 {
+		t.Fatalf("sessions() = %+v, %v", s, err)
+	}
+	if s, err := (*SessionsConfig)(nil).sessions(); err != nil || s.IdleTTL != 0 {
+		t.Fatalf("nil: %+v, %v (zero fields keep the engine's defaults)", s, err)
+	}
+	if _, err := (&SessionsConfig{Idle: caddy.Duration(3 * time.Hour), Lifetime: caddy.Duration(time.Hour)}).sessions(); err == nil || !strings.Contains(err.Error(), "longer than lifetime") {
+		t.Fatalf("idle > lifetime: %v", err)
+	}
+}

@@ -176,6 +176,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Lockout = lc
+		case "sessions":
+			sc, err := sessionsBlock(d)
+			if err != nil {
+				return err
+			}
+			a.Sessions = sc
 		case "smtp":
 			if !d.AllArgs(&a.SMTP) {
 				return d.ArgErr()
@@ -504,6 +510,54 @@ func lockoutBlock(d *caddyfile.Dispenser) (*LockoutConfig, error) {
 		}
 	}
 	return lc, nil
+}
+
+// sessionsBlock reads
+//
+//	sessions {
+//		idle <duration>
+//		lifetime <duration>
+//		refresh_grace <duration>|off
+//	}
+func sessionsBlock(d *caddyfile.Dispenser) (*SessionsConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	sc := new(SessionsConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch key := d.Val(); key {
+		case "refresh_grace":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return nil, d.ArgErr()
+			}
+			if args[0] == "off" {
+				sc.RefreshGrace = -1
+				continue
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("sessions refresh_grace: want a positive duration or off, got %q", args[0])
+			}
+			sc.RefreshGrace = caddy.Duration(dur)
+		case "idle", "lifetime":
+			dur, err := durationArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if dur <= 0 {
+				return nil, d.Errf("sessions %s: want a positive duration", key)
+			}
+			if key == "idle" {
+				sc.Idle = dur
+			} else {
+				sc.Lifetime = dur
+			}
+		default:
+			return nil, d.Errf("unknown sessions option %q", key)
+		}
+	}
+	return sc, nil
 }
 
 // limitArgs reads "<events>/<period> [burst <n>]" or "off".

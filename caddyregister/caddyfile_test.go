@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -77,6 +78,9 @@ func TestAppUnmarshalCaddyfileGood(t *testing.T) {
 		{"lockout", "register {\n lockout {\n  network_failures 3\n  failures 20\n  wait_increment 2m\n  max_wait 1h\n  reset 1d\n }\n}",
 			App{Lockout: &LockoutConfig{NetworkFailures: 3, Failures: 20, WaitIncrement: 2 * minute, MaxWait: 60 * minute, Reset: 24 * 60 * minute}}},
 		{"lockout partial", "register {\n lockout {\n  failures 50\n }\n}", App{Lockout: &LockoutConfig{Failures: 50}}},
+		{"sessions", "register {\n sessions {\n  idle 7d\n  lifetime 30d\n  refresh_grace 2s\n }\n}",
+			App{Sessions: &SessionsConfig{Idle: 7 * 24 * 60 * minute, Lifetime: 30 * 24 * 60 * minute, RefreshGrace: caddy.Duration(2 * time.Second)}}},
+		{"sessions grace off", "register {\n sessions {\n  refresh_grace off\n }\n}", App{Sessions: &SessionsConfig{RefreshGrace: -1}}},
 		{"hash argon2id defaults", "register {\n hash argon2id\n}", App{Hash: &HashConfig{Algorithm: "argon2id"}}},
 		{"hash argon2id params", "register {\n hash argon2id 65536 3 4\n}",
 			App{Hash: &HashConfig{Algorithm: "argon2id", MemoryKiB: 65536, Time: 3, Threads: 4}}},
@@ -188,6 +192,10 @@ func TestAppUnmarshalCaddyfileBad(t *testing.T) {
 		{"lockout unknown", "register {\n lockout {\n  attempts 5\n }\n}", `unknown lockout option "attempts"`},
 		{"lockout zero failures", "register {\n lockout {\n  failures 0\n }\n}", "positive number"},
 		{"lockout bad duration", "register {\n lockout {\n  reset never\n }\n}", "positive duration"},
+		{"sessions arg", "register {\n sessions 5\n}", "wrong argument count"},
+		{"sessions unknown", "register {\n sessions {\n  absolute 5d\n }\n}", `unknown sessions option "absolute"`},
+		{"sessions bad grace", "register {\n sessions {\n  refresh_grace soon\n }\n}", "positive duration or off"},
+		{"sessions zero idle", "register {\n sessions {\n  idle 0s\n }\n}", "positive duration"},
 	}
 	tests = append(tests, badLimitCases("register {\n rate_limit register ", "\n}")...)
 	tests = append(tests, badLimitCases("register {\n admin_login_limit ", "\n}")...)
