@@ -118,6 +118,19 @@ func resendRef(spec *MailSpec, secret string) *store.Resend {
 // within MaxPending of its registration; an account that already expired
 // is not revived (its address is free: register again).
 func (e *Engine) ResendActivation(ctx context.Context, email, clientIP string) error {
+	return e.mailOnRequest(ctx, email, clientIP, "resend", "activation_resend",
+		orLimit(e.cfg.ResendAccountLimit, ResendAccountLimit), orLimit(e.cfg.ResendClientLimit, ResendClientLimit),
+		"activation resend failed", e.resendLink)
+}
+
+// mailOnRequest is what a request for a mail to an address (an activation
+// resend, a reset link) shares: the address is checked, one request is
+// charged per address (known or not) and per client network in one step
+// (kind prefixes the limiter keys, metric names a refusal), and send runs
+// for the address's key after the answer, detached, its failure logged as
+// failed. Only the checks' errors return, so the answer never depends on
+// the account.
+func (e *Engine) mailOnRequest(ctx context.Context, email, clientIP, kind, metric string, acct, client ratelimit.Limit, failed string, send func(ctx context.Context, emailKey string) error) error {
 	email = strings.TrimSpace(email)
 	if err := CheckEmail(email); err != nil {
 		var v ValidationError
@@ -125,39 +138,17 @@ func (e *Engine) ResendActivation(ctx context.Context, email, clientIP string) e
 		return &v
 	}
 	key := store.EmailKey(email)
-	if err := e.limitMailing(ctx, "resend", "activation_resend", key, clientIP,
-		orLimit(e.cfg.ResendAccountLimit, ResendAccountLimit), orLimit(e.cfg.ResendClientLimit, ResendClientLimit)); err != nil {
+	if err := e.charge(ctx, metric,
+		ratelimit.Check{Key: kind + "-net:" + e.Network(clientIP), Limit: client},
+		ratelimit.Check{Key: kind + "-acct:" + key, Limit: acct},
+	); err != nil {
 		return err
 	}
 	e.detach(ctx, func(ctx context.Context) {
-		if err := e.resendLink(ctx, key); err != nil {
-			e.log.Error("activation resend failed", zap.String("email", MaskEmail(email)), zap.Error(err))
+		if err := send(ctx, key); err != nil {
+			e.log.Error(failed, zap.String("email", MaskEmail(email)), zap.Error(err))
 		}
 	})
-	return nil
-}
-
-// limitMailing charges one mail asked for the e-mail key from clientIP,
-// under the account limit (per address, known or not) and the client
-// limit (per client network) in one step, so a refusal charges neither.
-// kind prefixes the limiter keys; metric names the refusal.
-func (e *Engine) limitMailing(ctx context.Context, kind, metric, emailKey, clientIP string, acct, client ratelimit.Limit) error {
-	if e.cfg.Limiter == nil {
-		return nil
-	}
-	res, err := e.cfg.Limiter.AllowAll(ctx,
-		ratelimit.Check{Key: kind + "-net:" + e.Network(clientIP), Limit: client},
-		ratelimit.Check{Key: kind + "-acct:" + emailKey, Limit: acct},
-	)
-	if err != nil {
-		return store.Unavailable("rate limit", err)
-	}
-	if !res.Allowed {
-		if e.cfg.Metrics != nil {
-			e.cfg.Metrics.RateLimited(metric)
-		}
-		return &RateLimitedError{RetryAfter: res.RetryAfter}
-	}
 	return nil
 }
 

@@ -62,23 +62,9 @@ func (e *Engine) ForgotPassword(ctx context.Context, email, clientIP, linkBase s
 	if err != nil {
 		return err
 	}
-	email = strings.TrimSpace(email)
-	if err := CheckEmail(email); err != nil {
-		var v ValidationError
-		v.Add(FieldEmail, "email", err.Error())
-		return &v
-	}
-	key := store.EmailKey(email)
-	if err := e.limitMailing(ctx, "forgot", "password_forgot", key, clientIP,
-		orLimit(e.cfg.ForgotAccountLimit, ForgotAccountLimit), orLimit(e.cfg.ForgotClientLimit, ForgotClientLimit)); err != nil {
-		return err
-	}
-	e.detach(ctx, func(ctx context.Context) {
-		if err := e.mailResetLink(ctx, key, link); err != nil {
-			e.log.Error("password reset link failed", zap.String("email", MaskEmail(email)), zap.Error(err))
-		}
-	})
-	return nil
+	return e.mailOnRequest(ctx, email, clientIP, "forgot", "password_forgot",
+		orLimit(e.cfg.ForgotAccountLimit, ForgotAccountLimit), orLimit(e.cfg.ForgotClientLimit, ForgotClientLimit),
+		"password reset link failed", func(ctx context.Context, key string) error { return e.mailResetLink(ctx, key, link) })
 }
 
 // resetLink checks linkBase and returns the link builder.
