@@ -11,6 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
 // Activation links arrive by mail, and mail scanners and link previewers
@@ -95,6 +98,26 @@ func LinkToken(w http.ResponseWriter, r *http.Request, body []byte, page Confirm
 		return tok, err == nil, err
 	}
 	return r.URL.Query().Get(page.Field), true, nil
+}
+
+// ActivateLink serves an activation link's route for contracts whose
+// document answers the activated user: LinkToken, then the engine's
+// Activate. It returns the user to answer, or nil when it already answered
+// (the page, or an error through writeErr, the contract's WriteError).
+func ActivateLink(w http.ResponseWriter, r *http.Request, req *Request, eng *engine.Engine, page ConfirmPage, writeErr func(http.ResponseWriter, *http.Request, error)) *store.User {
+	tok, ok, err := LinkToken(w, r, req.Body, page)
+	if err != nil {
+		writeErr(w, r, err)
+	}
+	if !ok {
+		return nil
+	}
+	u, err := eng.Activate(r.Context(), tok)
+	if err != nil {
+		writeErr(w, r, err)
+		return nil
+	}
+	return u
 }
 
 // ActivationContentTypes are the bodies an activation POST accepts; a POST

@@ -388,21 +388,13 @@ const MsgActivated = "Your account is active."
 // asks for JSON explicitly, activates and answers the user as /me does. A
 // second use of the link answers the same.
 func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	tok, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+	u := contract.ActivateLink(w, r, req, c.env.Engine, contract.ConfirmPage{
 		Title:  "Activate your account",
 		Text:   "Press the button to activate your account.",
 		Button: "Activate account",
 		Field:  "token",
-	})
-	if err != nil {
-		c.WriteError(w, r, err)
-	}
-	if !ok {
-		return
-	}
-	u, err := c.env.Engine.Activate(r.Context(), tok)
-	if err != nil {
-		c.WriteError(w, r, err)
+	}, c.WriteError)
+	if u == nil {
 		return
 	}
 	if contract.WantsPage(r) {

@@ -326,23 +326,15 @@ func attributes(f *form) (store.Attrs, error) {
 // GET that asks for JSON explicitly (an app activating with the code its
 // callback received), activates.
 func (c *Contract) activate(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	code, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+	u := contract.ActivateLink(w, r, req, c.env.Engine, contract.ConfirmPage{
 		Title:  "Activate your account",
 		Text:   "Press the button to activate your account.",
 		Button: "Activate my account",
 		Field:  "code",
 		// The POST may redirect to the registration's callback.
 		Redirects: c.origins.list,
-	})
-	if err != nil {
-		c.WriteError(w, r, err)
-	}
-	if !ok {
-		return
-	}
-	u, err := c.env.Engine.Activate(r.Context(), code)
-	if err != nil {
-		c.WriteError(w, r, err)
+	}, c.WriteError)
+	if u == nil {
 		return
 	}
 	var callback string

@@ -327,21 +327,13 @@ func deref(p *string) string {
 // the token back (scanners that fetch links change nothing); the POST, or a
 // GET that asks for JSON explicitly, confirms.
 func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	tok, ok, err := contract.LinkToken(w, r, req.Body, contract.ConfirmPage{
+	u := contract.ActivateLink(w, r, req, c.env.Engine, contract.ConfirmPage{
 		Title:  "Confirm your e-mail address",
 		Text:   "Press the button to confirm the e-mail address of your account.",
 		Button: "Confirm e-mail address",
 		Field:  "token",
-	})
-	if err != nil {
-		c.WriteError(w, r, err)
-	}
-	if !ok {
-		return
-	}
-	u, err := c.env.Engine.Activate(r.Context(), tok)
-	if err != nil {
-		c.WriteError(w, r, err)
+	}, c.WriteError)
+	if u == nil {
 		return
 	}
 	if contract.WantsPage(r) {
