@@ -55,16 +55,7 @@ func (e *Engine) CheckUserPassword(ctx context.Context, clientIP, id, pass strin
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return e.checkPassword(ctx, userAccount(id), clientIP, func() (bool, error) {
-		if u == nil || u.PasswordHash == "" {
-			return false, e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass))
-		}
-		ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
-		if err != nil {
-			return false, verifyErr(err)
-		}
-		return ok, nil
-	})
+	return e.checkPassword(ctx, userAccount(id), clientIP, e.userPassword(ctx, u, pass))
 }
 
 // ChangePassword sets a user's new password after verifying the current

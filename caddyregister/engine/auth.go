@@ -300,16 +300,7 @@ func (e *Engine) verifyLogin(ctx context.Context, clientIP, identifier, pass str
 		if u != nil {
 			account = userAccount(u.ID)
 		}
-		err = e.checkPassword(ctx, account, clientIP, func() (bool, error) {
-			if u == nil || u.PasswordHash == "" {
-				return false, e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass))
-			}
-			ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
-			if err != nil {
-				return false, verifyErr(err)
-			}
-			return ok, nil
-		})
+		err = e.checkPassword(ctx, account, clientIP, e.userPassword(ctx, u, pass))
 		if err != nil {
 			return nil, err
 		}
@@ -324,6 +315,22 @@ func (e *Engine) verifyLogin(ctx context.Context, clientIP, identifier, pass str
 		p = &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions}
 	}
 	return p, nil
+}
+
+// userPassword is checkPassword's verification of pass against user u: a
+// missing user, or one without a password, costs a dummy verification, so
+// timing does not tell them apart.
+func (e *Engine) userPassword(ctx context.Context, u *store.User, pass string) func() (bool, error) {
+	return func() (bool, error) {
+		if u == nil || u.PasswordHash == "" {
+			return false, e.cfg.Pool.DummyVerify(ctx, e.cfg.Hasher, []byte(pass))
+		}
+		ok, err := e.cfg.Pool.Verify(ctx, u.PasswordHash, []byte(pass))
+		if err != nil {
+			return false, verifyErr(err)
+		}
+		return ok, nil
+	}
 }
 
 // findUser resolves an e-mail or a login.
