@@ -41,6 +41,15 @@ type Env struct {
 	Options Options
 }
 
+// PasswordPolicy is the contract's document policy def with the handler's
+// password block (Policy) merged over it.
+func (e Env) PasswordPolicy(def password.Policy) password.Policy {
+	if e.Policy != nil {
+		return def.Merge(*e.Policy)
+	}
+	return def
+}
+
 // Options are contract-specific handler options.
 type Options map[string][][]string
 

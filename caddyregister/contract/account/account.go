@@ -43,11 +43,7 @@ func New(env contract.Env) (contract.Contract, error) {
 	if err := env.Options.Check(Name); err != nil {
 		return nil, err
 	}
-	p := password.NIST()
-	if env.Policy != nil {
-		p = p.Merge(*env.Policy)
-	}
-	return &Contract{env: env, policy: p}, nil
+	return &Contract{env: env, policy: env.PasswordPolicy(password.NIST())}, nil
 }
 
 // Routes implements contract.Contract.

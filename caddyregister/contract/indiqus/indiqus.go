@@ -67,10 +67,7 @@ func New(env contract.Env) (contract.Contract, error) {
 	}
 	// The document: upper and lower case letters, digits and symbols,
 	// length as the operator sets it (password { min_length max_length }).
-	p := password.Policy{MinLength: 8, MaxLength: 64, MinLower: 1, MinUpper: 1, MinDigits: 1, MinSpecial: 1}
-	if env.Policy != nil {
-		p = p.Merge(*env.Policy)
-	}
+	p := env.PasswordPolicy(password.Policy{MinLength: 8, MaxLength: 64, MinLower: 1, MinUpper: 1, MinDigits: 1, MinSpecial: 1})
 	return &Contract{env: env, cfg: cfg, policy: p}, nil
 }
 

@@ -100,10 +100,7 @@ func New(env contract.Env) (contract.Contract, error) {
 	if err := env.Options.Check(Name, OptActivation); err != nil {
 		return nil, err
 	}
-	c := &Contract{env: env, policy: password.NIST(), activation: ActivationAdmin}
-	if env.Policy != nil {
-		c.policy = c.policy.Merge(*env.Policy)
-	}
+	c := &Contract{env: env, policy: env.PasswordPolicy(password.NIST()), activation: ActivationAdmin}
 	if _, set := env.Options[OptActivation]; set {
 		args := env.Options.Last(OptActivation)
 		if len(args) != 1 {

@@ -95,10 +95,7 @@ func New(env contract.Env) (contract.Contract, error) {
 	if err := refdata.Load(); err != nil {
 		return nil, err
 	}
-	c := &Contract{env: env, policy: DefaultPolicy}
-	if env.Policy != nil {
-		c.policy = c.policy.Merge(*env.Policy)
-	}
+	c := &Contract{env: env, policy: env.PasswordPolicy(DefaultPolicy)}
 	if err := c.policy.Validate(); err != nil {
 		return nil, err
 	}

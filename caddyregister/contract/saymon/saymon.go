@@ -72,10 +72,7 @@ func New(env contract.Env) (contract.Contract, error) {
 	if err := env.Options.Check(Name); err != nil {
 		return nil, err
 	}
-	c := &Contract{env: env, policy: password.NIST(), captchaRequired: true}
-	if env.Policy != nil {
-		c.policy = c.policy.Merge(*env.Policy)
-	}
+	c := &Contract{env: env, policy: env.PasswordPolicy(password.NIST()), captchaRequired: true}
 	switch env.Settings.Captcha {
 	case "", "required":
 	case "off":

@@ -166,11 +166,7 @@ func New(env contract.Env) (contract.Contract, error) {
 		return nil, err
 	}
 	// The document states no password policy: NIST's.
-	p := password.NIST()
-	if env.Policy != nil {
-		p = p.Merge(*env.Policy)
-	}
-	return &Contract{env: env, policy: p}, nil
+	return &Contract{env: env, policy: env.PasswordPolicy(password.NIST())}, nil
 }
 
 // bodyTypes are what the routes with a body accept; a request without a
