@@ -291,40 +291,9 @@ func (s *Store) revoke(ctx context.Context, op, userID string, pick func(k []byt
 	now := time.Now()
 	var sids []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		sids = nil
-		b, err := bucket(tx, bucketSessions)
-		if err != nil {
-			return err
-		}
-		prefix := sessionKey(userID, "")
-		type gone struct {
-			k   []byte
-			exp time.Time
-		}
-		var del []gone
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if !pick(k) {
-				continue
-			}
-			var sess store.Session
-			if err := json.Unmarshal(v, &sess); err != nil {
-				// A record we cannot read is still the user's: delete it
-				// (its expiry entry stays until the sweep finds no record).
-				del = append(del, gone{k: bytes.Clone(k)})
-				continue
-			}
-			del = append(del, gone{bytes.Clone(k), sess.IdleExpiresAt})
-			if sess.Live(now) {
-				sids = append(sids, sess.ID)
-			}
-		}
-		for _, g := range del {
-			if err := deleteExpiring(tx, bucketSessions, bucketSessionExp, g.k, g.exp); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		sids, err = dropSessions(tx, userID, now, pick)
+		return err
 	})
 	if err != nil {
 		return nil, store.Unavailable(op, err)

@@ -124,7 +124,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (*store.User, []strin
 		if err := dropUser(tx, u); err != nil {
 			return err
 		}
-		if sids, err = dropSessions(tx, id, now); err != nil {
+		if sids, err = dropSessions(tx, id, now, nil); err != nil {
 			return err
 		}
 		out = u
@@ -140,9 +140,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (*store.User, []strin
 	return out, sids, nil
 }
 
-// dropSessions deletes every session of userID with its expiry entry and
-// returns the ids of those live at now.
-func dropSessions(tx *bolt.Tx, userID string, now time.Time) ([]string, error) {
+// dropSessions deletes the sessions of userID whose key pick selects (nil:
+// every one) with their expiry entries, and returns the ids of those live
+// at now. A record it cannot read is still the user's: it is deleted too
+// (its expiry entry stays until the sweep finds no record).
+func dropSessions(tx *bolt.Tx, userID string, now time.Time, pick func(k []byte) bool) ([]string, error) {
 	b, err := bucket(tx, bucketSessions)
 	if err != nil {
 		return nil, err
@@ -156,9 +158,12 @@ func dropSessions(tx *bolt.Tx, userID string, now time.Time) ([]string, error) {
 	prefix := sessionKey(userID, "")
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if pick != nil && !pick(k) {
+			continue
+		}
 		var sess store.Session
 		if json.Unmarshal(v, &sess) != nil {
-			del = append(del, gone{k: bytes.Clone(k)}) // unreadable, still the user's
+			del = append(del, gone{k: bytes.Clone(k)})
 			continue
 		}
 		del = append(del, gone{bytes.Clone(k), sess.IdleExpiresAt})
