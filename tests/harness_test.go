@@ -243,12 +243,15 @@ func (s *site) keys() []string {
 		return s.embeddedKeys()
 	}
 	var out []string
-	iter := s.rdb.Scan(context.Background(), 0, "{"+s.ns+"}:*", 1000).Iterator()
-	for iter.Next(context.Background()) {
-		out = append(out, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		s.t.Fatal(err)
+	// The namespace's keys and those kept in each user's slot.
+	for _, pattern := range []string{"{" + s.ns + "}:*", "{" + s.ns + ":u:*"} {
+		iter := s.rdb.Scan(context.Background(), 0, pattern, 1000).Iterator()
+		for iter.Next(context.Background()) {
+			out = append(out, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	sort.Strings(out)
 	return out

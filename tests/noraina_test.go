@@ -265,9 +265,27 @@ func testNorainaConcurrentSameEmail(t *testing.T, backend string) {
 	if count[201] != 1 || count[409] != n-1 {
 		t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
 	}
-	keys := s.dataKeys()
+	// The winner's user, its e-mail, and the session its token belongs
+	// to; nothing of the losers.
+	var keys, sessionKeys []string
+	for _, k := range s.dataKeys() {
+		if strings.Contains(k, "session") {
+			sessionKeys = append(sessionKeys, k)
+		} else {
+			keys = append(keys, k)
+		}
+	}
 	if len(keys) != 2 || !strings.Contains(keys[0], "email:race@example.com") || !strings.Contains(keys[1], ":user") {
 		t.Fatalf("stray keys: %v", keys)
+	}
+	winner := keys[1][len(keys[1])-24:]
+	if len(sessionKeys) == 0 {
+		t.Fatal("no session for the winner's token")
+	}
+	for _, k := range sessionKeys {
+		if !strings.Contains(k, winner) {
+			t.Fatalf("session key %q is not the winner's (%s)", k, winner)
+		}
 	}
 }
 
@@ -345,9 +363,10 @@ func TestNorainaOverload(t *testing.T) {
 	if created < 1 || busy < 1 {
 		t.Fatalf("created %d, busy %d: want some of each", created, busy)
 	}
-	// Exactly the created users are stored: two keys each.
-	if got := len(s.dataKeys()); got != 2*created {
-		t.Fatalf("%d keys for %d users", got, created)
+	// Exactly the created users are stored: two keys each, and the
+	// session of each one's token (two keys on either backend).
+	if got := len(s.dataKeys()); got != 4*created {
+		t.Fatalf("%d keys for %d users: %v", got, created, s.dataKeys())
 	}
 }
 
@@ -448,7 +467,7 @@ func testNorainaTokens(t *testing.T, backend string) {
 	}
 	iat, _ := claims.GetIssuedAt()
 	exp, _ := claims.GetExpirationTime()
-	if exp.Sub(iat.Time) != 15*time.Minute || claims["status"] != "pending" || claims["jti"] == "" || claims["iss"] != "caddyregister" {
+	if exp.Sub(iat.Time) != 15*time.Minute || claims["status"] != "pending" || claims["jti"] == "" || claims["iss"] != "caddyregister" || claims["sid"] == "" {
 		t.Fatalf("claims: %v", claims)
 	}
 	sub, _ := claims.GetSubject()
@@ -464,8 +483,12 @@ func testNorainaTokens(t *testing.T, backend string) {
 		return s
 	}
 	valid := func() jwt.MapClaims {
-		return jwt.MapClaims{"iss": "caddyregister", "sub": sub, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "permissions": []string{}, "kind": "user"}
+		return jwt.MapClaims{"iss": "caddyregister", "sub": sub, "sid": claims["sid"], "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "permissions": []string{}, "kind": "user"}
 	}
+	noSID := valid()
+	delete(noSID, "sid")
+	otherSID := valid()
+	otherSID["sid"] = "AAAAAAAAAAAAAAAAAAAAAA"
 	expired := valid()
 	expired["iat"], expired["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
 	noExp := valid()
@@ -480,6 +503,8 @@ func testNorainaTokens(t *testing.T, backend string) {
 		"no exp":              sign(jwt.SigningMethodEdDSA, key.Private, key.ID, noExp),
 		"tampered":            tok[:strings.LastIndexByte(tok, '.')] + "." + enc(make([]byte, 64)),
 		"garbage":             "not-a-token",
+		"no session":          sign(jwt.SigningMethodEdDSA, key.Private, key.ID, noSID),
+		"unknown session":     sign(jwt.SigningMethodEdDSA, key.Private, key.ID, otherSID),
 	}
 	// The control: a token we mint with the right key and claims works.
 	if res := s.do(http.MethodGet, "/api/me", map[string]string{"x-access-token": sign(jwt.SigningMethodEdDSA, key.Private, key.ID, valid())}, ""); res.Status != 200 {

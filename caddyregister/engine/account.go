@@ -21,23 +21,11 @@ import (
 // LoginSession checks credentials as Login does (same flood guard, same
 // lockout, same cost for unknown accounts; ErrNotActivated and
 // ErrAccountDisabled only after the password verified) and opens a
-// session for the user (StartSession). A configured admin gets an admin
-// access token and no session: admin tokens stand for the configuration,
-// not for a stored user, so there is nothing to refresh (Refresh and
-// Session are empty; the admin logs in again when it expires).
+// refreshable session for the user (StartSession). A configured admin
+// gets an admin access token and no session (Refresh and Session are
+// empty; the admin logs in again when it expires).
 func (e *Engine) LoginSession(ctx context.Context, clientIP, userAgent, identifier, pass string) (*SessionTokens, error) {
-	p, err := e.verifyLogin(ctx, clientIP, identifier, pass)
-	if err != nil {
-		return nil, err
-	}
-	if p.Kind == KindAdmin {
-		tok, err := e.IssueToken(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		return &SessionTokens{Principal: p, Access: tok, AccessTTL: e.TokenTTL()}, nil
-	}
-	return e.StartSession(ctx, p.ID, clientIP, userAgent)
+	return e.login(ctx, clientIP, userAgent, identifier, pass, true)
 }
 
 // CheckUserPassword verifies pass as the password of the user with id,

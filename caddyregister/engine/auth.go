@@ -57,6 +57,10 @@ func (p *Principal) Require(perm string) error {
 	return nil
 }
 
+// ErrNoSession refuses a user's token without a sid, whose signature
+// verified: every user token the engine issues belongs to a session.
+var ErrNoSession = fmt.Errorf("%w: token has no session", ErrUnauthenticated)
+
 // AuthenticateToken verifies an access token.
 func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal, error) {
 	if tok == "" {
@@ -98,8 +102,15 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 		}
 		p.Permissions = slices.Clone(a.Permissions)
 	}
-	if p.Kind == KindUser && c.SID != "" {
-		// A session's token dies with its session (session.go).
+	if p.Kind == KindUser {
+		// Every user token belongs to a session and dies with it
+		// (session.go). One without a sid was issued before sessions
+		// existed: refusing it costs its holder one login, at most a
+		// token lifetime after an upgrade, and keeps a disable or an
+		// erasure from missing it.
+		if c.SID == "" {
+			return nil, ErrNoSession
+		}
 		if err := e.sessionLive(ctx, p.ID, c.SID); err != nil {
 			return nil, err
 		}
@@ -256,16 +267,36 @@ var ErrAccountDisabled = errors.New("account disabled")
 // locked account is refused without a hash. An unknown identifier costs a
 // password verification and locks like a known one, so neither timing nor
 // the lockout tells which exist.
-func (e *Engine) Login(ctx context.Context, clientIP, identifier, pass string) (*Principal, string, error) {
+//
+// There is no refresh token, for contracts whose login answers only the
+// access token: a user's token belongs to a session that lasts as long as
+// the token (tokenSession), so logout, disable, erasure and a password
+// reset end it like any other. LoginSession is the refreshable login.
+func (e *Engine) Login(ctx context.Context, clientIP, userAgent, identifier, pass string) (*Principal, string, error) {
+	t, err := e.login(ctx, clientIP, userAgent, identifier, pass, false)
+	if err != nil {
+		return nil, "", err
+	}
+	return t.Principal, t.Access, nil
+}
+
+// login is Login and LoginSession: a configured admin gets an admin
+// access token and no session (admin tokens stand for the configuration,
+// not for a stored user, so there is nothing to refresh or revoke); a user
+// gets a session, refreshable or not.
+func (e *Engine) login(ctx context.Context, clientIP, userAgent, identifier, pass string, refreshable bool) (*SessionTokens, error) {
 	p, err := e.verifyLogin(ctx, clientIP, identifier, pass)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	tok, err := e.IssueToken(ctx, p)
-	if err != nil {
-		return nil, "", err
+	if p.Kind == KindAdmin {
+		tok, err := e.IssueToken(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		return &SessionTokens{Principal: p, Access: tok, AccessTTL: e.TokenTTL()}, nil
 	}
-	return p, tok, nil
+	return e.openSession(ctx, p.ID, clientIP, userAgent, refreshable)
 }
 
 // verifyLogin is Login's check of the credentials, without the token:

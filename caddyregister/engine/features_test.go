@@ -182,7 +182,7 @@ func TestLogin(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					before := h.hashes.total()
-					p, tok, err := h.e.Login(ctx, tc.ip, tc.id, tc.pass)
+					p, tok, err := h.e.Login(ctx, tc.ip, "test-agent", tc.id, tc.pass)
 					if n := h.hashes.total() - before; (n == 1) != tc.want.hash || n > 1 {
 						t.Errorf("%d password verifications, want %d", n, map[bool]int{true: 1}[tc.want.hash])
 					}
@@ -228,13 +228,13 @@ func TestLogin(t *testing.T) {
 				r := reg("later@example.com")
 				r.UserToken = &engine.TokenSpec{}
 				res := mustRegister(t, h.e, r)
-				if _, _, err := h.e.Login(ctx, "10.0.1.1", "later@example.com", goodPassword); !errors.Is(err, engine.ErrNotActivated) {
+				if _, _, err := h.e.Login(ctx, "10.0.1.1", "test-agent", "later@example.com", goodPassword); !errors.Is(err, engine.ErrNotActivated) {
 					t.Fatalf("before activation: %v", err)
 				}
 				if _, err := h.e.Activate(ctx, res.UserToken); err != nil {
 					t.Fatal(err)
 				}
-				p, tok, err := h.e.Login(ctx, "10.0.1.1", "later@example.com", goodPassword)
+				p, tok, err := h.e.Login(ctx, "10.0.1.1", "test-agent", "later@example.com", goodPassword)
 				if err != nil || tok == "" || p.ID != res.User.ID || p.Status != "active" {
 					t.Fatalf("after activation: %+v %q %v", p, tok, err)
 				}
@@ -264,13 +264,13 @@ func TestLoginRateLimit(t *testing.T) {
 				const ip = "10.8.0.1"
 				for i := range limit.Rate {
 					// Different identifiers, so only the per-IP bucket fills.
-					if _, _, err := h.e.Login(ctx, ip, fmt.Sprintf("guess%d@example.com", i), "x-wrong-x"); !errors.Is(err, engine.ErrUnauthenticated) {
+					if _, _, err := h.e.Login(ctx, ip, "test-agent", fmt.Sprintf("guess%d@example.com", i), "x-wrong-x"); !errors.Is(err, engine.ErrUnauthenticated) {
 						t.Fatalf("attempt %d: %v", i+1, err)
 					}
 				}
 				for _, id := range []struct{ id, pass string }{{"rl@example.com", goodPassword}, {"ops", "ops-secret"}} {
 					before := h.hashes.total()
-					p, tok, err := h.e.Login(ctx, ip, id.id, id.pass)
+					p, tok, err := h.e.Login(ctx, ip, "test-agent", id.id, id.pass)
 					var rl *engine.RateLimitedError
 					if !errors.As(err, &rl) || rl.RetryAfter < time.Second || p != nil || tok != "" {
 						t.Fatalf("Login(%s) after %d attempts = %+v, %q, %v; want *RateLimitedError", id.id, limit.Rate, p, tok, err)
@@ -285,7 +285,7 @@ func TestLoginRateLimit(t *testing.T) {
 				if n := h.metrics.limited("login-ip"); n != 2 {
 					t.Errorf("RateLimited(login-ip) = %d, want 2 (metrics %v)", n, h.metrics.rateLimited)
 				}
-				if _, _, err := h.e.Login(ctx, "10.8.0.2", "rl@example.com", goodPassword); err != nil {
+				if _, _, err := h.e.Login(ctx, "10.8.0.2", "test-agent", "rl@example.com", goodPassword); err != nil {
 					t.Errorf("another IP is limited too: %v", err)
 				}
 			})
@@ -314,7 +314,7 @@ func TestTokenTTL(t *testing.T) {
 			}
 			mustRegister(t, h.e, activeReg("ttl@example.com"))
 			for _, id := range []struct{ id, pass string }{{"ops", "ops-secret"}, {"ttl@example.com", goodPassword}} {
-				_, tok, err := h.e.Login(ctx, "10.0.0.1", id.id, id.pass)
+				_, tok, err := h.e.Login(ctx, "10.0.0.1", "test-agent", id.id, id.pass)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -671,7 +671,7 @@ func TestSetPassword(t *testing.T) {
 			t.Run("no login before set-password", func(t *testing.T) {
 				before := h.hashes.total()
 				for _, pw := range []string{goodPassword, "anything at all", " "} {
-					if _, _, err := h.e.Login(ctx, "10.0.0.1", "invitee@example.com", pw); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrNotActivated) {
+					if _, _, err := h.e.Login(ctx, "10.0.0.1", "test-agent", "invitee@example.com", pw); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrNotActivated) {
 						t.Errorf("Login(%q) = %v, want ErrUnauthenticated", pw, err)
 					}
 				}
@@ -754,7 +754,7 @@ func TestSetPassword(t *testing.T) {
 				if strings.Contains(h.env.snapshot(t), goodPassword) {
 					t.Error("plain password stored")
 				}
-				p, tok, err := h.e.Login(ctx, "10.0.0.2", "invitee@example.com", goodPassword)
+				p, tok, err := h.e.Login(ctx, "10.0.0.2", "test-agent", "invitee@example.com", goodPassword)
 				if err != nil {
 					t.Fatalf("Login after SetPassword: %v", err)
 				}
@@ -774,10 +774,10 @@ func TestSetPassword(t *testing.T) {
 				if h.env.snapshot(t) != before {
 					t.Error("reuse changed the store")
 				}
-				if _, _, err := h.e.Login(ctx, "10.0.0.3", "invitee@example.com", otherPassword); !errors.Is(err, engine.ErrUnauthenticated) {
+				if _, _, err := h.e.Login(ctx, "10.0.0.3", "test-agent", "invitee@example.com", otherPassword); !errors.Is(err, engine.ErrUnauthenticated) {
 					t.Errorf("password of the reused token works: %v", err)
 				}
-				if _, _, err := h.e.Login(ctx, "10.0.0.3", "invitee@example.com", goodPassword); err != nil {
+				if _, _, err := h.e.Login(ctx, "10.0.0.3", "test-agent", "invitee@example.com", goodPassword); err != nil {
 					t.Errorf("first password stopped working: %v", err)
 				}
 			})
@@ -865,7 +865,7 @@ func TestActivate(t *testing.T) {
 			if n := h.logs.FilterMessage("token reused").Len(); n != 1 {
 				t.Errorf("%d 'token reused' log lines", n)
 			}
-			p, _, err := h.e.Login(ctx, "10.0.0.1", "act@example.com", goodPassword)
+			p, _, err := h.e.Login(ctx, "10.0.0.1", "test-agent", "act@example.com", goodPassword)
 			if err != nil || !p.Has("orders:read") {
 				t.Errorf("Login after activation = %+v, %v", p, err)
 			}

@@ -40,7 +40,7 @@ func TestLookAlikeIdentifiersCollide(t *testing.T) {
 				t.Error("a refused look-alike changed the store")
 			}
 			// And the owner logs in with either spelling.
-			if _, _, err := h.e.Login(context.Background(), "192.0.2.9", "straße", goodPassword); !errors.Is(err, engine.ErrNotActivated) {
+			if _, _, err := h.e.Login(context.Background(), "192.0.2.9", "test-agent", "straße", goodPassword); !errors.Is(err, engine.ErrNotActivated) {
 				t.Errorf("Login(straße) = %v, want the pending account found (ErrNotActivated)", err)
 			}
 		})

@@ -57,7 +57,7 @@ func wantUnauth(t *testing.T, what string, err error) {
 }
 
 func login(h *harness, ip, id, pass string) error {
-	_, _, err := h.e.Login(context.Background(), ip, id, pass)
+	_, _, err := h.e.Login(context.Background(), ip, "test-agent", id, pass)
 	return err
 }
 

@@ -78,14 +78,14 @@ func TestPendingExpires(t *testing.T) {
 			if _, err := h.e.Activate(ctx, oldLink); !errors.Is(err, engine.ErrTokenInvalid) {
 				t.Errorf("Activate(old link) = %v, want ErrTokenInvalid", err)
 			}
-			if _, _, err := h.e.Login(ctx, "192.0.2.7", "victim@example.com", "the squatter's own passphrase"); err == nil {
+			if _, _, err := h.e.Login(ctx, "192.0.2.7", "test-agent", "victim@example.com", "the squatter's own passphrase"); err == nil {
 				t.Error("the squatter's password still logs in")
 			}
 			u, err := h.e.Activate(ctx, links.last())
 			if err != nil || u.ID != second.User.ID || u.Status != store.StatusActive || u.PendingUntil != 0 {
 				t.Fatalf("Activate(new link) = %+v, %v", u, err)
 			}
-			if _, _, err := h.e.Login(ctx, "192.0.2.7", "victim@example.com", goodPassword); err != nil {
+			if _, _, err := h.e.Login(ctx, "192.0.2.7", "test-agent", "victim@example.com", goodPassword); err != nil {
 				t.Errorf("victim's Login = %v", err)
 			}
 			// Confirmed accounts never expire.

@@ -130,7 +130,7 @@ func TestPendingUserHoldsNoDefaultPermissions(t *testing.T) {
 			if _, err := h.e.Activate(ctx, res.UserToken); err != nil {
 				t.Fatalf("Activate: %v", err)
 			}
-			p, tok, err := h.e.Login(ctx, "192.0.2.1", "pending-perms@example.com", goodPassword)
+			p, tok, err := h.e.Login(ctx, "192.0.2.1", "test-agent", "pending-perms@example.com", goodPassword)
 			if err != nil {
 				t.Fatalf("Login after activation: %v", err)
 			}

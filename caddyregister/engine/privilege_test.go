@@ -48,7 +48,7 @@ func TestRequireAdmin(t *testing.T) {
 			})
 			principal := func(t *testing.T, identifier, pass string) *engine.Principal {
 				t.Helper()
-				_, tok, err := h.e.Login(ctx, "192.0.2.9", identifier, pass)
+				_, tok, err := h.e.Login(ctx, "192.0.2.9", "test-agent", identifier, pass)
 				if err != nil {
 					t.Fatalf("Login(%s): %v", identifier, err)
 				}
@@ -141,7 +141,7 @@ func TestAdminTokenFollowsConfig(t *testing.T) {
 			h := newHarness(t, ev, func(c *engine.Config) {
 				c.Admins = []engine.Admin{{Login: "root", Hash: hash, Permissions: []string{engine.PermManageUsers}}}
 			})
-			_, tok, err := h.e.Login(ctx, "192.0.2.7", "root", "root-secret")
+			_, tok, err := h.e.Login(ctx, "192.0.2.7", "test-agent", "root", "root-secret")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +185,7 @@ func TestAdminTokenFollowsConfig(t *testing.T) {
 					}
 				}
 				// A fresh login against the new hash works.
-				_, fresh, err := e.Login(ctx, "192.0.2.7", "root", "root-secret")
+				_, fresh, err := e.Login(ctx, "192.0.2.7", "test-agent", "root", "root-secret")
 				if err != nil {
 					t.Fatal(err)
 				}

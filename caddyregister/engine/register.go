@@ -45,8 +45,13 @@ type Registration struct {
 	Permissions []string
 	Tenant      *NewTenant
 	Attributes  store.Attrs
-	// IssueToken asks for an access token for the new user.
+	// IssueToken asks for an access token for the new user. Like every
+	// token the engine issues it belongs to a session, opened in the
+	// same atomic step as the user (see tokenSession), so a disable, an
+	// erasure or a password reset ends it.
 	IssueToken bool
+	// UserAgent is stored with that session.
+	UserAgent string
 	// Invalid carries the contract's own wire-level field errors, so the
 	// reply lists them together with the engine's; fields already reported
 	// there are not checked again.
@@ -304,6 +309,13 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 		tok, userSecret = newToken(u, r.UserToken.Purpose, r.UserToken.TTL, r.UserToken.UUIDShape, now)
 		nu.Token = tok
 	}
+	var sid string
+	if iss != nil {
+		if nu.Session, err = e.tokenSession(u.ID, r.ClientIP, r.UserAgent); err != nil {
+			return nil, err
+		}
+		sid = nu.Session.ID
+	}
 	if err := e.cfg.Store.CreateUser(ctx, nu); err != nil {
 		return e.replayOnConflict(ctx, r, err)
 	}
@@ -312,7 +324,9 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	}
 	res = &Registered{User: u, Tenant: t, UserToken: userSecret}
 	if iss != nil {
-		tok, _, err := iss.Issue(userClaims(u))
+		c := userClaims(u)
+		c.SID = sid
+		tok, _, err := iss.Issue(c)
 		if err != nil {
 			return nil, fmt.Errorf("issue token: %w", err)
 		}

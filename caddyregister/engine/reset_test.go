@@ -159,10 +159,10 @@ func TestResetPassword(t *testing.T) {
 			if err != nil || len(sessions) != 0 {
 				t.Fatalf("sessions after reset: %d, %v; want none (no automatic login)", len(sessions), err)
 			}
-			if _, _, err := h.e.Login(ctx, "192.0.2.50", "reset@example.com", goodPassword); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, _, err := h.e.Login(ctx, "192.0.2.50", "test-agent", "reset@example.com", goodPassword); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("Login with the old password: %v", err)
 			}
-			if _, _, err := h.e.Login(ctx, "192.0.2.50", "reset@example.com", newPassword); err != nil {
+			if _, _, err := h.e.Login(ctx, "192.0.2.50", "test-agent", "reset@example.com", newPassword); err != nil {
 				t.Fatalf("Login with the new password: %v", err)
 			}
 			mails := drainMails(t, h)
@@ -281,19 +281,19 @@ func TestResetClearsLockout(t *testing.T) {
 			})
 			activeUser(t, h.e, "locked@example.com")
 			for i := range 3 {
-				if _, _, err := h.e.Login(ctx, fmt.Sprintf("203.0.113.%d", i+1), "locked@example.com", "wrong guess"); !errors.Is(err, engine.ErrUnauthenticated) {
+				if _, _, err := h.e.Login(ctx, fmt.Sprintf("203.0.113.%d", i+1), "test-agent", "locked@example.com", "wrong guess"); !errors.Is(err, engine.ErrUnauthenticated) {
 					t.Fatalf("guess %d: %v", i, err)
 				}
 			}
 			var rl *engine.RateLimitedError
-			if _, _, err := h.e.Login(ctx, "198.51.100.7", "locked@example.com", goodPassword); !errors.As(err, &rl) {
+			if _, _, err := h.e.Login(ctx, "198.51.100.7", "test-agent", "locked@example.com", goodPassword); !errors.As(err, &rl) {
 				t.Fatalf("Login on a locked account: %v, want *RateLimitedError", err)
 			}
 			forgot(t, h, "locked@example.com")
 			if err := h.e.ResetPassword(ctx, resetToken(t, drainMails(t, h)), newPassword, password.Policy{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := h.e.Login(ctx, "198.51.100.7", "locked@example.com", newPassword); err != nil {
+			if _, _, err := h.e.Login(ctx, "198.51.100.7", "test-agent", "locked@example.com", newPassword); err != nil {
 				t.Fatalf("Login after the reset: %v", err)
 			}
 		})

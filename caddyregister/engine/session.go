@@ -180,26 +180,30 @@ func (e *Engine) sessionPrincipal(ctx context.Context, userID, sid string) (*Pri
 // token's status and permissions are read from the store now; an inactive
 // user gets ErrAccountDisabled, an unknown one ErrUnauthenticated.
 func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent string) (*SessionTokens, error) {
-	sid, err := randomB64(sidBytes)
+	return e.openSession(ctx, userID, clientIP, userAgent, true)
+}
+
+// openSession is StartSession; without refreshable the session is a
+// tokenSession and the pair has no refresh token.
+func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, refreshable bool) (*SessionTokens, error) {
+	sess, err := e.tokenSession(userID, clientIP, userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
-	p, err := e.sessionPrincipal(ctx, userID, sid)
+	p, err := e.sessionPrincipal(ctx, userID, sess.ID)
 	if err != nil {
 		return nil, err
 	}
-	refresh, hash, err := newRefreshToken(userID, sid)
-	if err != nil {
-		return nil, fmt.Errorf("start session: %w", err)
-	}
-	now := e.now()
-	cfg := e.cfg.Sessions
-	sess := &store.Session{
-		ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now,
-		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
-		IdleExpiresAt: now.Add(min(cfg.IdleTTL, cfg.AbsoluteTTL)),
-		ExpiresAt:     now.Add(cfg.AbsoluteTTL),
-		RefreshHash:   hash,
+	var refresh string
+	if refreshable {
+		var hash string
+		if refresh, hash, err = newRefreshToken(userID, sess.ID); err != nil {
+			return nil, fmt.Errorf("start session: %w", err)
+		}
+		cfg := e.cfg.Sessions
+		sess.RefreshHash = hash
+		sess.IdleExpiresAt = sess.CreatedAt.Add(min(cfg.IdleTTL, cfg.AbsoluteTTL))
+		sess.ExpiresAt = sess.CreatedAt.Add(cfg.AbsoluteTTL)
 	}
 	if err := e.cfg.Store.CreateSession(ctx, sess); errors.Is(err, store.ErrNotFound) {
 		// Erased since sessionPrincipal read it (DeleteUser): the store
@@ -211,6 +215,29 @@ func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent s
 		return nil, fmt.Errorf("start session: %w", err)
 	}
 	return e.sessionTokens(ctx, p, refresh, sess)
+}
+
+// tokenSession is the session of an access token handed out without a
+// refresh token (a registration's, a contract's login): it lasts as long
+// as the token verifies (its lifetime plus the verifier's leeway), since
+// nothing can extend it, and its refresh hash is that of a token nobody
+// is shown, so it can never be refreshed.
+func (e *Engine) tokenSession(userID, clientIP, userAgent string) (*store.Session, error) {
+	sid, err := randomB64(sidBytes)
+	if err != nil {
+		return nil, fmt.Errorf("token session: %w", err)
+	}
+	_, hash, err := newRefreshToken(userID, sid)
+	if err != nil {
+		return nil, fmt.Errorf("token session: %w", err)
+	}
+	now := e.now()
+	end := now.Add(min(retention(e.cfg.Token), e.cfg.Sessions.AbsoluteTTL))
+	return &store.Session{
+		ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now,
+		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
+		IdleExpiresAt: end, ExpiresAt: end, RefreshHash: hash,
+	}, nil
 }
 
 func (e *Engine) sessionTokens(ctx context.Context, p *Principal, refresh string, sess *store.Session) (*SessionTokens, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
+	"github.com/caddyregister/caddyregister/caddyregister/token"
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
@@ -63,6 +64,7 @@ func activeUser(t *testing.T, e *engine.Engine, email string) string {
 	t.Helper()
 	r := reg(email)
 	r.Status = store.StatusActive
+	r.IssueToken = false // no registration session: tests count sessions
 	return mustRegister(t, e, r).User.ID
 }
 
@@ -180,13 +182,49 @@ func TestSessionLogoutAndRevokeAll(t *testing.T) {
 	}
 }
 
-func TestSessionTokensWithoutSIDUnchanged(t *testing.T) {
-	h := newHarness(t, openBolt(t))
-	r := reg("nosid@example.com")
-	res := mustRegister(t, h.e, r)
-	p, err := h.e.AuthenticateToken(context.Background(), res.Token)
-	if err != nil || p.SID != "" {
-		t.Fatalf("registration token: %+v, %v", p, err)
+// TestTokensWithoutRefreshHaveSessions: a registration's token and a
+// contract login's (no refresh token) belong to sessions that last as
+// long as the token verifies, and die with a disable, a logout or an
+// erasure like any other.
+func TestTokensWithoutRefreshHaveSessions(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, be.open(t))
+			r := reg("nosid@example.com")
+			r.Status = store.StatusActive
+			r.UserAgent = "registering-agent/1"
+			res := mustRegister(t, h.e, r)
+			p, err := h.e.AuthenticateToken(ctx, res.Token)
+			if err != nil || p.SID == "" {
+				t.Fatalf("registration token: %+v, %v; want a sid", p, err)
+			}
+			list, err := h.e.ListSessions(ctx, res.User.ID)
+			if err != nil || len(list) != 1 || list[0].ID != p.SID || list[0].UserAgent != "registering-agent/1" || list[0].ClientIP != r.ClientIP {
+				t.Fatalf("ListSessions = %+v, %v", list, err)
+			}
+			_, exp := jwtTimes(t, res.Token)
+			if end := list[0].ExpiresAt; !list[0].IdleExpiresAt.Equal(end) || end.Unix() != exp+int64(token.DefaultLeeway/time.Second) {
+				t.Fatalf("registration session ends %v / %v, want the token's exp %d plus the leeway", list[0].IdleExpiresAt, end, exp)
+			}
+
+			lp, login, err := h.e.Login(ctx, "192.0.2.77", "login-agent/1", "nosid@example.com", goodPassword)
+			if err != nil || lp.SID == "" || lp.SID == p.SID {
+				t.Fatalf("Login = %+v, %v; want a new sid", lp, err)
+			}
+			wantAuth(t, h.e, login, lp.SID)
+			if err := h.e.Logout(ctx, res.User.ID, lp.SID); err != nil {
+				t.Fatalf("Logout: %v", err)
+			}
+			wantRevokedToken(t, h.e, login)
+			wantAuth(t, h.e, res.Token, p.SID)
+
+			inactive := string(store.StatusInactive)
+			if _, err := h.e.UpdateUser(ctx, res.User.ID, engine.UserUpdate{Status: &inactive}); err != nil {
+				t.Fatalf("disable: %v", err)
+			}
+			wantRevokedToken(t, h.e, res.Token)
+		})
 	}
 }
 

@@ -101,10 +101,10 @@ func TestUpdateUserPassword(t *testing.T) {
 			}
 			wantRevokedToken(t, h.e, drop.Access)
 			wantAuth(t, h.e, keep.Access, keep.Session.ID)
-			if _, _, err := h.e.Login(ctx, "192.0.2.1", "pw@example.com", goodPassword); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, _, err := h.e.Login(ctx, "192.0.2.1", "test-agent", "pw@example.com", goodPassword); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("login with the old password: %v", err)
 			}
-			if _, _, err := h.e.Login(ctx, "192.0.2.1", "pw@example.com", next); err != nil {
+			if _, _, err := h.e.Login(ctx, "192.0.2.1", "test-agent", "pw@example.com", next); err != nil {
 				t.Fatalf("login with the new password: %v", err)
 			}
 			// Without a kept session (a reset), every session goes.

@@ -281,3 +281,20 @@ func UserRefs(n NewUser) []string {
 	}
 	return refs
 }
+
+// PrepareSession checks n.Session for CreateUser and returns it (nil
+// without one): it must pass CheckSession and belong to n.User (an empty
+// UserID is filled in on a copy).
+func PrepareSession(n NewUser) (*Session, error) {
+	if n.Session == nil {
+		return nil, nil
+	}
+	s := *n.Session
+	if err := setOwner("session", &s.UserID, n.User.ID); err != nil {
+		return nil, err
+	}
+	if err := CheckSession(&s); err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	return &s, nil
+}

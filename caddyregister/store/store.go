@@ -134,6 +134,11 @@ type NewUser struct {
 	// filled in by CreateUser; CreatedAt too when zero. ExpiresAt is
 	// required.
 	Idempotency *Idempotency
+	// Session, when set, opens a session for the new user in the same
+	// atomic step (a registration that answers with an access token: the
+	// token belongs to it, so disabling or erasing the user ends it). It
+	// must be the user's (UserID = User.ID) and pass CheckSession.
+	Session *Session
 }
 
 // SeqAttr is the user attribute CreateUser stores a drawn sequence number

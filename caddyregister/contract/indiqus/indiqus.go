@@ -192,7 +192,7 @@ func (c *Contract) login(w http.ResponseWriter, r *http.Request, req *contract.R
 		return
 	}
 	id := firstOf(body.Email, body.Username, body.Login)
-	_, tok, err := c.env.Engine.Login(r.Context(), req.ClientIP, id, deref(body.Password))
+	_, tok, err := c.env.Engine.Login(r.Context(), req.ClientIP, r.UserAgent(), id, deref(body.Password))
 	switch {
 	case errors.Is(err, engine.ErrUnauthenticated):
 		// Never say which part was wrong.

@@ -242,6 +242,7 @@ func (c *Contract) register(w http.ResponseWriter, r *http.Request, req *contrac
 	}
 	reg := c.toRegistration(&body)
 	reg.ClientIP = req.ClientIP
+	reg.UserAgent = r.UserAgent()
 	reg.Permissions = append([]string{}, c.env.Settings.DefaultPermissions...)
 	switch c.activation {
 	case ActivationAuto:

@@ -278,6 +278,11 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 			claim{"", bucketOutboxByID, mid, qkey})
 	}
 
+	sess, err := store.PrepareSession(n)
+	if err != nil {
+		return err
+	}
+
 	// A user joining an existing tenant needs it to exist at commit.
 	var joins []byte
 	if n.Tenant == nil && u.TenantID != "" {
@@ -340,6 +345,11 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 		}
 		if idem != nil {
 			if err := putIdempotency(tx, idem, seq); err != nil {
+				return err
+			}
+		}
+		if sess != nil {
+			if err := putSession(tx, sess, time.Time{}); err != nil {
 				return err
 			}
 		}

@@ -120,6 +120,9 @@ func (s *Store) Key(parts ...string) string {
 //	sadd   SADD key a
 //	incr   INCR key           (at most one; a is the placeholder)
 //	need   nothing: key must exist, checked after the claims (a: its name)
+//	hsetpx HSET key with the pairs of the JSON array of strings a, then
+//	       PEXPIREAT key b
+//	pexpat PEXPIREAT key a    (a key written earlier in the list)
 //
 // An expired user is deleted (drop_user, see dropUserLua) after the INCR,
 // before the other writes.
@@ -175,7 +178,12 @@ for i = 1, #KEYS do
     if t ~= 'none' and t ~= want then
       return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. want)
     end
-  elseif op ~= 'set' and op ~= 'setpx' and op ~= 'claimu' then
+  elseif op == 'hsetpx' then
+    local t = redis.call('TYPE', KEYS[i])['ok']
+    if t ~= 'none' and t ~= 'hash' then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a hash')
+    end
+  elseif op ~= 'set' and op ~= 'setpx' and op ~= 'claimu' and op ~= 'pexpat' then
     return redis.error_reply('ERR unknown op ' .. tostring(op))
   end
 end
@@ -205,6 +213,11 @@ for i = 1, #KEYS do
     redis.call('ZADD', KEYS[i], a, b)
   elseif op == 'sadd' then
     redis.call('SADD', KEYS[i], a)
+  elseif op == 'hsetpx' then
+    redis.call('HSET', KEYS[i], unpack(cjson.decode(a)))
+    redis.call('PEXPIREAT', KEYS[i], b)
+  elseif op == 'pexpat' then
+    redis.call('PEXPIREAT', KEYS[i], a)
   end
 end
 return {'', seq}
@@ -309,6 +322,23 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	// The ordered user index (users.go): score = creation ms, member = id.
 	more = append(more, write{"", s.Key("users"), "zadd", store.UserIndexScore(u), u.ID})
+	sess, err := store.PrepareSession(n)
+	if err != nil {
+		return err
+	}
+	if sess != nil {
+		// As CreateSession writes it (session.go); the user is new, so
+		// there is no index whose later expiry to keep.
+		fields, err := json.Marshal(sessionFields(sess))
+		if err != nil {
+			return fmt.Errorf("encode session: %w", err)
+		}
+		keys := s.sessionKeys(u.ID, sess.ID)
+		more = append(more,
+			write{"", keys[0], "hsetpx", string(fields), ms(sess.IdleExpiresAt)},
+			write{"", keys[1], "zadd", ms(sess.LastUsedAt), sess.ID},
+			write{"", keys[1], "pexpat", ms(sess.IdleExpiresAt), ""})
+	}
 	if n.Sequence != "" {
 		more = append(more, write{"", s.Key("seq", n.Sequence), "incr", ph, ""})
 	}

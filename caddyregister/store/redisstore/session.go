@@ -230,13 +230,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err := store.CheckSession(sess); err != nil {
 		return err
 	}
-	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt),
-		"id", sess.ID, "uid", sess.UserID, "ip", sess.ClientIP, "ua", sess.UserAgent,
-		"cur", sess.RefreshHash, "prev", sess.PrevHash, "old", strings.Join(sess.OldHashes, ","),
-		"created", ms(sess.CreatedAt), "used", ms(sess.LastUsedAt),
-		"idle", ms(sess.IdleExpiresAt), "abs", ms(sess.ExpiresAt)}
-	if !sess.RotatedAt.IsZero() {
-		args = append(args, "rotated", ms(sess.RotatedAt))
+	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt)}
+	for _, f := range sessionFields(sess) {
+		args = append(args, f)
 	}
 	keys := append(s.sessionKeys(sess.UserID, sess.ID), s.Key("user", sess.UserID))
 	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
@@ -253,6 +249,18 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return &store.ConflictError{Field: "session_id"}
 	}
 	return nil
+}
+
+// sessionFields are the field/value pairs of a session's hash.
+func sessionFields(sess *store.Session) []string {
+	f := []string{"id", sess.ID, "uid", sess.UserID, "ip", sess.ClientIP, "ua", sess.UserAgent,
+		"cur", sess.RefreshHash, "prev", sess.PrevHash, "old", strings.Join(sess.OldHashes, ","),
+		"created", ms(sess.CreatedAt), "used", ms(sess.LastUsedAt),
+		"idle", ms(sess.IdleExpiresAt), "abs", ms(sess.ExpiresAt)}
+	if !sess.RotatedAt.IsZero() {
+		f = append(f, "rotated", ms(sess.RotatedAt))
+	}
+	return f
 }
 
 func (s *Store) sessionKeys(userID, sid string) []string {

@@ -35,6 +35,7 @@ var sessionTests = []struct {
 	{"ConcurrentRotateOutsideGrace", testConcurrentRotateOutsideGrace},
 	{"ConcurrentRotateInsideGrace", testConcurrentRotateInsideGrace},
 	{"RevokeUserRacingRotate", testRevokeUserRacingRotate},
+	{"CreateUserWithSession", testCreateUserWithSession},
 }
 
 // RandomHash returns a random hex string shaped like a SHA-256.
@@ -682,4 +683,53 @@ func testRevokeUserRacingRotate(t *testing.T, s store.Store) {
 		wantSessionGone(t, s, a)
 		wantSessionGone(t, s, b)
 	}
+}
+
+// testCreateUserWithSession: a registration that answers with a token
+// opens its session in CreateUser's atomic step; a refused create leaves
+// no session, and erasing the user ends it.
+func testCreateUserWithSession(t *testing.T, s store.Store) {
+	now := time.Now()
+	u := NewTestUser("withsession@example.com", "")
+	sess := NewTestSession(u.ID, now, 15*time.Minute, 15*time.Minute)
+	create(t, s, store.NewUser{User: u, Session: sess})
+	got, err := s.GetSession(ctx(t), u.ID, sess.ID)
+	if err != nil {
+		t.Fatalf("GetSession: %v", err)
+	}
+	wantSession(t, "session created with its user", got, sess)
+	list, err := s.ListSessions(ctx(t), u.ID)
+	if err != nil || len(list) != 1 || list[0].ID != sess.ID {
+		t.Fatalf("ListSessions = %v, %v; want [%s]", list, err, sess.ID)
+	}
+
+	// A create refused for its e-mail writes no session.
+	dup := NewTestUser("withsession@example.com", "")
+	lost := NewTestSession(dup.ID, now, 15*time.Minute, 15*time.Minute)
+	wantConflict(t, s.CreateUser(ctx(t), store.NewUser{User: dup, Session: lost}), "email")
+	_, err = s.GetSession(ctx(t), dup.ID, lost.ID)
+	wantNotFound(t, "session of a refused create", err)
+
+	// A session naming another user is refused before anything is written.
+	other := NewTestUser("withsession-other@example.com", "")
+	stray := NewTestSession(u.ID, now, 15*time.Minute, 15*time.Minute)
+	if err := s.CreateUser(ctx(t), store.NewUser{User: other, Session: stray}); err == nil {
+		t.Fatal("CreateUser with another user's session succeeded")
+	}
+	_, err = s.GetUser(ctx(t), other.ID)
+	wantNotFound(t, "user of a create refused for its session", err)
+	_, err = s.GetSession(ctx(t), u.ID, stray.ID)
+	wantNotFound(t, "stray session", err)
+	bad := NewTestSession(other.ID, now, 15*time.Minute, 15*time.Minute)
+	bad.RefreshHash = ""
+	if err := s.CreateUser(ctx(t), store.NewUser{User: other, Session: bad}); err == nil {
+		t.Fatal("CreateUser with an invalid session succeeded")
+	}
+	_, err = s.GetUser(ctx(t), other.ID)
+	wantNotFound(t, "user of a create refused for an invalid session", err)
+
+	if _, _, err := s.DeleteUser(ctx(t), u.ID); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	wantSessionGone(t, s, sess)
 }
