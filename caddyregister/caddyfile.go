@@ -271,6 +271,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		default_permissions <permission...>
 //		default_object_permissions include|exclude <id...>
 //		link_ttl <duration>
+//		sessions {
+//			idle <duration>
+//			lifetime <duration>
+//		}
 //		public_url <url>
 //		mail_template subject|text|html <file>
 //	}
@@ -388,6 +392,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.LinkTTL = dur
+		case "sessions":
+			sc, err := sessionsBlock(d)
+			if err != nil {
+				return err
+			}
+			if sc.RefreshGrace != 0 {
+				return d.Err("sessions refresh_grace belongs in the register app block")
+			}
+			h.Sessions = sc
 		case "public_url":
 			if !d.AllArgs(&h.PublicURL) {
 				return d.ArgErr()

@@ -326,6 +326,8 @@ func TestHandlerUnmarshalCaddyfileGood(t *testing.T) {
 		{"max_body_size MB", "register noraina {\n max_body_size 2MB\n}", Handler{Contract: "noraina", MaxBodySize: 2000000}},
 		{"max_body_size m", "register noraina {\n max_body_size 3m\n}", Handler{Contract: "noraina", MaxBodySize: 3 << 20}},
 		{"jwks off", "register noraina {\n jwks off\n}", Handler{Contract: "noraina", DisableJWKS: true}},
+		{"sessions", "register account {\n sessions {\n  idle 1h\n  lifetime 8h\n }\n}",
+			Handler{Contract: "account", Sessions: &SessionsConfig{Idle: caddy.Duration(time.Hour), Lifetime: caddy.Duration(8 * time.Hour)}}},
 		{"everything", `register noraina /api {
 	rate_limit register off
 	password {
@@ -389,6 +391,9 @@ func TestHandlerUnmarshalCaddyfileBad(t *testing.T) {
 		{"jwks missing", "register noraina {\n jwks\n}", "jwks takes only 'off'"},
 		{"jwks on", "register noraina {\n jwks on\n}", "jwks takes only 'off'"},
 		{"jwks off twice", "register noraina {\n jwks off off\n}", "jwks takes only 'off'"},
+		{"sessions refresh_grace", "register account {\n sessions {\n  refresh_grace 2s\n }\n}", "belongs in the register app block"},
+		{"sessions idle zero", "register account {\n sessions {\n  idle 0s\n }\n}", "positive duration"},
+		{"sessions unknown", "register account {\n sessions {\n  grace 2s\n }\n}", `unknown sessions option "grace"`},
 	}
 	tests = append(tests, badLimitCases("register noraina {\n rate_limit register ", "\n}")...)
 	for _, tt := range tests {

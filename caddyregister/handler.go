@@ -71,6 +71,10 @@ type Handler struct {
 	DefaultObjectPermissions *contract.ObjectPermissions `json:"default_object_permissions,omitempty"`
 	// LinkTTL is how long links in mails stay valid. Default 24h.
 	LinkTTL caddy.Duration `json:"link_ttl,omitempty"`
+	// Sessions override the app's session idle and absolute lifetimes
+	// for the sessions this handler opens and refreshes (the refresh
+	// grace window is the app's).
+	Sessions *SessionsConfig `json:"sessions,omitempty"`
 	// PublicURL is the base of links in mails; default the app's
 	// public_url, else the request's scheme and host.
 	PublicURL string `json:"public_url,omitempty"`
@@ -181,6 +185,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if env.Settings.PublicURL == "" {
 		env.Settings.PublicURL = h.app.PublicURL
+	}
+	if h.Sessions != nil {
+		if h.Sessions.RefreshGrace != 0 {
+			return fmt.Errorf("register %s: sessions: refresh_grace is set in the register app block, not per handler", h.Contract)
+		}
+		sc, err := h.Sessions.sessions()
+		if err != nil {
+			return fmt.Errorf("register %s: %w", h.Contract, err)
+		}
+		env.Settings.Sessions = engine.SessionLimits{Idle: sc.IdleTTL, Absolute: sc.AbsoluteTTL}
 	}
 	if h.MailTemplate != nil {
 		env.Settings.Template = *h.MailTemplate

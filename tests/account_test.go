@@ -483,3 +483,33 @@ func testAccountAdmin(t *testing.T, backend string) {
 		t.Fatalf("PUT: %d %v", res.Status, res.Header)
 	}
 }
+
+// TestAccountSessionLimits: the account handler's own sessions block sets
+// the lifetime of the sessions it opens.
+func TestAccountSessionLimits(t *testing.T) {
+	global := fmt.Sprintf("admin root %s manage-users\n\t\tadmin_login_limit 1000/m", mustBcrypt(t, "rootpw"))
+	s := &accountSite{site: startSite(t, backendEmbedded, global, noraina+"\n\tregister account /account {\n\t\tsessions {\n\t\t\tidle 1h\n\t\t\tlifetime 8h\n\t\t}\n\t}")}
+	s.signup(t, "limited@example.com", "my_password", true)
+	a := s.login(t, "limited@example.com", "my_password")
+	res := s.do(http.MethodGet, "/account/sessions", bearerH(a.AccessToken), "")
+	var list struct {
+		Sessions []struct {
+			Current       bool      `json:"current"`
+			CreatedAt     time.Time `json:"created_at"`
+			IdleExpiresAt time.Time `json:"idle_expires_at"`
+			ExpiresAt     time.Time `json:"expires_at"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(res.Body, &list); err != nil || res.Status != 200 {
+		t.Fatalf("sessions: %d %s", res.Status, res.Body)
+	}
+	for _, ss := range list.Sessions {
+		if ss.Current {
+			if ss.IdleExpiresAt.Sub(ss.CreatedAt) != time.Hour || ss.ExpiresAt.Sub(ss.CreatedAt) != 8*time.Hour {
+				t.Fatalf("session limits: %s", res.Body)
+			}
+			return
+		}
+	}
+	t.Fatalf("no current session: %s", res.Body)
+}

@@ -99,6 +99,9 @@ type Settings struct {
 	PublicURL string
 	// Template overrides the contract's mail template files.
 	Template TemplateFiles
+	// Sessions override the app's session lifetimes for the sessions
+	// this handler opens and refreshes.
+	Sessions engine.SessionLimits
 }
 
 // ObjectPermissions are include/exclude lists of object ids.

@@ -24,8 +24,8 @@ import (
 // refreshable session for the user (StartSession). A configured admin
 // gets an admin access token and no session (Refresh and Session are
 // empty; the admin logs in again when it expires).
-func (e *Engine) LoginSession(ctx context.Context, clientIP, userAgent, identifier, pass string) (*SessionTokens, error) {
-	return e.login(ctx, clientIP, userAgent, identifier, pass, true)
+func (e *Engine) LoginSession(ctx context.Context, clientIP, userAgent, identifier, pass string, lim SessionLimits) (*SessionTokens, error) {
+	return e.login(ctx, clientIP, userAgent, identifier, pass, &lim)
 }
 
 // CheckUserPassword verifies pass as the password of the user with id,

@@ -23,13 +23,13 @@ func TestAccountCredentialSteps(t *testing.T) {
 			uid := activeUser(t, e, "acct@example.com")
 
 			// Unknown and wrong: the same error; a session on success.
-			if _, err := e.LoginSession(ctx, "192.0.2.7", "ua", "nobody@example.com", goodPassword); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := e.LoginSession(ctx, "192.0.2.7", "ua", "nobody@example.com", goodPassword, engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("unknown: %v", err)
 			}
-			if _, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", "wrong-password"); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", "wrong-password", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("wrong: %v", err)
 			}
-			a, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", goodPassword)
+			a, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", goodPassword, engine.SessionLimits{})
 			if err != nil || a.Refresh == "" || a.Session == nil || a.Principal.SID != a.Session.ID {
 				t.Fatalf("LoginSession = %+v, %v", a, err)
 			}
@@ -37,7 +37,7 @@ func TestAccountCredentialSteps(t *testing.T) {
 
 			// A spent refresh token ends nothing; the current one does.
 			clock.Advance(time.Minute)
-			a2, err := e.Refresh(ctx, a.Refresh, "192.0.2.7", "ua")
+			a2, err := e.Refresh(ctx, a.Refresh, "192.0.2.7", "ua", engine.SessionLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestAccountCredentialSteps(t *testing.T) {
 			}
 
 			// Erasure needs the password, then the user is gone.
-			c, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", "another-password")
+			c, err := e.LoginSession(ctx, "192.0.2.7", "ua", "acct@example.com", "another-password", engine.SessionLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -273,7 +273,7 @@ var ErrAccountDisabled = errors.New("account disabled")
 // the token (tokenSession), so logout, disable, erasure and a password
 // reset end it like any other. LoginSession is the refreshable login.
 func (e *Engine) Login(ctx context.Context, clientIP, userAgent, identifier, pass string) (*Principal, string, error) {
-	t, err := e.login(ctx, clientIP, userAgent, identifier, pass, false)
+	t, err := e.login(ctx, clientIP, userAgent, identifier, pass, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -283,8 +283,8 @@ func (e *Engine) Login(ctx context.Context, clientIP, userAgent, identifier, pas
 // login is Login and LoginSession: a configured admin gets an admin
 // access token and no session (admin tokens stand for the configuration,
 // not for a stored user, so there is nothing to refresh or revoke); a user
-// gets a session, refreshable or not.
-func (e *Engine) login(ctx context.Context, clientIP, userAgent, identifier, pass string, refreshable bool) (*SessionTokens, error) {
+// gets a session, refreshable within lim or, without lim, not.
+func (e *Engine) login(ctx context.Context, clientIP, userAgent, identifier, pass string, lim *SessionLimits) (*SessionTokens, error) {
 	p, err := e.verifyLogin(ctx, clientIP, identifier, pass)
 	if err != nil {
 		return nil, err
@@ -296,7 +296,7 @@ func (e *Engine) login(ctx context.Context, clientIP, userAgent, identifier, pas
 		}
 		return &SessionTokens{Principal: p, Access: tok, AccessTTL: e.TokenTTL()}, nil
 	}
-	return e.openSession(ctx, p.ID, clientIP, userAgent, refreshable)
+	return e.openSession(ctx, p.ID, clientIP, userAgent, lim)
 }
 
 // verifyLogin is Login's check of the credentials, without the token:

@@ -152,7 +152,7 @@ func TestResetPassword(t *testing.T) {
 			}
 			wantRevokedToken(t, h.e, s1.Access)
 			wantRevokedToken(t, h.e, s2.Access)
-			if _, err := h.e.Refresh(ctx, s2.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := h.e.Refresh(ctx, s2.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("Refresh after reset: %v", err)
 			}
 			sessions, err := h.e.ListSessions(ctx, uid)

@@ -56,6 +56,27 @@ type SessionConfig struct {
 	CheckMaxAge     time.Duration
 }
 
+// SessionLimits override the app's session lifetimes (SessionConfig) for
+// the sessions one handler opens and refreshes; zero fields keep the
+// app's. A session's absolute end is fixed when it opens; its idle window
+// is the one of the handler that refreshes it.
+type SessionLimits struct {
+	Idle     time.Duration
+	Absolute time.Duration
+}
+
+// limits are e's session lifetimes with l applied.
+func (e *Engine) limits(l SessionLimits) (idle, absolute time.Duration) {
+	idle, absolute = e.cfg.Sessions.IdleTTL, e.cfg.Sessions.AbsoluteTTL
+	if l.Idle > 0 {
+		idle = l.Idle
+	}
+	if l.Absolute > 0 {
+		absolute = l.Absolute
+	}
+	return min(idle, absolute), absolute
+}
+
 func (c SessionConfig) withDefaults() SessionConfig {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -179,13 +200,13 @@ func (e *Engine) sessionPrincipal(ctx context.Context, userID, sid string) (*Pri
 // verified (or who just registered) and returns its first token pair. The
 // token's status and permissions are read from the store now; an inactive
 // user gets ErrAccountDisabled, an unknown one ErrUnauthenticated.
-func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent string) (*SessionTokens, error) {
-	return e.openSession(ctx, userID, clientIP, userAgent, true)
+func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent string, lim SessionLimits) (*SessionTokens, error) {
+	return e.openSession(ctx, userID, clientIP, userAgent, &lim)
 }
 
-// openSession is StartSession; without refreshable the session is a
+// openSession is StartSession; without limits (nil) the session is a
 // tokenSession and the pair has no refresh token.
-func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, refreshable bool) (*SessionTokens, error) {
+func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, lim *SessionLimits) (*SessionTokens, error) {
 	sess, err := e.tokenSession(userID, clientIP, userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
@@ -195,15 +216,15 @@ func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent st
 		return nil, err
 	}
 	var refresh string
-	if refreshable {
+	if lim != nil {
 		var hash string
 		if refresh, hash, err = newRefreshToken(userID, sess.ID); err != nil {
 			return nil, fmt.Errorf("start session: %w", err)
 		}
-		cfg := e.cfg.Sessions
+		idle, absolute := e.limits(*lim)
 		sess.RefreshHash = hash
-		sess.IdleExpiresAt = sess.CreatedAt.Add(min(cfg.IdleTTL, cfg.AbsoluteTTL))
-		sess.ExpiresAt = sess.CreatedAt.Add(cfg.AbsoluteTTL)
+		sess.IdleExpiresAt = sess.CreatedAt.Add(idle)
+		sess.ExpiresAt = sess.CreatedAt.Add(absolute)
 	}
 	if err := e.cfg.Store.CreateSession(ctx, sess); errors.Is(err, store.ErrNotFound) {
 		// Erased since sessionPrincipal read it (DeleteUser): the store
@@ -270,7 +291,7 @@ func truncateUA(ua string) string {
 // which revokes nothing: the user id and sid in front of it are no
 // secret. A user who is now inactive or gone has the
 // session revoked (ErrAccountDisabled / ErrUnauthenticated).
-func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent string) (*SessionTokens, error) {
+func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent string, lim SessionLimits) (*SessionTokens, error) {
 	userID, sid, ok := parseRefreshToken(refresh)
 	if !ok {
 		return nil, ErrUnauthenticated
@@ -291,10 +312,10 @@ func (e *Engine) Refresh(ctx context.Context, refresh, clientIP, userAgent strin
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	cfg := e.cfg.Sessions
+	idle, _ := e.limits(lim)
 	sess, err := e.cfg.Store.RotateRefresh(ctx, store.Rotation{
 		UserID: userID, SessionID: sid, Hash: hashRefresh(refresh), NewHash: nextHash,
-		Now: e.now(), IdleTTL: cfg.IdleTTL, Grace: cfg.RefreshGrace,
+		Now: e.now(), IdleTTL: idle, Grace: e.cfg.Sessions.RefreshGrace,
 		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
 	})
 	switch {

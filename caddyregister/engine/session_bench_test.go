@@ -34,7 +34,7 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := h.StartSession(ctx, res.User.ID, "192.0.2.1", "bench")
+	st, err := h.StartSession(ctx, res.User.ID, "192.0.2.1", "bench", engine.SessionLimits{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,23 +37,23 @@ func TestRefreshForgedSecretKeepsSession(t *testing.T) {
 			s := mustStart(t, h.e, uid)
 			wantAuth(t, h.e, s.Access, s.Session.ID)
 			for _, tok := range []string{forgeRefresh(t, s.Refresh), forgeRefresh(t, s.Refresh)} {
-				_, err := h.e.Refresh(ctx, tok, "", "")
+				_, err := h.e.Refresh(ctx, tok, "", "", engine.SessionLimits{})
 				if !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
 					t.Fatalf("Refresh with a forged secret = %v, want ErrUnauthenticated, not reuse", err)
 				}
 			}
 			wantAuth(t, h.e, s.Access, s.Session.ID)
-			next, err := h.e.Refresh(ctx, s.Refresh, "", "")
+			next, err := h.e.Refresh(ctx, s.Refresh, "", "", engine.SessionLimits{})
 			if err != nil {
 				t.Fatalf("Refresh with the real token after forged ones: %v", err)
 			}
 			// After a rotation too: a forged secret is not the spent one.
-			if _, err := h.e.Refresh(ctx, forgeRefresh(t, next.Refresh), "", ""); errors.Is(err, engine.ErrRefreshReused) || !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := h.e.Refresh(ctx, forgeRefresh(t, next.Refresh), "", "", engine.SessionLimits{}); errors.Is(err, engine.ErrRefreshReused) || !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("forged secret after a rotation = %v", err)
 			}
 			wantAuth(t, h.e, next.Access, s.Session.ID)
 			// The spent token still proves reuse.
-			if _, err := h.e.Refresh(ctx, s.Refresh, "", ""); !errors.Is(err, engine.ErrRefreshReused) {
+			if _, err := h.e.Refresh(ctx, s.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrRefreshReused) {
 				t.Fatalf("spent token = %v, want ErrRefreshReused", err)
 			}
 			wantRevokedToken(t, h.e, next.Access)
@@ -99,7 +99,7 @@ func TestRevocationPublishFails(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Logout with the feed broken = %v, want done", err)
 	}
-	if _, err := h.e.Refresh(ctx, a.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+	if _, err := h.e.Refresh(ctx, a.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 		t.Fatalf("Refresh after the logout: %v", err)
 	}
 
@@ -115,12 +115,12 @@ func TestRevocationPublishFails(t *testing.T) {
 	wantAuth(t, h.e, c.Access, c.Session.ID)
 
 	// Reuse of a spent token.
-	next, err := h.e.Refresh(ctx, c.Refresh, "", "")
+	next, err := h.e.Refresh(ctx, c.Refresh, "", "", engine.SessionLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantAuth(t, h.e, next.Access, c.Session.ID)
-	if _, err := h.e.Refresh(ctx, c.Refresh, "", ""); !errors.Is(err, engine.ErrRefreshReused) {
+	if _, err := h.e.Refresh(ctx, c.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrRefreshReused) {
 		t.Fatalf("reuse with the feed broken = %v, want ErrRefreshReused", err)
 	}
 	wantRevokedToken(t, h.e, next.Access)

@@ -70,7 +70,7 @@ func activeUser(t *testing.T, e *engine.Engine, email string) string {
 
 func mustStart(t *testing.T, e *engine.Engine, userID string) *engine.SessionTokens {
 	t.Helper()
-	st, err := e.StartSession(context.Background(), userID, "192.0.2.10", "test-agent/1")
+	st, err := e.StartSession(context.Background(), userID, "192.0.2.10", "test-agent/1", engine.SessionLimits{})
 	if err != nil {
 		t.Fatalf("StartSession: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestSessionLifecycle(t *testing.T) {
 			}
 
 			clock.Advance(time.Minute)
-			second, err := h.e.Refresh(ctx, first.Refresh, "192.0.2.11", "test-agent/2")
+			second, err := h.e.Refresh(ctx, first.Refresh, "192.0.2.11", "test-agent/2", engine.SessionLimits{})
 			if err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
@@ -129,7 +129,7 @@ func TestSessionLifecycle(t *testing.T) {
 			// The spent token again within the grace window: refused,
 			// nothing revoked.
 			clock.Advance(engine.DefaultRefreshGrace - time.Second)
-			if _, err := h.e.Refresh(ctx, first.Refresh, "", ""); !errors.Is(err, engine.ErrRefreshConflict) || !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := h.e.Refresh(ctx, first.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrRefreshConflict) || !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("reuse within grace: %v, want ErrRefreshConflict", err)
 			}
 			wantAuth(t, h.e, second.Access, sid)
@@ -137,12 +137,12 @@ func TestSessionLifecycle(t *testing.T) {
 			// Past the window: reuse detected, the whole session goes, and
 			// this instance refuses its access tokens at once.
 			clock.Advance(2 * time.Second)
-			if _, err := h.e.Refresh(ctx, first.Refresh, "", ""); !errors.Is(err, engine.ErrRefreshReused) {
+			if _, err := h.e.Refresh(ctx, first.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrRefreshReused) {
 				t.Fatalf("reuse after grace: %v, want ErrRefreshReused", err)
 			}
 			wantRevokedToken(t, h.e, second.Access)
 			wantRevokedToken(t, h.e, first.Access)
-			if _, err := h.e.Refresh(ctx, second.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
+			if _, err := h.e.Refresh(ctx, second.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
 				t.Fatalf("successor after revocation: %v, want plain ErrUnauthenticated", err)
 			}
 			if list, _ := h.e.ListSessions(ctx, uid); len(list) != 0 {
@@ -166,7 +166,7 @@ func TestSessionLogoutAndRevokeAll(t *testing.T) {
 				t.Fatalf("Logout: %v", err)
 			}
 			wantRevokedToken(t, h.e, a.Access)
-			if _, err := h.e.Refresh(ctx, a.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := h.e.Refresh(ctx, a.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("Refresh after logout: %v", err)
 			}
 			if err := h.e.Logout(ctx, uid, a.Session.ID); !errors.Is(err, store.ErrNotFound) {
@@ -237,11 +237,11 @@ func TestStartSessionStatus(t *testing.T) {
 	if st.Principal.Status != "pending" || len(st.Principal.Permissions) != 0 {
 		t.Fatalf("pending user's session principal = %+v", st.Principal)
 	}
-	if _, err := h.e.StartSession(ctx, store.NewID(time.Now()), "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+	if _, err := h.e.StartSession(ctx, store.NewID(time.Now()), "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 		t.Fatalf("StartSession of an unknown user: %v", err)
 	}
 	inactive := inactiveUser(t, ev.store)
-	if _, err := h.e.StartSession(ctx, inactive, "", ""); !errors.Is(err, engine.ErrAccountDisabled) {
+	if _, err := h.e.StartSession(ctx, inactive, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrAccountDisabled) {
 		t.Fatalf("StartSession of an inactive user: %v", err)
 	}
 }
@@ -297,7 +297,7 @@ func TestRefreshRereadsUser(t *testing.T) {
 				t.Fatalf("pending principal = %+v", s.Principal)
 			}
 			setStatus(t, ev.store, tok, store.StatusActive) // activation
-			s2, err := h.e.Refresh(ctx, s.Refresh, "", "")
+			s2, err := h.e.Refresh(ctx, s.Refresh, "", "", engine.SessionLimits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -310,7 +310,7 @@ func TestRefreshRereadsUser(t *testing.T) {
 			sv := mustStart(t, h.e, v.ID)
 			wantAuth(t, h.e, sv.Access, sv.Session.ID)
 			setStatus(t, ev.store, vtok, store.StatusInactive) // disabled
-			if _, err := h.e.Refresh(ctx, sv.Refresh, "", ""); !errors.Is(err, engine.ErrAccountDisabled) {
+			if _, err := h.e.Refresh(ctx, sv.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrAccountDisabled) {
 				t.Fatalf("Refresh of a disabled user: %v, want ErrAccountDisabled", err)
 			}
 			wantRevokedToken(t, h.e, sv.Access)
@@ -334,14 +334,14 @@ func TestRefreshMalformed(t *testing.T) {
 	users := cs.users.Load()
 	for _, tok := range []string{"", "x", "a.b.c", good + "x", parts[0] + "." + parts[1], "zzzzzzzzzzzzzzzzzzzzzzzz." + parts[1] + "." + parts[2],
 		parts[0] + "." + parts[1] + "." + strings.Repeat("!", len(parts[2]))} {
-		if _, err := h.e.Refresh(context.Background(), tok, "", ""); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
+		if _, err := h.e.Refresh(context.Background(), tok, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) || errors.Is(err, engine.ErrRefreshReused) {
 			t.Fatalf("Refresh(%q) = %v", tok, err)
 		}
 	}
 	if n := cs.users.Load() - users; n != 0 {
 		t.Fatalf("malformed tokens made %d store reads", n)
 	}
-	if _, err := h.e.Refresh(context.Background(), good, "", ""); err != nil {
+	if _, err := h.e.Refresh(context.Background(), good, "", "", engine.SessionLimits{}); err != nil {
 		t.Fatalf("the good token after malformed ones: %v", err)
 	}
 }
@@ -492,7 +492,7 @@ func TestConcurrentSessionRefresh(t *testing.T) {
 			var mu sync.Mutex
 			var winners []*engine.SessionTokens
 			errs := storetest.RunConcurrent(n, func(int) error {
-				st, err := h.e.Refresh(ctx, s.Refresh, "", "")
+				st, err := h.e.Refresh(ctx, s.Refresh, "", "", engine.SessionLimits{})
 				if err == nil {
 					mu.Lock()
 					winners = append(winners, st)
@@ -549,5 +549,51 @@ func TestSessionCheckStoreDown(t *testing.T) {
 	_, err = h.e.AuthenticateToken(ctx, s.Access)
 	if !errors.Is(err, engine.ErrSessionRevoked) {
 		t.Fatalf("AuthenticateToken after the restart = %v, want ErrSessionRevoked", err)
+	}
+}
+
+// TestSessionLimitsPerHandler: a handler's limits replace the app's for
+// the sessions it opens (absolute end) and refreshes (idle window).
+func TestSessionLimitsPerHandler(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	h := newHarness(t, openBolt(t), withClock(clock))
+	activeUser(t, h.e, "limits@example.com")
+	lim := engine.SessionLimits{Idle: time.Hour, Absolute: 3 * time.Hour}
+
+	st, err := h.e.LoginSession(ctx, "192.0.2.1", "ua", "limits@example.com", goodPassword, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := st.Session.CreatedAt
+	if !st.Session.IdleExpiresAt.Equal(start.Add(time.Hour)) || !st.Session.ExpiresAt.Equal(start.Add(3*time.Hour)) {
+		t.Fatalf("session %v / %v, want idle 1h and lifetime 3h from %v", st.Session.IdleExpiresAt, st.Session.ExpiresAt, start)
+	}
+	app, err := h.e.LoginSession(ctx, "192.0.2.1", "ua", "limits@example.com", goodPassword, engine.SessionLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !app.Session.ExpiresAt.Equal(app.Session.CreatedAt.Add(engine.DefaultSessionAbsolute)) {
+		t.Fatalf("zero limits: lifetime ends %v, want the app's", app.Session.ExpiresAt)
+	}
+
+	// Each refresh moves the idle end by the handler's window, never past
+	// the absolute end; past that, the session is over.
+	tok := st.Refresh
+	for i, at := range []time.Duration{50 * time.Minute, 100 * time.Minute, 150 * time.Minute} {
+		clock.Advance(50 * time.Minute)
+		next, err := h.e.Refresh(ctx, tok, "192.0.2.1", "ua", lim)
+		if err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		want := start.Add(min(at+time.Hour, 3*time.Hour))
+		if got := next.Session.IdleExpiresAt; !got.Equal(want) {
+			t.Fatalf("refresh at %v: idle end %v, want %v", at, got, want)
+		}
+		tok = next.Refresh
+	}
+	clock.Advance(31 * time.Minute) // 3h01m: past the absolute end
+	if _, err := h.e.Refresh(ctx, tok, "192.0.2.1", "ua", lim); !errors.Is(err, engine.ErrUnauthenticated) {
+		t.Fatalf("refresh past the lifetime: %v", err)
 	}
 }

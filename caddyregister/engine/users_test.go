@@ -67,7 +67,7 @@ func TestUpdateUserStatus(t *testing.T) {
 			if list, _ := h.e.ListSessions(ctx, u.ID); len(list) != 0 {
 				t.Fatalf("sessions of a disabled user: %+v", list)
 			}
-			if _, err := h.e.StartSession(ctx, u.ID, "", ""); !errors.Is(err, engine.ErrAccountDisabled) {
+			if _, err := h.e.StartSession(ctx, u.ID, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrAccountDisabled) {
 				t.Fatalf("StartSession of a disabled user: %v", err)
 			}
 			if got, err := h.e.UpdateUser(ctx, u.ID, engine.UserUpdate{Status: strp("active")}); err != nil || got.Status != store.StatusActive {
@@ -206,7 +206,7 @@ func TestDeleteUserEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantRevokedToken(t, b.e, s.Access)
-			if _, err := h.e.Refresh(ctx, s.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+			if _, err := h.e.Refresh(ctx, s.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 				t.Fatalf("Refresh of an erased user: %v", err)
 			}
 			if _, err := h.e.GetUser(ctx, uid); !errors.Is(err, store.ErrNotFound) {
@@ -239,7 +239,7 @@ func TestDeleteUserRacingLogin(t *testing.T) {
 						return h.e.DeleteUser(ctx, uid)
 					}
 					var err error
-					st, err = h.e.StartSession(ctx, uid, "", "")
+					st, err = h.e.StartSession(ctx, uid, "", "", engine.SessionLimits{})
 					return err
 				})
 				if errs[0] != nil {
@@ -251,7 +251,7 @@ func TestDeleteUserRacingLogin(t *testing.T) {
 					t.Fatalf("StartSession: %v", errs[1])
 				default:
 					wantRevokedToken(t, h.e, st.Access)
-					if _, err := h.e.Refresh(ctx, st.Refresh, "", ""); !errors.Is(err, engine.ErrUnauthenticated) {
+					if _, err := h.e.Refresh(ctx, st.Refresh, "", "", engine.SessionLimits{}); !errors.Is(err, engine.ErrUnauthenticated) {
 						t.Fatalf("Refresh after the racing delete: %v", err)
 					}
 				}
@@ -366,7 +366,7 @@ func TestDisableRacingLogin(t *testing.T) {
 						return err
 					}
 					var err error
-					st, err = h.e.StartSession(ctx, uid, "", "")
+					st, err = h.e.StartSession(ctx, uid, "", "", engine.SessionLimits{})
 					return err
 				})
 				if errs[0] != nil {

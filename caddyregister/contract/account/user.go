@@ -58,7 +58,7 @@ func (c *Contract) login(w http.ResponseWriter, r *http.Request, req *contract.R
 		c.WriteError(w, r, err)
 		return
 	}
-	t, err := c.env.Engine.LoginSession(r.Context(), req.ClientIP, r.UserAgent(), id, body.Password)
+	t, err := c.env.Engine.LoginSession(r.Context(), req.ClientIP, r.UserAgent(), id, body.Password, c.env.Settings.Sessions)
 	if errors.Is(err, engine.ErrUnauthenticated) {
 		err = errBadCredentials // never say which part was wrong
 	}
@@ -84,7 +84,7 @@ func (c *Contract) refresh(w http.ResponseWriter, r *http.Request, req *contract
 	if !ok {
 		return
 	}
-	t, err := c.env.Engine.Refresh(r.Context(), rt, req.ClientIP, r.UserAgent())
+	t, err := c.env.Engine.Refresh(r.Context(), rt, req.ClientIP, r.UserAgent(), c.env.Settings.Sessions)
 	if err != nil {
 		c.WriteError(w, r, err)
 		return
