@@ -89,6 +89,12 @@ type smtpSender struct {
 // 25 (587 is the usual submission port). smtps:// is TLS from the first byte
 // (implicit TLS), port 465 by default.
 //
+// file:///absolute/dir[?from=addr] writes each message into dir as an RFC
+// 5322 file (<unix ns>-<message id>.eml, mode 0600, 8-bit text so a link
+// reads as sent) instead of sending it: for development, where a real
+// link must be followed without an SMTP server. The files hold live link
+// tokens; never point it at a shared directory in production.
+//
 // With a user the client authenticates; auth=auto (the default) picks the
 // strongest mechanism the server offers and, like plain and login, never
 // sends a password in the clear except to a loopback address. User and
@@ -115,6 +121,9 @@ func ParseURL(rawURL string) (Sender, string, error) {
 		return nil, "", fmt.Errorf("mail: parse smtp url: %w", err)
 	}
 	scheme := strings.ToLower(u.Scheme)
+	if scheme == "file" {
+		return parseFileURL(u)
+	}
 	if scheme != "smtp" && scheme != "smtps" {
 		return nil, "", fmt.Errorf("mail: smtp url: scheme %q is not smtp or smtps", u.Scheme)
 	}
@@ -258,7 +267,7 @@ func formatAddress(a *netmail.Address) string {
 // attempt; once connected, each phase is bounded by the URL's timeout
 // instead, since go-mail cannot abort a conversation in progress.
 func (s *smtpSender) Send(ctx context.Context, m *Message) error {
-	msg, err := s.build(m)
+	msg, err := buildMsg(m, s.from)
 	if err != nil {
 		return err
 	}
@@ -272,10 +281,11 @@ func (s *smtpSender) Send(ctx context.Context, m *Message) error {
 	return nil
 }
 
-// build turns m into a go-mail message. Every header value that came from
+// buildMsg turns m into a go-mail message, From defaultFrom unless m
+// says otherwise. Every header value that came from
 // data (subject, display names) is cleaned of control characters first, so
 // a CR/LF in a user's name or a template can never start a new header.
-func (s *smtpSender) build(m *Message) (*gomail.Msg, error) {
+func buildMsg(m *Message, defaultFrom *netmail.Address, opts ...gomail.MsgOption) (*gomail.Msg, error) {
 	if m == nil {
 		return nil, fmt.Errorf("mail: nil message: %w", ErrPermanent)
 	}
@@ -285,9 +295,9 @@ func (s *smtpSender) build(m *Message) (*gomail.Msg, error) {
 	if m.Text == "" && m.HTML == "" {
 		return nil, fmt.Errorf("mail: message has no body: %w", ErrPermanent)
 	}
-	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	msg := gomail.NewMsg(append([]gomail.MsgOption{gomail.WithNoDefaultUserAgent()}, opts...)...)
 
-	from := s.from
+	from := defaultFrom
 	if m.From != "" {
 		a, err := parseAddress(m.From)
 		if err != nil {
