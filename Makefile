@@ -11,13 +11,16 @@ FUZZTIME  ?= 10s
 test: deps fmt-check vet gotest fuzz
 
 # redis-server is what the tests run against (never an in-memory fake);
-# python3-requests and node run the saymon document's own client examples.
+# python3-requests and node run the saymon document's own client examples;
+# curl and jq the README's user journey.
 APT_INSTALL = $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; $(APT_INSTALL) redis-server >/dev/null; }
 	@python3 -c 'import requests' 2>/dev/null || /usr/bin/python3 -c 'import requests' 2>/dev/null || \
 		{ echo "installing python3-requests"; $(APT_INSTALL) python3-requests >/dev/null; }
 	@command -v node >/dev/null 2>&1 || { echo "installing nodejs"; $(APT_INSTALL) nodejs >/dev/null; }
+	@# curl and jq run the README's user journey (TestUserJourney).
+	@command -v jq >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { echo "installing jq curl"; $(APT_INSTALL) jq curl >/dev/null; }
 	@redis-server --version
 
 fmt-check:

@@ -57,26 +57,33 @@ type instance struct {
 // stopped when the test ends, and its log printed if the test failed.
 func startInstance(t *testing.T, registerBlock, siteBody string) *instance {
 	t.Helper()
-	bin := caddyBinary(t)
-	dir := t.TempDir()
 	port := freePort()
 	cfg := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tregister {\n\t\t%s\n\t}\n}\n\nhttp://localhost:%d {\n\t%s\n\trespond \"fallback\" 200\n}\n",
 		registerBlock, port, siteBody)
-	cf := filepath.Join(dir, "Caddyfile")
+	cf := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(cf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{base: fmt.Sprintf("http://localhost:%d", port), log: filepath.Join(dir, "caddy.log"),
-		client: &http.Client{Timeout: 30 * time.Second}}
+	return runCaddy(t, cf, fmt.Sprintf("http://localhost:%d", port), nil)
+}
+
+// runCaddy runs cmd/caddy on the Caddyfile cf with env added to the
+// test's environment, and returns once base answers.
+func runCaddy(t *testing.T, cf, base string, env []string) *instance {
+	t.Helper()
+	bin := caddyBinary(t)
+	dir := t.TempDir()
+	in := &instance{base: base, log: filepath.Join(dir, "caddy.log"), client: &http.Client{Timeout: 30 * time.Second}}
 	logf, err := os.Create(in.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cf, "--adapter", "caddyfile")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Caddy's data and config directories (signing keys stay in the
-	// store; nothing here is shared with the in-process instance).
+	// Caddy's data and config directories are the test's own (the
+	// embedded store lives there by default).
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +95,7 @@ func startInstance(t *testing.T, registerBlock, siteBody string) *instance {
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(in.log)
-			t.Logf("log of the second instance:\n%s", b)
+			t.Logf("log of the Caddy process:\n%s", b)
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -96,7 +103,7 @@ func startInstance(t *testing.T, registerBlock, siteBody string) *instance {
 		select {
 		case err := <-exited:
 			b, _ := os.ReadFile(in.log)
-			t.Fatalf("second instance exited: %v\n%s", err, b)
+			t.Fatalf("Caddy process exited: %v\n%s", err, b)
 		default:
 		}
 		res, err := in.client.Get(in.base + "/.ready")
@@ -106,7 +113,7 @@ func startInstance(t *testing.T, registerBlock, siteBody string) *instance {
 			return in
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("second instance not answering: %v", err)
+			t.Fatalf("Caddy process not answering: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
