@@ -1,0 +1,108 @@
+package caddyregister
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("register_auth", parseGate)
+	// Before the app's handlers (respond, reverse_proxy; the anchor must
+	// be a standard directive). register is ordered before respond too,
+	// in caddyfile.go, whose init runs first (a package's files initialise
+	// in name order): register stays before register_auth, so its login
+	// routes are served even under a gate without a matcher.
+	httpcaddyfile.RegisterDirectiveOrder("register_auth", httpcaddyfile.Before, "respond")
+}
+
+// parseGate sets up register_auth from Caddyfile tokens:
+//
+//	register_auth [<matcher>] {
+//		require <permission...>
+//		allow_pending
+//		header <Name> <field>       # id email login tenant permissions status sid kind
+//		headers off
+//		assertion <Header>
+//		login_url <path or URL>
+//		cookie <name>
+//		basic
+//		forward_token
+//	}
+func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var g GateHandler
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return &g, err
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	flag := func(v *bool) error {
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		*v = true
+		return nil
+	}
+	one := func(v *string) error {
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		*v = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			g.Require = append(g.Require, args...)
+		case "allow_pending":
+			err = flag(&g.AllowPending)
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("header needs a name and a field (id, email, login, tenant, permissions, status, sid, kind)")
+			}
+			if g.Headers == nil {
+				g.Headers = map[string]string{}
+			}
+			g.Headers[args[0]] = args[1]
+		case "headers":
+			var v string
+			if err = one(&v); err == nil && v != "off" {
+				return d.Errf("headers: only 'headers off' is known")
+			}
+			g.HeadersOff = true
+		case "assertion":
+			err = one(&g.Assertion)
+		case "login_url":
+			err = one(&g.LoginURL)
+		case "cookie":
+			err = one(&g.Cookie)
+		case "basic":
+			err = flag(&g.Basic)
+		case "forward_token":
+			err = flag(&g.ForwardToken)
+		default:
+			return d.Errf("register_auth: unknown option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var _ caddyfile.Unmarshaler = (*Gate)(nil)
