@@ -248,7 +248,7 @@ func (g *Gate) check(r *http.Request) (*engine.Principal, *denial) {
 	stripHeaders(r.Header, g.strip)
 	c := g.credentials(r)
 	if c.token == "" && !c.basic {
-		return nil, g.deny(r, c, &denial{status: http.StatusUnauthorized, detail: "an access token is required (Authorization: Bearer)"})
+		return nil, g.deny(r, c, &denial{status: http.StatusUnauthorized, typ: problemUnauthorized, detail: "an access token is required (Authorization: Bearer)"})
 	}
 	eng := g.app.Engine()
 	var (

@@ -8,12 +8,12 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("register_auth", parseGate)
-	// Before the app's handlers (respond, reverse_proxy; the anchor must
-	// be a standard directive). register is ordered before respond too,
-	// in caddyfile.go, whose init runs first (a package's files initialise
-	// in name order): register stays before register_auth, so its login
-	// routes are served even under a gate without a matcher.
-	httpcaddyfile.RegisterDirectiveOrder("register_auth", httpcaddyfile.Before, "respond")
+	// With the other authentication directives (basic_auth, forward_auth):
+	// before handle, route, respond and reverse_proxy, so a handle block
+	// holding the app cannot run ungated. It is also before register: a
+	// register_auth without a matcher gates the signup and login routes
+	// too, so it takes a matcher (or sits in the app's handle block).
+	httpcaddyfile.RegisterDirectiveOrder("register_auth", httpcaddyfile.After, "forward_auth")
 }
 
 // parseGate sets up register_auth from Caddyfile tokens:

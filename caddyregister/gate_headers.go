@@ -7,10 +7,12 @@ import (
 )
 
 // normHeader is a header name as CGI, PHP and WSGI apps see it: case
-// folded, and '_' the same as '-' (HTTP_X_USER_ID is both X-User-Id and
-// X_User_Id).
+// folded, and '_' and '.' the same as '-' (HTTP_X_USER_ID is X-User-Id,
+// X_User_Id and X.User.Id alike). Caddy drops headers with underscores
+// or dots unless the server allows them (expected_underscore_headers,
+// expected_dot_headers); the gate does not count on it.
 func normHeader(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
 }
 
 // sameHeader reports whether key names the header norm (from normHeader),
@@ -24,7 +26,7 @@ func sameHeader(key, norm string) bool {
 		switch {
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
-		case c == '_':
+		case c == '_' || c == '.':
 			c = '-'
 		}
 		if c != norm[i] {
