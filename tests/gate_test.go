@@ -528,3 +528,70 @@ func TestGateCookie(t *testing.T) {
 		t.Fatalf("after logout: %d", res.Status)
 	}
 }
+
+// TestGateProvider: the provider in JSON under Caddy's own authentication
+// handler: it admits, strips, sets the identity headers and the
+// {http.auth.user.*} placeholders; a refusal is that handler's 401 with
+// the provider's challenge.
+func TestGateProvider(t *testing.T) {
+	s := startGate(t, backendRedis)
+	id := s.signup(t, "provider@example.com", "correct horse battery", true)
+	if r := s.do(http.MethodPatch, "/account/users/"+id, withHeaders(rootAuth, jsonH), `{"permissions":["manage-objects"]}`); r.Status != 200 {
+		t.Fatalf("grant: %d %s", r.Status, r.Body)
+	}
+	tk := s.login(t, "provider@example.com", "correct horse battery")
+	s.signup(t, "plain@example.com", "correct horse battery", true)
+	plain := s.login(t, "plain@example.com", "correct horse battery")
+
+	cfg := fmt.Sprintf(`{
+	"admin": {"listen": "localhost:%d"},
+	"apps": {
+		"register": {"store": {"backend": "redis", "url": %q, "namespace": %q}},
+		"http": {"http_port": %d, "servers": {"srv0": {
+			"listen": [":%d"],
+			"automatic_https": {"disable": true},
+			"routes": [
+				{"match": [{"path": ["/app/*"]}], "handle": [
+					{"handler": "authentication", "providers": {"register": {"require": ["manage-objects"]}}},
+					{"handler": "reverse_proxy", "upstreams": [{"dial": %q}]}
+				]},
+				{"handle": [
+					{"handler": "authentication", "providers": {"register": {}}},
+					{"handler": "static_response", "body": "{http.auth.user.id} {http.auth.user.email} {http.auth.user.status} {http.auth.user.permissions}"}
+				]}
+			]
+		}}}
+	}
+}`, adminPort, redisSrv.URL(0), s.ns, httpPort, httpPort, strings.TrimPrefix(s.up.srv.URL, "http://"))
+	s.tc.InitServer(cfg, "json")
+	s.awaitServing()
+
+	res := s.do(http.MethodGet, "/echo", bearerH(tk.AccessToken), "")
+	if want := id + " provider@example.com active manage-objects"; res.Status != 200 || string(res.Body) != want {
+		t.Fatalf("placeholders: %d %q, want %q", res.Status, res.Body, want)
+	}
+	res = s.do(http.MethodGet, "/echo", nil, "")
+	if res.Status != 401 || res.Header.Get("WWW-Authenticate") != `Bearer realm="caddyregister"` {
+		t.Fatalf("no token: %d %q", res.Status, res.Header.Get("WWW-Authenticate"))
+	}
+	// Without the permission: the handler's 401, the provider's reason.
+	res = s.do(http.MethodGet, "/app/x", bearerH(plain.AccessToken), "")
+	if res.Status != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("missing permission: %d %q", res.Status, res.Header.Get("WWW-Authenticate"))
+	}
+	res = s.raw(http.MethodGet, "/app/x", append([][2]string{{"Authorization", "Bearer " + tk.AccessToken}}, spoofs...))
+	if res.Status != 200 {
+		t.Fatalf("provider admits: %d %s", res.Status, res.Body)
+	}
+	h := s.up.last(t)
+	for name, want := range map[string]string{"X-User-Id": id, "X-User-Email": "provider@example.com", "X-User-Permissions": "manage-objects", "X-User-Status": "active"} {
+		if got := values(h, name); len(got) != 1 || got[0] != want {
+			t.Fatalf("%s %q, want [%s]", name, got, want)
+		}
+	}
+	for _, name := range []string{"X-User-Tenant", "X-User-Login", "Authorization"} {
+		if got := values(h, name); len(got) != 0 {
+			t.Fatalf("%s %q", name, got)
+		}
+	}
+}
