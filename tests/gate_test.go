@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -592,6 +593,49 @@ func TestGateProvider(t *testing.T) {
 	for _, name := range []string{"X-User-Tenant", "X-User-Login", "Authorization"} {
 		if got := values(h, name); len(got) != 0 {
 			t.Fatalf("%s %q", name, got)
+		}
+	}
+}
+
+// demoGateBlock is the demo Caddyfile's gate: its register_auth and the
+// handle block holding the responder.
+func demoGateBlock(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\tregister_auth /app/* {")
+	h := strings.Index(text, "\thandle /app/* {")
+	if start < 0 || h < start {
+		t.Fatal("no gate in the demo Caddyfile")
+	}
+	end := strings.Index(text[h:], "\n\t}\n")
+	if end < 0 {
+		t.Fatal("the demo's handle block does not end")
+	}
+	return text[start : h+end+3]
+}
+
+// TestDemoGate: the demo's gate and responder, as a newcomer meets them.
+func TestDemoGate(t *testing.T) {
+	global := fmt.Sprintf("admin root %s manage-users", mustBcrypt(t, "rootpw"))
+	s := &accountSite{site: startSite(t, backendEmbedded, global, noraina+"\n\tregister account /account {\n\t\tcookie session\n\t}\n"+demoGateBlock(t))}
+	id := s.signup(t, "demo@example.com", "correct horse battery", true)
+	res := s.postJSON("/account/login", `{"identifier":"demo@example.com","password":"correct horse battery"}`)
+	tk := wantTokens(t, res)
+	if res := s.do(http.MethodGet, "/app/", nil, ""); res.Status != 401 {
+		t.Fatalf("without a token: %d %s", res.Status, res.Body)
+	}
+	for name, h := range map[string]map[string]string{
+		"bearer": withHeaders(bearerH(tk.AccessToken), map[string]string{"X-User-Id": "spoof"}),
+		"cookie": {"Cookie": "session=" + tk.AccessToken, "X-User-Id": "spoof"},
+	} {
+		res := s.do(http.MethodGet, "/app/", h, "")
+		if res.Status != 200 || !strings.Contains(string(res.Body), "X-User-Id: "+id+"\n") || !strings.Contains(string(res.Body), "X-User-Email: demo@example.com\n") ||
+			strings.Contains(string(res.Body), "spoof") || strings.Contains(string(res.Body), tk.AccessToken) {
+			t.Fatalf("%s: %d %s", name, res.Status, res.Body)
 		}
 	}
 }
