@@ -100,11 +100,19 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 // app's engine starts in its Start).
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	if err := g.setup(); err != nil {
+		return err
+	}
 	appIface, err := ctx.App("register")
 	if err != nil {
 		return fmt.Errorf("register_auth: loading register app: %w", err)
 	}
 	g.app = appIface.(*App)
+	return nil
+}
+
+// setup checks the options and derives the headers to set and to strip.
+func (g *Gate) setup() error {
 	for _, p := range g.Require {
 		if strings.TrimSpace(p) == "" {
 			return errors.New("register_auth: require: empty permission")
