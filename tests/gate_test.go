@@ -323,6 +323,10 @@ func TestGateRedirect(t *testing.T) {
 	if res := s.do(http.MethodPost, "/app/form", map[string]string{"Accept": browser}, ""); res.Status != http.StatusSeeOther {
 		t.Fatalf("POST from a browser: %d", res.Status)
 	}
+	// A browser whose session cookie expired or was revoked logs in again.
+	if res := s.do(http.MethodGet, "/app/page", map[string]string{"Accept": browser, "Cookie": "session=expired"}, ""); res.Status != http.StatusFound {
+		t.Fatalf("browser with a dead cookie: %d %s", res.Status, res.Body)
+	}
 	// A path a browser would take for another host comes back as "/".
 	res = s.raw(http.MethodGet, "/app/..//evil.example/x", [][2]string{{"Accept", browser}})
 	if res.Status == http.StatusFound {
@@ -501,6 +505,22 @@ func TestGateCookie(t *testing.T) {
 	}
 	if res := s.raw(http.MethodPost, "/app/x", [][2]string{{"Cookie", ck}, {"Origin", s.base}, {"Sec-Fetch-Site", "same-origin"}}); res.Status != 200 {
 		t.Errorf("same-site post: %d %s", res.Status, res.Body)
+	}
+
+	// With the cookie option, login, refresh and logout refuse other
+	// sites' pages.
+	for name, fh := range foreignHeaders {
+		h := withHeaders(jsonH, fh)
+		if res := s.do(http.MethodPost, "/account/login", h, `{"identifier":"cookie@example.com","password":"correct horse battery"}`); res.Status != 403 {
+			t.Errorf("login, %s: %d", name, res.Status)
+		}
+		hdr := [][2]string{{"Cookie", "session_refresh=" + refresh.Value}, {"Content-Type", "application/json"}}
+		for k, v := range fh {
+			hdr = append(hdr, [2]string{k, v})
+		}
+		if res := s.raw(http.MethodPost, "/account/refresh", hdr); res.Status != 403 {
+			t.Errorf("refresh, %s: %d", name, res.Status)
+		}
 	}
 
 	// Refresh from the cookie: new cookies.
