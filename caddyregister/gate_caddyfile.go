@@ -8,12 +8,16 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("register_auth", parseGate)
-	// With the other authentication directives (basic_auth, forward_auth):
-	// before handle, route, respond and reverse_proxy, so a handle block
-	// holding the app cannot run ungated. It is also before register: a
-	// register_auth without a matcher gates the signup and login routes
-	// too, so it takes a matcher (or sits in the app's handle block).
-	httpcaddyfile.RegisterDirectiveOrder("register_auth", httpcaddyfile.After, "forward_auth")
+	// Right after request_header, which sits with Caddy's authentication
+	// directives (basic_auth, forward_auth): before handle, route, respond
+	// and reverse_proxy, so a handle block holding the app cannot run
+	// ungated; and after request_header, so a site-wide
+	// `request_header -X-User-*` keeps clients' own identity headers off
+	// the paths the gate does not cover without deleting those it sets. It
+	// is also before register: a register_auth without a matcher gates the
+	// signup and login routes too, so it takes a matcher (or sits in the
+	// app's handle block).
+	httpcaddyfile.RegisterDirectiveOrder("register_auth", httpcaddyfile.After, "request_header")
 }
 
 // parseGate sets up register_auth from Caddyfile tokens:

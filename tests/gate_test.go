@@ -659,3 +659,41 @@ func TestDemoGate(t *testing.T) {
 		}
 	}
 }
+
+// TestGateOutsidePaths: the README's composition. The gate strips on the
+// paths it gates; a site-wide request_header -X-User-* (ordered before
+// it) keeps a client's own identity headers off the other paths without
+// deleting the ones the gate sets.
+func TestGateOutsidePaths(t *testing.T) {
+	up := startUpstream(t)
+	global := fmt.Sprintf("admin root %s manage-users", mustBcrypt(t, "rootpw"))
+	body := fmt.Sprintf(`%s
+	register account /account
+	request_header -X-User-*
+	register_auth /app/*
+	@app not path /api/* /account/*
+	handle @app {
+		reverse_proxy %s
+	}`, noraina, strings.TrimPrefix(up.srv.URL, "http://"))
+	s := &accountSite{site: startSite(t, backendRedis, global, body)}
+	id := s.signup(t, "outside@example.com", "correct horse battery", true)
+	tk := s.login(t, "outside@example.com", "correct horse battery")
+	spoof := map[string]string{"X-User-Id": "spoof", "x-user-email": "evil@example.com"}
+	if res := s.do(http.MethodGet, "/other", spoof, ""); res.Status != 200 {
+		t.Fatalf("ungated path: %d %s", res.Status, res.Body)
+	}
+	h := up.last(t)
+	if got := append(values(h, "X-User-Id"), values(h, "X-User-Email")...); len(got) != 0 {
+		t.Fatalf("ungated path: the app got %q", got)
+	}
+	if res := s.do(http.MethodGet, "/app/x", withHeaders(bearerH(tk.AccessToken), spoof), ""); res.Status != 200 {
+		t.Fatalf("gated path: %d %s", res.Status, res.Body)
+	}
+	h = up.last(t)
+	if got := values(h, "X-User-Id"); len(got) != 1 || got[0] != id {
+		t.Fatalf("gated path: X-User-Id %q", got)
+	}
+	if got := values(h, "X-User-Email"); len(got) != 1 || got[0] != "outside@example.com" {
+		t.Fatalf("gated path: X-User-Email %q", got)
+	}
+}
