@@ -232,8 +232,13 @@ type credentials struct {
 
 func (g *Gate) credentials(r *http.Request) credentials {
 	var c credentials
-	c.explicit = r.Header.Get("Authorization") != "" || r.Header.Get(token.HeaderAccessToken) != ""
-	if c.token = token.FromHeaders(r.Header.Get); c.token != "" {
+	c.explicit = firstValue(r.Header, "Authorization") != "" || firstValue(r.Header, accessTokenKey) != ""
+	if c.token = token.FromHeaders(func(name string) string {
+		if name == token.HeaderAccessToken {
+			name = accessTokenKey
+		}
+		return firstValue(r.Header, http.CanonicalHeaderKey(name))
+	}); c.token != "" {
 		return c
 	}
 	if g.Basic {
@@ -248,6 +253,18 @@ func (g *Gate) credentials(r *http.Request) credentials {
 		}
 	}
 	return c
+}
+
+// accessTokenKey is token.HeaderAccessToken as Go keys request headers.
+var accessTokenKey = http.CanonicalHeaderKey(token.HeaderAccessToken)
+
+// firstValue is Header.Get for a key already canonical: no
+// canonicalisation (and allocation) per request.
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // check strips the spoofable headers and decides: the principal, or why
@@ -320,8 +337,8 @@ func (g *Gate) admit(r *http.Request, p *engine.Principal) *denial {
 		r.Header[g.Assertion] = []string{a}
 	}
 	if !g.ForwardToken {
-		r.Header.Del("Authorization")
-		r.Header.Del(token.HeaderAccessToken)
+		delete(r.Header, "Authorization")
+		delete(r.Header, accessTokenKey)
 		if g.Cookie != "" {
 			dropCookie(r.Header, g.Cookie)
 		}
