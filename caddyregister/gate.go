@@ -324,9 +324,10 @@ func (g *Gate) deny(r *http.Request, c credentials, d *denial) *denial {
 // admit tells the app who is calling: identity headers, the assertion,
 // and the credential removed unless forward_token.
 func (g *Gate) admit(r *http.Request, p *engine.Principal) *denial {
-	for _, h := range g.out {
-		if v := fieldValue(p, h.field); v != "" {
-			r.Header[h.name] = []string{v}
+	vals := make([]string, len(g.out)) // one allocation for every header
+	for i, h := range g.out {
+		if vals[i] = fieldValue(p, h.field); vals[i] != "" {
+			r.Header[h.name] = vals[i : i+1 : i+1]
 		}
 	}
 	if g.Assertion != "" {
@@ -344,10 +345,16 @@ func (g *Gate) admit(r *http.Request, p *engine.Principal) *denial {
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", p.ID)
-		for _, f := range identityFields[1:] {
-			repl.Set("http.auth.user."+f, fieldValue(p, f))
-		}
+		// A provider, not eight Sets: each Set is a map insert (growing
+		// the request's placeholder map), paid whether or not a directive
+		// reads the placeholder; this costs one closure.
+		repl.Map(func(key string) (any, bool) {
+			f, ok := strings.CutPrefix(key, "http.auth.user.")
+			if !ok || !slices.Contains(identityFields, f) {
+				return nil, false
+			}
+			return fieldValue(p, f), true
+		})
 	}
 	return nil
 }
