@@ -27,7 +27,9 @@ const gateTarget = 0.95
 // gateCaddyfile is the gate bench's config: the users' store on Redis,
 // a cheap hash (the users are made at start, not measured), limits off,
 // and the two proxies. %[1]s is the Redis URL, %[2]s the site address,
-// %[3]s the upstream.
+// %[3]s the upstream. BENCH_GATE_ADMIN=localhost:2999 in the environment
+// turns Caddy's admin endpoint on, for a CPU profile of the proxy
+// (/debug/pprof/profile) during a run.
 const gateCaddyfile = `{
 	admin {$BENCH_GATE_ADMIN:off}
 	register {
@@ -231,7 +233,9 @@ func (b *bench) gate(redisURL string) {
 		b.problem("gate: warm-up: %v", err)
 		return
 	}
-	rounds := max(1, b.opt.cheapRounds)
+	// Short rounds, alternating: this machine's speed drifts within
+	// seconds, and the drift must fall on both sides alike.
+	rounds := max(1, b.opt.gateRounds)
 	each := b.opt.gateDur / time.Duration(rounds)
 	for i := range rounds {
 		for j := range runs {

@@ -90,6 +90,7 @@ type options struct {
 	decodeOnly  bool
 	gateDur     time.Duration
 	gateC       int
+	gateRounds  int
 	gateOnly    bool
 }
 
@@ -107,8 +108,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, Caddy logs)")
 	flag.DurationVar(&o.decodeD, "decode-d", 90*time.Millisecond, "time spent on each decoder's each worst-case body (fastest of three rounds)")
 	flag.BoolVar(&o.decodeOnly, "decoders-only", false, "run only the decoder worst-case table")
-	flag.DurationVar(&o.gateDur, "gate-d", 20*time.Second, "total duration of each side of the gate row (gated and ungated reverse_proxy), in -cheap-rounds rounds")
+	flag.DurationVar(&o.gateDur, "gate-d", 20*time.Second, "total duration of each side of the gate row (gated and ungated reverse_proxy), in -gate-rounds rounds")
 	flag.IntVar(&o.gateC, "gate-c", 16, "concurrency of the gate row")
+	flag.IntVar(&o.gateRounds, "gate-rounds", 10, "rounds the gate row's time is split into (ungated, gated, ungated, ...)")
 	flag.BoolVar(&o.gateOnly, "gate-only", false, "run only the gate row (needs redis-server)")
 	flag.Parse()
 
