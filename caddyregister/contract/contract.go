@@ -162,8 +162,9 @@ type Route struct {
 	// change state on it, as on Cookie routes and routes that accept a
 	// body a foreign page can post without a CORS preflight (a form).
 	Admin bool
-	// Cookie marks a route that takes credentials from a cookie (none yet;
-	// cookie sessions will). It gets the same cross-site refusal.
+	// Cookie marks a route that takes credentials from a cookie (the
+	// account API's login, refresh and logout with its cookie option). It
+	// gets the same cross-site refusal.
 	Cookie bool
 }
 

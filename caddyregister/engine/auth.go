@@ -42,6 +42,9 @@ type Principal struct {
 	// SID is the session a user's token belongs to (empty for tokens
 	// issued outside a session, and for admins).
 	SID string
+	// Email and Login of a user, from the token (empty for admins, whose
+	// login is the ID, and for tokens issued before they were claims).
+	Email, Login string
 }
 
 // Has reports whether p holds perm.
@@ -84,7 +87,7 @@ func (e *Engine) AuthenticateToken(ctx context.Context, tok string) (*Principal,
 		}
 		e.verified.put(key, c)
 	}
-	p := &Principal{Kind: c.Kind, ID: c.Subject, TenantID: c.Tenant, Status: c.Status, Permissions: slices.Clone(c.Permissions)}
+	p := &Principal{Kind: c.Kind, ID: c.Subject, TenantID: c.Tenant, Status: c.Status, Permissions: slices.Clone(c.Permissions), Email: c.Email, Login: c.Login}
 	if p.Kind == "" {
 		p.Kind = KindUser
 	}
@@ -177,7 +180,7 @@ func (e *Engine) IssueToken(ctx context.Context, p *Principal) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions, SID: p.SID}
+	c := token.Claims{Kind: p.Kind, Tenant: p.TenantID, Status: p.Status, Permissions: p.Permissions, SID: p.SID, Email: p.Email, Login: p.Login}
 	c.Subject = p.ID
 	if p.Kind == KindAdmin {
 		fp, ok := e.adminFingerprints[p.ID]
@@ -343,7 +346,7 @@ func (e *Engine) verifyLogin(ctx context.Context, clientIP, identifier, pass str
 			return nil, ErrNotActivated
 		}
 		c := userClaims(u)
-		p = &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions}
+		p = &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions, Email: u.Email, Login: u.Login}
 	}
 	return p, nil
 }

@@ -121,6 +121,9 @@ type Engine struct {
 	recent *userCache
 
 	basicCache *credCache
+	// userBasicCache remembers users' verified Basic credentials
+	// (AuthenticateUserBasic); its zero value is ready.
+	userBasicCache userBasicCache
 
 	// sessions caches session liveness for AuthenticateToken (session.go).
 	sessions *sessionCache

@@ -386,7 +386,7 @@ func mapConflict(err error) error {
 // userClaims are the token claims of u: a user holds no permissions until
 // the account is active.
 func userClaims(u *store.User) token.Claims {
-	c := token.Claims{Tenant: u.TenantID, Status: string(u.Status), Kind: "user", Permissions: []string{}}
+	c := token.Claims{Tenant: u.TenantID, Status: string(u.Status), Kind: "user", Permissions: []string{}, Email: u.Email, Login: u.Login}
 	c.Subject = u.ID
 	if u.Status == store.StatusActive {
 		c.Permissions = u.Permissions

@@ -193,7 +193,7 @@ func (e *Engine) sessionPrincipal(ctx context.Context, userID, sid string) (*Pri
 		return nil, ErrAccountDisabled
 	}
 	c := userClaims(u)
-	return &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions, SID: sid}, nil
+	return &Principal{Kind: KindUser, ID: u.ID, TenantID: u.TenantID, Status: string(u.Status), Permissions: c.Permissions, SID: sid, Email: u.Email, Login: u.Login}, nil
 }
 
 // StartSession opens a session for a user whose credentials the caller

@@ -69,6 +69,12 @@ type Claims struct {
 	// refuses the token once that session is revoked. Tokens issued
 	// outside a session have none. Verify does not look at it.
 	SID string `json:"sid,omitempty"`
+	// Email and Login identify a user to the apps behind the gate
+	// (register_auth's identity headers and assertion) without a user
+	// lookup per request; like Status and Permissions they are as of
+	// issue, at most one token lifetime old.
+	Email string `json:"email,omitempty"`
+	Login string `json:"login,omitempty"`
 }
 
 // Config tunes an Issuer. Zero fields take their defaults.
@@ -189,6 +195,12 @@ func (i *Issuer) KeyID() string {
 // exp or jti in c are overwritten so callers cannot mint long-lived tokens by
 // accident. It returns the token and the claims exactly as encoded.
 func (i *Issuer) Issue(c Claims) (string, *Claims, error) {
+	return i.issue(c, i.cfg.TTL, "")
+}
+
+// issue is Issue with the lifetime and, if not empty, the typ header
+// given (IssueAssertion).
+func (i *Issuer) issue(c Claims, ttl time.Duration, typ string) (string, *Claims, error) {
 	if i.signing == nil {
 		return "", nil, errors.New("issue token: no signing key configured")
 	}
@@ -202,7 +214,7 @@ func (i *Issuer) Issue(c Claims) (string, *Claims, error) {
 	// NewNumericDate truncates to seconds, so the returned claims match what
 	// Verify later decodes.
 	out.IssuedAt = jwt.NewNumericDate(now)
-	out.ExpiresAt = jwt.NewNumericDate(now.Add(i.cfg.TTL))
+	out.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
 	out.ID = jti
 	// Copy so later mutation of the caller's slices cannot change the
 	// returned claims, and so an empty list encodes as [] not null.
@@ -211,6 +223,9 @@ func (i *Issuer) Issue(c Claims) (string, *Claims, error) {
 
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &out)
 	t.Header["kid"] = i.signing.ID
+	if typ != "" {
+		t.Header["typ"] = typ
+	}
 	s, err := t.SignedString(i.signing.Private)
 	if err != nil {
 		return "", nil, fmt.Errorf("issue token: sign: %w", err)
@@ -231,7 +246,13 @@ func (i *Issuer) Verify(tokenString string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: token too long", ErrInvalidToken)
 	}
 	var c Claims
-	_, err := i.parser.ParseWithClaims(tokenString, &c, i.keyFunc)
+	t, err := i.parser.ParseWithClaims(tokenString, &c, i.keyFunc)
+	if err == nil && !accessType(t.Header["typ"]) {
+		// An assertion (IssueAssertion) is signed by the same key but is
+		// not an access token: one leaked by an app must not open the
+		// gate or the account API.
+		err = fmt.Errorf("typ %q is not an access token", t.Header["typ"])
+	}
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return nil, fmt.Errorf("%w: %w: %w", ErrInvalidToken, ErrExpired, err)

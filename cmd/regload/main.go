@@ -118,6 +118,7 @@ func parseFlags(args []string) (*config, error) {
 		pid     = fs.Int("pid", 0, "server process to sample peak RSS of (/proc/<pid>/status every 100ms)")
 		jsonOut = fs.Bool("json", false, "print the result as one JSON line")
 		k       = fs.Bool("k", false, "skip TLS certificate verification (https to a local server with an internal CA)")
+		linesF  = fs.String("lines", "", "file of values for {{line}} (one a line; request n takes line n mod their count)")
 	)
 	fs.Var(&hdrs, "header", `request header "Name: value" (repeatable; the value may use placeholders)`)
 	if err := fs.Parse(args); err != nil {
@@ -161,8 +162,23 @@ func parseFlags(args []string) (*config, error) {
 	}
 	cfg.url, cfg.method = u, strings.ToUpper(meth)
 	run := newRunID()
+	var lines []string
+	if *linesF != "" {
+		data, err := os.ReadFile(*linesF)
+		if err != nil {
+			return nil, fmt.Errorf("-lines: %w", err)
+		}
+		for l := range strings.SplitSeq(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) == 0 {
+			return nil, fmt.Errorf("-lines %s: no lines", *linesF)
+		}
+	}
 	if bodyText != "" {
-		if cfg.body, err = parseTemplate(bodyText, run); err != nil {
+		if cfg.body, err = parseTemplateLines(bodyText, run, lines); err != nil {
 			return nil, fmt.Errorf("-body: %w", err)
 		}
 	}
@@ -178,7 +194,7 @@ func parseFlags(args []string) (*config, error) {
 			cfg.host = value
 			continue
 		}
-		t, err := parseTemplate(value, run)
+		t, err := parseTemplateLines(value, run, lines)
 		if err != nil {
 			return nil, fmt.Errorf("-header: %w", err)
 		}

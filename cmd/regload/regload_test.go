@@ -127,6 +127,19 @@ func TestTemplate(t *testing.T) {
 			t.Errorf("parseTemplate(%q) accepted", s)
 		}
 	}
+	// {{line}}: request n takes line n, cycling; without lines, an error.
+	tl, err := parseTemplateLines("Bearer {{line}}", "r", []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[int64]string{1: "Bearer a", 2: "Bearer b", 3: "Bearer c", 4: "Bearer a", 302: "Bearer b"} {
+		if got := tl.String(n); got != want {
+			t.Errorf("line template render(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if _, err := parseTemplate("{{line}}", "r"); err == nil {
+		t.Error("{{line}} without lines accepted")
+	}
 	// Run ids differ and are lowercase hex.
 	a, b := newRunID(), newRunID()
 	if a == b || len(a) != 10 || strings.Trim(a, "0123456789abcdef") != "" {

@@ -14,6 +14,8 @@ import (
 //	{{n}}     the request's sequence number in this run: 1, 2, 3, ...
 //	{{uniq}}  {{run}} followed by {{n}}: unique across runs too
 //	{{run}}   an identifier of this run (10 random lowercase hex digits)
+//	{{line}}  line n of the -lines file, cycling (n mod its line count):
+//	          a value per request from a list, e.g. many users' tokens
 //
 // Values are lowercase alphanumerics, so they are valid inside JSON strings,
 // e-mail local parts, logins and form values without escaping. Any other
@@ -21,6 +23,7 @@ import (
 type template struct {
 	parts []part
 	run   string
+	lines []string
 }
 
 type partKind int
@@ -30,6 +33,7 @@ const (
 	seqN
 	uniq
 	runID
+	line
 )
 
 type part struct {
@@ -37,7 +41,7 @@ type part struct {
 	lit  string
 }
 
-var placeholders = map[string]partKind{"n": seqN, "uniq": uniq, "run": runID}
+var placeholders = map[string]partKind{"n": seqN, "uniq": uniq, "run": runID, "line": line}
 
 // newRunID returns 10 random lowercase hex digits.
 func newRunID() string {
@@ -50,7 +54,12 @@ func newRunID() string {
 
 // parseTemplate compiles s for run (see template).
 func parseTemplate(s, run string) (*template, error) {
-	t := &template{run: run}
+	return parseTemplateLines(s, run, nil)
+}
+
+// parseTemplateLines is parseTemplate with the values of {{line}}.
+func parseTemplateLines(s, run string, lines []string) (*template, error) {
+	t := &template{run: run, lines: lines}
 	rest := s
 	for {
 		i := strings.Index(rest, "{{")
@@ -64,7 +73,10 @@ func parseTemplate(s, run string) (*template, error) {
 		name := strings.TrimSpace(rest[i+2 : i+2+j])
 		kind, ok := placeholders[name]
 		if !ok {
-			return nil, fmt.Errorf("template %q: unknown placeholder {{%s}} (want {{n}}, {{uniq}} or {{run}})", s, name)
+			return nil, fmt.Errorf("template %q: unknown placeholder {{%s}} (want {{n}}, {{uniq}}, {{run}} or {{line}})", s, name)
+		}
+		if kind == line && len(lines) == 0 {
+			return nil, fmt.Errorf("template %q: {{line}} needs -lines", s)
 		}
 		if i > 0 {
 			t.parts = append(t.parts, part{kind: literal, lit: rest[:i]})
@@ -101,6 +113,8 @@ func (t *template) render(dst []byte, n int64) []byte {
 			dst = strconv.AppendInt(dst, n, 10)
 		case runID:
 			dst = append(dst, t.run...)
+		case line:
+			dst = append(dst, t.lines[(n-1)%int64(len(t.lines))]...)
 		}
 	}
 	return dst

@@ -88,6 +88,10 @@ type options struct {
 	keep        bool
 	decodeD     time.Duration
 	decodeOnly  bool
+	gateDur     time.Duration
+	gateC       int
+	gateRounds  int
+	gateOnly    bool
 }
 
 func main() {
@@ -104,6 +108,10 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, Caddy logs)")
 	flag.DurationVar(&o.decodeD, "decode-d", 90*time.Millisecond, "time spent on each decoder's each worst-case body (fastest of three rounds)")
 	flag.BoolVar(&o.decodeOnly, "decoders-only", false, "run only the decoder worst-case table")
+	flag.DurationVar(&o.gateDur, "gate-d", 20*time.Second, "total duration of each side of the gate row (gated and ungated reverse_proxy), in -gate-rounds rounds")
+	flag.IntVar(&o.gateC, "gate-c", 16, "concurrency of the gate row")
+	flag.IntVar(&o.gateRounds, "gate-rounds", 10, "rounds the gate row's time is split into (ungated, gated, ungated, ...)")
+	flag.BoolVar(&o.gateOnly, "gate-only", false, "run only the gate row (needs redis-server)")
 	flag.Parse()
 
 	b := &bench{opt: o, start: time.Now()}
@@ -169,7 +177,9 @@ func (b *bench) run() int {
 	}
 
 	b.logf("machine: %d CPUs, GOMAXPROCS %d, %s/%s, %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	b.decoders()
+	if !b.opt.gateOnly {
+		b.decoders()
+	}
 	if b.opt.decodeOnly {
 		b.summary()
 		return len(b.problems)
@@ -187,6 +197,16 @@ func (b *bench) run() int {
 		b.logf("redis-server on %s", b.redis.Addr)
 	}
 
+	if b.opt.gateOnly {
+		if b.redis != nil {
+			b.gate(b.redis.URL(2))
+		} else {
+			b.problem("gate: skipped, no redis-server")
+		}
+		b.summary()
+		return len(b.problems)
+	}
+
 	b.roundTrips()
 
 	stores := []struct {
@@ -201,6 +221,7 @@ func (b *bench) run() int {
 		b.storeRuns(s.name, s.redisURL)
 	}
 	if b.redis != nil {
+		b.gate(b.redis.URL(2))
 		b.overload()
 	} else {
 		b.problem("overload: skipped, no redis-server")

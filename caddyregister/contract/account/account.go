@@ -28,31 +28,44 @@ import (
 const Name = "account"
 
 func init() {
-	contract.Register(Name, New)
+	contract.Register(Name, New, OptCookie)
 }
 
 // Contract is the account API.
 type Contract struct {
 	env    contract.Env
 	policy password.Policy
+	// cookie names the access token cookie (option cookie); empty: tokens
+	// travel in bodies and headers only.
+	cookie string
 }
 
 // New builds the contract. Its password policy (for a password change) is
 // NIST SP 800-63B's unless the handler's password block overrides it.
 func New(env contract.Env) (contract.Contract, error) {
-	if err := env.Options.Check(Name); err != nil {
+	if err := env.Options.Check(Name, OptCookie); err != nil {
 		return nil, err
 	}
-	return &Contract{env: env, policy: env.PasswordPolicy(password.NIST())}, nil
+	c := &Contract{env: env, policy: env.PasswordPolicy(password.NIST())}
+	if lines := env.Options[OptCookie]; len(lines) > 0 {
+		args := env.Options.Last(OptCookie)
+		if len(lines) != 1 || len(args) != 1 || !validCookieName(args[0]) {
+			return nil, fmt.Errorf("contract %s: cookie takes one cookie name", Name)
+		}
+		c.cookie = args[0]
+	}
+	return c, nil
 }
 
 // Routes implements contract.Contract.
 func (c *Contract) Routes() []contract.Route {
 	js := []string{"application/json"}
 	return []contract.Route{
-		{Method: http.MethodPost, Path: "/login", Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login},
-		{Method: http.MethodPost, Path: "/refresh", Name: "refresh", Limit: contract.LinkLimit, ContentTypes: js, Serve: c.refresh},
-		{Method: http.MethodPost, Path: "/logout", Name: "logout", ContentTypes: js, Serve: c.logout},
+		// With the cookie option these take and set cookies: Cookie routes,
+		// refused when a page of another site posts them.
+		{Method: http.MethodPost, Path: "/login", Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login, Cookie: c.cookie != ""},
+		{Method: http.MethodPost, Path: "/refresh", Name: "refresh", Limit: contract.LinkLimit, ContentTypes: js, Serve: c.refresh, Cookie: c.cookie != ""},
+		{Method: http.MethodPost, Path: "/logout", Name: "logout", ContentTypes: js, Serve: c.logout, Cookie: c.cookie != ""},
 		{Method: http.MethodGet, Path: "/me", Name: "me", Serve: c.me},
 		{Method: http.MethodDelete, Path: "/me", Name: "erase", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.erase},
 		{Method: http.MethodGet, Path: "/sessions", Name: "sessions", Serve: c.sessions},

@@ -21,6 +21,7 @@ type tokenResponse struct {
 
 func (c *Contract) writeTokens(w http.ResponseWriter, r *http.Request, t *engine.SessionTokens) {
 	out := tokenResponse{AccessToken: t.Access, TokenType: "Bearer", ExpiresIn: int(t.AccessTTL / time.Second), RefreshToken: t.Refresh}
+	c.setCookies(w, r, t)
 	if t.Principal.Kind == engine.KindUser {
 		u, err := c.env.Engine.GetUser(r.Context(), t.Principal.ID)
 		if err != nil {
@@ -80,9 +81,11 @@ func (c *Contract) decodeRefresh(w http.ResponseWriter, r *http.Request, body []
 }
 
 func (c *Contract) refresh(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	rt, ok := c.decodeRefresh(w, r, req.Body)
+	rt, ok := c.cookieRefresh(r, req.Body)
 	if !ok {
-		return
+		if rt, ok = c.decodeRefresh(w, r, req.Body); !ok {
+			return
+		}
 	}
 	t, err := c.env.Engine.Refresh(r.Context(), rt, req.ClientIP, r.UserAgent(), c.env.Settings.Sessions)
 	if err != nil {
@@ -96,8 +99,17 @@ func (c *Contract) refresh(w http.ResponseWriter, r *http.Request, req *contract
 // the refresh token in the body.
 func (c *Contract) logout(w http.ResponseWriter, r *http.Request, req *contract.Request) {
 	eng := c.env.Engine
-	if r.Header.Get("Authorization") != "" || r.Header.Get("x-access-token") != "" {
-		p, err := c.bearer(r)
+	c.clearCookies(w, r) // whatever comes next, the browser is logged out
+	if rt, ok := c.cookieRefresh(r, req.Body); ok {
+		if err := eng.LogoutRefresh(r.Context(), rt); err != nil {
+			c.WriteError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Header.Get("Authorization") != "" || r.Header.Get("x-access-token") != "" || c.accessCookie(r) != "" {
+		p, err := c.cookieBearer(r)
 		if err != nil {
 			c.WriteError(w, r, err)
 			return
