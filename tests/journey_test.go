@@ -81,6 +81,7 @@ func TestUserJourney(t *testing.T) {
 				`"message":"User successfully created."`, // 1. noraina
 				`"status":"active"`,                      // 2. activated
 				`"sessions":[`,                           // 5. the account's list
+				"X-User-Email: ada@example.com",          // 5. the gate's identity headers
 				"401\n",                                  // 6. refused after logout
 			} {
 				if !strings.Contains(got, want) {
