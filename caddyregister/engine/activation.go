@@ -210,7 +210,7 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 		return nil, err
 	}
 	// Checked again: the token may have been used meanwhile.
-	return e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
+	u, err := e.useToken(ctx, secret, purpose, false, func(u *store.User) error {
 		if err := check(u.Email, u.Login); err != nil {
 			return err
 		}
@@ -220,6 +220,15 @@ func (e *Engine) SetPassword(ctx context.Context, secret, purpose, pass string, 
 		u.Resend = nil
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	// A new password ends every session, as a reset does: whoever held
+	// the old one (or a token issued under it) is out.
+	if _, err := e.RevokeUserSessions(context.WithoutCancel(ctx), u.ID, ""); err != nil {
+		return nil, fmt.Errorf("set password: revoke sessions: %w", err)
+	}
+	return u, nil
 }
 
 // errTokenUsable ends SetPassword's first, read-only pass over its token.

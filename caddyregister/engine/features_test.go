@@ -754,6 +754,11 @@ func TestSetPassword(t *testing.T) {
 				if strings.Contains(h.env.snapshot(t), goodPassword) {
 					t.Error("plain password stored")
 				}
+				// A new password ends the sessions there were: the
+				// registration token's here.
+				if _, err := h.e.AuthenticateToken(ctx, res.Token); !errors.Is(err, engine.ErrUnauthenticated) {
+					t.Errorf("registration token after SetPassword: %v, want refused", err)
+				}
 				p, tok, err := h.e.Login(ctx, "10.0.0.2", "test-agent", "invitee@example.com", goodPassword)
 				if err != nil {
 					t.Fatalf("Login after SetPassword: %v", err)
