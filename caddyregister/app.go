@@ -287,7 +287,9 @@ func (p pooledStore) Destruct() error { return p.Close() }
 // Provision sets the app up. It does no network I/O (caddy validate runs
 // it): clients connect lazily, and the signing key is loaded in Start.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	if a.logger == nil { // an operator command brings its own
+		a.logger = ctx.Logger()
+	}
 	a.ctx = ctx
 	repl := caddy.NewReplacer()
 	a.PublicURL = repl.ReplaceKnown(a.PublicURL, "")

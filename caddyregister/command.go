@@ -25,7 +25,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "register",
-		Usage: "rotate-key [--config <path>] [--adapter <name>]",
+		Usage: "users|sessions|rotate-key … [--config <path>] [--adapter <name>]",
 		Short: "Operator commands for the register app's store",
 		Long: `
 Operator commands that work on the register app's store directly. They read
@@ -33,7 +33,16 @@ the same config Caddy runs with (--config, --adapter; default ./Caddyfile)
 to find the store: Redis (while Caddy runs), or the embedded file (only while
 no Caddy holds it open).
 
-Subcommands:
+Subcommands (each with --json for machine-readable output where it prints):
+
+users list [--status s] [--tenant id] [--email prefix] [--limit n] [--cursor c]
+users show|activate|disable|delete <id|email|login>
+    What the admin API's /account/users routes do, through the same engine:
+    a disable ends every session of the user on every instance, a delete
+    erases the user in one atomic step, and webhooks are queued as usual.
+
+sessions revoke <id|email|login> [--sid sid]
+    Ends every session of a user, or one.
 
 rotate-key
     Replaces the generated signing key with a new one. The old key stays in
@@ -43,6 +52,7 @@ rotate-key
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().StringP("config", "c", "", "Configuration file Caddy runs with (default ./Caddyfile)")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter to apply")
+			addUserCommands(cmd)
 			cmd.AddCommand(&cobra.Command{
 				Use:   "rotate-key",
 				Short: "Replaces the signing key, keeping the old one for one token lifetime",
