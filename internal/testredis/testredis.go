@@ -28,6 +28,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	dir  string
+	args []string // extra redis-server arguments (cluster, sentinel), kept for Restart
 	done chan struct{}
 }
 
@@ -46,7 +47,10 @@ func Start(tb testing.TB) *Server {
 
 // StartServer is Start for callers without a testing.TB (TestMain, benchmarks
 // driven from main). The caller must call Stop.
-func StartServer() (*Server, error) {
+func StartServer() (*Server, error) { return startServer() }
+
+// startServer starts redis-server with extra arguments after the defaults.
+func startServer(args ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found in PATH (run `make test`, which installs it): %w", err)
@@ -59,7 +63,7 @@ func StartServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir}
+	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, args: args}
 	if err := s.launch(bin); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -68,14 +72,15 @@ func StartServer() (*Server, error) {
 }
 
 func (s *Server) launch(bin string) error {
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.Port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--protected-mode", "no",
-	)
+	}, s.args...)
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("redis-server stdout: %w", err)
