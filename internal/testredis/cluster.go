@@ -257,7 +257,7 @@ func (c *Cluster) KillMaster(i int) (Node, error) {
 	c.killed[m.Server] = true
 	c.mu.Unlock()
 	m.Server.Kill()
-	err := c.waitFor("replica "+rep.Addr+" promoted", func() (bool, error) {
+	err := waitFor("replica "+rep.Addr+" promoted", func() (bool, error) {
 		role, err := infoField(rep.Server, "replication", "role")
 		if err != nil || role != "master" {
 			return false, err
@@ -295,7 +295,7 @@ func (c *Cluster) Reshard(from, to, slots int) error {
 		return fmt.Errorf("redis-cli --cluster reshard: %w\n%s", err, tail(out))
 	}
 	want := ms[to].Slots + slots
-	return c.waitFor("reshard settled", func() (bool, error) {
+	return waitFor("reshard settled", func() (bool, error) {
 		for _, n := range c.live() {
 			nodes, err := topologyOf(n)
 			if err != nil {
@@ -368,7 +368,7 @@ func (c *Cluster) live() []*Server {
 // waitHealthy waits for a freshly created cluster: every node ok, every
 // slot covered, every replica synced.
 func (c *Cluster) waitHealthy() error {
-	return c.waitFor("cluster healthy", func() (bool, error) { return c.healthyNow(true) })
+	return waitFor("cluster healthy", func() (bool, error) { return c.healthyNow(true) })
 }
 
 // healthyNow reports whether every live node says cluster_state:ok with
@@ -403,7 +403,7 @@ func (c *Cluster) healthyNow(sync bool) (bool, error) {
 }
 
 // waitFor polls cond until it holds, it fails, or clusterWait passes.
-func (c *Cluster) waitFor(what string, cond func() (bool, error)) error {
+func waitFor(what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(clusterWait)
 	for {
 		ok, err := cond()

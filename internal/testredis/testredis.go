@@ -28,7 +28,8 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	dir  string
-	args []string // extra redis-server arguments (cluster, sentinel), kept for Restart
+	args []string // extra redis-server arguments (cluster, replica), kept for Restart
+	conf string   // a sentinel's config file: launched as `redis-server conf --sentinel`
 	done chan struct{}
 }
 
@@ -72,14 +73,17 @@ func startServer(args ...string) (*Server, error) {
 }
 
 func (s *Server) launch(bin string) error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.Port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--protected-mode", "no",
-	}, s.args...)
+	args := []string{s.conf, "--sentinel"}
+	if s.conf == "" {
+		args = append([]string{
+			"--port", strconv.Itoa(s.Port),
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", s.dir,
+			"--protected-mode", "no",
+		}, s.args...)
+	}
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
