@@ -27,6 +27,14 @@ func init() {
 //
 //	register {
 //		store redis <url> [<namespace>] | embedded [<path>] | <redis url>
+//		store redis {
+//			url <url> | cluster <host:port>... | sentinel <host:port>...
+//			master <name>
+//			username <user>
+//			password <password>
+//			tls
+//			namespace <namespace>
+//		}
 //		signing_key <pem or placeholder>
 //		key_encryption_key <placeholder>
 //		issuer <iss>
@@ -80,7 +88,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch {
 			case sc.Backend == "redis":
 				if !d.NextArg() {
-					return d.Errf("store redis needs a url")
+					// store redis { … }: the connection by parts.
+					if err := parseRedisBlock(d, sc); err != nil {
+						return err
+					}
+					break
 				}
 				sc.URL = d.Val()
 				if d.NextArg() {
@@ -90,7 +102,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					sc.Path = d.Val()
 				}
-			case strings.HasPrefix(sc.Backend, "redis://"), strings.HasPrefix(sc.Backend, "rediss://"):
+			case isRedisURL(sc.Backend):
 				// Shorthand, so one environment variable can pick the
 				// backend: store {$REGISTER_REDIS:embedded}.
 				sc.Backend, sc.URL = "redis", sc.Backend
@@ -98,7 +110,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					sc.Namespace = d.Val()
 				}
 			default:
-				return d.Errf("unknown store backend %q (want redis <url>, embedded [<path>] or a redis:// url)", sc.Backend)
+				return d.Errf("unknown store backend %q (want redis <url>, redis { … }, embedded [<path>] or a redis:// url)", sc.Backend)
 			}
 			if d.NextArg() {
 				return d.ArgErr()
@@ -667,3 +679,66 @@ func parseSize(s string) (int64, error) {
 var (
 	_ caddyfile.Unmarshaler = (*Handler)(nil)
 )
+
+// redisSchemes are the URL schemes of the Redis connection forms
+// (redisstore.NewClient).
+var redisSchemes = []string{"redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "redis+sentinel://", "rediss+sentinel://"}
+
+// isRedisURL reports whether s is a URL in one of the Redis connection
+// forms, for the `store <url>` shorthand.
+func isRedisURL(s string) bool {
+	for _, p := range redisSchemes {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRedisBlock fills sc from a `store redis { … }` block. Which of url,
+// cluster and sentinel is given, and whether the rest fits it, is checked
+// at provision (StoreConfig.redisURL), so JSON configs get the same checks.
+func parseRedisBlock(d *caddyfile.Dispenser, sc *StoreConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "url", "master", "username", "password", "namespace":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "url":
+				sc.URL = v
+			case "master":
+				sc.Master = v
+			case "username":
+				sc.Username = v
+			case "password":
+				sc.Password = v
+			case "namespace":
+				sc.Namespace = v
+			}
+		case "cluster", "sentinel":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("%s needs at least one host:port", sub)
+			}
+			if sub == "cluster" {
+				sc.Cluster = append(sc.Cluster, args...)
+			} else {
+				sc.Sentinels = append(sc.Sentinels, args...)
+			}
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			sc.TLS = true
+		default:
+			return d.Errf("unknown store redis subdirective %q (want url, cluster, sentinel, master, username, password, tls or namespace)", sub)
+		}
+	}
+	if sc.URL == "" && len(sc.Cluster) == 0 && len(sc.Sentinels) == 0 {
+		return d.Errf("store redis needs a url, cluster seed nodes or sentinels")
+	}
+	return nil
+}

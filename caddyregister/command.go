@@ -135,9 +135,9 @@ func loadAppConfig(configFile, adapter string) (*App, error) {
 func openCommandStore(ctx context.Context, a *App, repl *caddy.Replacer) (store.Store, string, error) {
 	switch a.Store.Backend {
 	case "redis":
-		url := repl.ReplaceKnown(a.Store.URL, "")
-		if url == "" {
-			return nil, "", errors.New("store redis needs a url (is its environment variable set in this shell?)")
+		url, err := a.Store.redisURL(repl)
+		if err != nil {
+			return nil, "", fmt.Errorf("store redis %w (is its environment variable set in this shell?)", err)
 		}
 		ns := a.keyDomain()
 		s, err := redisstore.Open(url, ns)

@@ -1,0 +1,78 @@
+package caddyregister
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// redisURL resolves the store's connection to one URL in the forms
+// redisstore.NewClient reads: URL as given, or one built from Cluster or
+// Sentinels and their credentials, so that both ways share one parser.
+// Errors never quote the password.
+func (sc *StoreConfig) redisURL(repl *caddy.Replacer) (string, error) {
+	forms := 0
+	for _, set := range []bool{sc.URL != "", len(sc.Cluster) > 0, len(sc.Sentinels) > 0} {
+		if set {
+			forms++
+		}
+	}
+	switch {
+	case forms == 0:
+		return "", errors.New("needs a url, cluster seed nodes or sentinels")
+	case forms > 1:
+		return "", errors.New("give one of url, cluster and sentinel")
+	case sc.Master != "" && len(sc.Sentinels) == 0:
+		return "", errors.New("master goes with sentinel")
+	}
+	if sc.URL != "" {
+		if sc.Username != "" || sc.Password != "" || sc.TLS {
+			return "", errors.New("with url, put the user, password and TLS (rediss) in the url")
+		}
+		u := repl.ReplaceKnown(sc.URL, "")
+		if u == "" {
+			return "", errors.New("needs a url (it resolved empty)")
+		}
+		return u, nil
+	}
+	scheme, hosts := "redis+cluster", sc.Cluster
+	if len(sc.Sentinels) > 0 {
+		scheme, hosts = "redis+sentinel", sc.Sentinels
+		if sc.Master == "" {
+			return "", errors.New("sentinel needs master <name>")
+		}
+	}
+	if sc.TLS {
+		scheme = "rediss" + strings.TrimPrefix(scheme, "redis")
+	}
+	resolved := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		h = repl.ReplaceKnown(h, "")
+		// Several seeds in one placeholder are fine: {env.REDIS_SEEDS}.
+		for _, part := range strings.FieldsFunc(h, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if _, _, err := net.SplitHostPort(part); err != nil {
+				return "", fmt.Errorf("node %q: want host:port", part)
+			}
+			resolved = append(resolved, part)
+		}
+	}
+	if len(resolved) == 0 {
+		return "", errors.New("no node address (the placeholders resolved empty)")
+	}
+	u := scheme + "://"
+	user, pass := repl.ReplaceKnown(sc.Username, ""), repl.ReplaceKnown(sc.Password, "")
+	if pass != "" {
+		u += url.UserPassword(user, pass).String() + "@"
+	} else if user != "" {
+		u += url.User(user).String() + "@"
+	}
+	u += strings.Join(resolved, ",")
+	if sc.Master != "" {
+		u += "?master=" + url.QueryEscape(repl.ReplaceKnown(sc.Master, ""))
+	}
+	return u, nil
+}
