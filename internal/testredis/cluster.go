@@ -34,6 +34,7 @@ type Cluster struct {
 	// business (see Masters, Replicas), and change on failover.
 	Nodes []*Server
 
+	tls    *TLSFiles // nil: plain TCP
 	mu     sync.Mutex
 	killed map[*Server]bool
 }
@@ -56,12 +57,26 @@ func StartCluster(tb testing.TB) *Cluster {
 // The caller must call Stop. It returns once every node reports
 // cluster_state:ok with all 16384 slots covered and every replica has
 // finished its initial sync.
-func StartClusterServer() (*Cluster, error) {
+func StartClusterServer() (*Cluster, error) { return startCluster(nil) }
+
+// StartClusterTLS is StartCluster with every node speaking only TLS, to
+// clients, to its replicas and on the cluster bus, with files' certificate.
+func StartClusterTLS(tb testing.TB, files *TLSFiles) *Cluster {
+	tb.Helper()
+	c, err := startCluster(files)
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
+}
+
+func startCluster(files *TLSFiles) (*Cluster, error) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return nil, fmt.Errorf("redis-cli not found in PATH (run `make test`, which installs it): %w", err)
 	}
-	c := &Cluster{Nodes: make([]*Server, 6), killed: map[*Server]bool{}}
+	c := &Cluster{Nodes: make([]*Server, 6), killed: map[*Server]bool{}, tls: files}
 	errs := make([]error, 6)
 	var wg sync.WaitGroup
 	for i := range c.Nodes {
@@ -75,16 +90,20 @@ func StartClusterServer() (*Cluster, error) {
 				errs[i] = err
 				return
 			}
-			c.Nodes[i], errs[i] = startServer(
+			args := []string{
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout/time.Millisecond)),
+				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
 				"--cluster-port", strconv.Itoa(bus),
 				// A replica's first sync (and a resync after failover)
 				// starts at once instead of after the default 5 s
 				// batching delay: most of a cold start otherwise.
 				"--repl-diskless-sync-delay", "0",
-			)
+			}
+			if files != nil {
+				args = append(args, "--tls-cluster", "yes")
+			}
+			c.Nodes[i], errs[i] = startServerTLS(files, args...)
 		}()
 	}
 	wg.Wait()
@@ -92,7 +111,7 @@ func StartClusterServer() (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
-	args := []string{"--cluster", "create"}
+	args := append(c.cliTLS(), "--cluster", "create")
 	for _, n := range c.Nodes {
 		args = append(args, n.Addr)
 	}
@@ -128,7 +147,19 @@ func (c *Cluster) ClusterClient(tb testing.TB) *redis.ClusterClient {
 // NewClusterClient returns a cluster client seeded with every live node;
 // the caller closes it.
 func (c *Cluster) NewClusterClient() *redis.ClusterClient {
-	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
+	o := &redis.ClusterOptions{Addrs: c.Seeds()}
+	if c.tls != nil {
+		o.TLSConfig = c.tls.Config
+	}
+	return redis.NewClusterClient(o)
+}
+
+// cliTLS are redis-cli's options to reach the nodes.
+func (c *Cluster) cliTLS() []string {
+	if c.tls == nil {
+		return nil
+	}
+	return []string{"--tls", "--cacert", c.tls.CA}
 }
 
 // Node is one line of CLUSTER NODES.
@@ -151,54 +182,62 @@ func (c *Cluster) Topology() ([]Node, error) {
 	if len(live) == 0 {
 		return nil, errors.New("no live node")
 	}
-	byAddr := map[string]*Server{}
-	for _, n := range c.Nodes {
-		byAddr[n.Addr] = n
-	}
 	var lastErr error
 	for _, n := range live {
-		txt, err := nodeCmd(n, "CLUSTER", "NODES").Text()
+		nodes, err := c.nodesOf(n)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		var out []Node
-		for _, line := range strings.Split(strings.TrimSpace(txt), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 8 {
-				continue
-			}
-			nd := Node{ID: f[0], Addr: strings.SplitN(f[1], "@", 2)[0]}
-			flags := strings.Split(f[2], ",")
-			for _, fl := range flags {
-				switch fl {
-				case "master":
-					nd.Master = true
-				case "fail", "fail?":
-					nd.Failed = true
-				}
-			}
-			if f[3] != "-" {
-				nd.MasterID = f[3]
-			}
-			for _, r := range f[8:] {
-				if strings.HasPrefix(r, "[") {
-					continue // a slot being migrated
-				}
-				lo, hi, ok := strings.Cut(r, "-")
-				a, _ := strconv.Atoi(lo)
-				b := a
-				if ok {
-					b, _ = strconv.Atoi(hi)
-				}
-				nd.Slots += b - a + 1
-			}
-			nd.Server = byAddr[nd.Addr]
-			out = append(out, nd)
-		}
-		return out, nil
+		return nodes, nil
 	}
 	return nil, fmt.Errorf("cluster nodes: %w", lastErr)
+}
+
+// nodesOf is CLUSTER NODES as node n sees it.
+func (c *Cluster) nodesOf(n *Server) ([]Node, error) {
+	byAddr := map[string]*Server{}
+	for _, n := range c.Nodes {
+		byAddr[n.Addr] = n
+	}
+	txt, err := nodeCmd(n, "CLUSTER", "NODES").Text()
+	if err != nil {
+		return nil, err
+	}
+	var out []Node
+	for _, line := range strings.Split(strings.TrimSpace(txt), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		nd := Node{ID: f[0], Addr: strings.SplitN(f[1], "@", 2)[0]}
+		for _, fl := range strings.Split(f[2], ",") {
+			switch fl {
+			case "master":
+				nd.Master = true
+			case "fail", "fail?":
+				nd.Failed = true
+			}
+		}
+		if f[3] != "-" {
+			nd.MasterID = f[3]
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being migrated
+			}
+			lo, hi, ok := strings.Cut(r, "-")
+			a, _ := strconv.Atoi(lo)
+			b := a
+			if ok {
+				b, _ = strconv.Atoi(hi)
+			}
+			nd.Slots += b - a + 1
+		}
+		nd.Server = byAddr[nd.Addr]
+		out = append(out, nd)
+	}
+	return out, nil
 }
 
 // Masters are the healthy masters serving slots, ordered by address so
@@ -288,9 +327,9 @@ func (c *Cluster) Reshard(from, to, slots int) error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.Command(cli, "--cluster", "reshard", ms[from].Addr,
+	out, err := exec.Command(cli, append(c.cliTLS(), "--cluster", "reshard", ms[from].Addr,
 		"--cluster-from", ms[from].ID, "--cluster-to", ms[to].ID,
-		"--cluster-slots", strconv.Itoa(slots), "--cluster-yes").CombinedOutput()
+		"--cluster-slots", strconv.Itoa(slots), "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redis-cli --cluster reshard: %w\n%s", err, tail(out))
 	}
@@ -389,13 +428,40 @@ func (c *Cluster) healthyNow(sync bool) (bool, error) {
 			return false, nil
 		}
 	}
+	replicas := map[string]bool{}
 	for _, n := range live {
 		info, err := nodeCmd(n, "INFO", "replication").Text()
 		if err != nil {
 			return false, nil
 		}
 		f := fields(info)
-		if f["role"] == "slave" && (f["master_link_status"] != "up" || (sync && f["master_sync_in_progress"] != "0")) {
+		if f["role"] == "slave" {
+			if f["master_link_status"] != "up" || (sync && f["master_sync_in_progress"] != "0") {
+				return false, nil
+			}
+			replicas[n.Addr] = true
+		}
+	}
+	// Roles spread by gossip: every node must see every replica as one
+	// (a replica just attached still looks like an empty master to some),
+	// or Masters and Replicas would depend on which node they ask.
+	for _, n := range live {
+		nodes, err := c.nodesOf(n)
+		if err != nil {
+			return false, nil
+		}
+		seen := 0
+		for _, nd := range nodes {
+			if nd.Server != nil && !c.isKilled(nd.Server) && !nd.Failed {
+				if nd.Master == replicas[nd.Addr] {
+					return false, nil
+				}
+				if !nd.Master {
+					seen++
+				}
+			}
+		}
+		if seen != len(replicas) {
 			return false, nil
 		}
 	}
@@ -423,7 +489,7 @@ func waitFor(what string, cond func() (bool, error)) error {
 // nodeCmd runs one command on one node with a short-lived plain client,
 // which never follows redirections: it asks that node.
 func nodeCmd(n *Server, args ...any) *redis.Cmd {
-	cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, TLSConfig: n.TLS})
 	defer cl.Close()
 	return cl.Do(context.Background(), args...)
 }

@@ -21,6 +21,7 @@ type Sentinel struct {
 	Name      string
 	Data      []*Server // the master and the replica, in start order
 	Sentinels []*Server
+	tls       *TLSFiles
 }
 
 // StartSentinel starts a Sentinel setup (n sentinels, quorum n/2+1) and
@@ -38,17 +39,31 @@ func StartSentinel(tb testing.TB, name string, n int) *Sentinel {
 // StartSentinelServer is StartSentinel without a testing.TB; the caller
 // must call Stop. It returns once the replica has synced and every
 // sentinel knows the master, its replica and the other sentinels.
-func StartSentinelServer(name string, n int) (*Sentinel, error) {
+func StartSentinelServer(name string, n int) (*Sentinel, error) { return startSentinel(name, n, nil) }
+
+// StartSentinelTLS is StartSentinel with every process (sentinels, master,
+// replica) speaking only TLS, with files' certificate.
+func StartSentinelTLS(tb testing.TB, name string, n int, files *TLSFiles) *Sentinel {
+	tb.Helper()
+	s, err := startSentinel(name, n, files)
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+func startSentinel(name string, n int, files *TLSFiles) (*Sentinel, error) {
 	if n < 1 {
 		return nil, errors.New("sentinel: need at least one sentinel")
 	}
-	st := &Sentinel{Name: name}
-	m, err := startServer("--repl-diskless-sync-delay", "0")
+	st := &Sentinel{Name: name, tls: files}
+	m, err := startServerTLS(files, "--repl-diskless-sync-delay", "0")
 	if err != nil {
 		return nil, err
 	}
 	st.Data = append(st.Data, m)
-	r, err := startServer("--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(m.Port))
+	r, err := startServerTLS(files, "--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", strconv.Itoa(m.Port))
 	if err != nil {
 		st.Stop()
 		return nil, err
@@ -60,7 +75,7 @@ func StartSentinelServer(name string, n int) (*Sentinel, error) {
 		return nil, err
 	}
 	for range n {
-		sn, err := startSentinelProc(bin, name, m.Port, n/2+1)
+		sn, err := startSentinelProc(bin, name, m.Port, n/2+1, files)
 		if err != nil {
 			st.Stop()
 			return nil, err
@@ -86,7 +101,7 @@ func StartSentinelServer(name string, n int) (*Sentinel, error) {
 	return st, nil
 }
 
-func startSentinelProc(bin, name string, masterPort, quorum int) (*Server, error) {
+func startSentinelProc(bin, name string, masterPort, quorum int, files *TLSFiles) (*Server, error) {
 	dir, err := os.MkdirTemp("", "testsentinel-*")
 	if err != nil {
 		return nil, fmt.Errorf("create sentinel dir: %w", err)
@@ -97,19 +112,27 @@ func startSentinelProc(bin, name string, masterPort, quorum int) (*Server, error
 		return nil, err
 	}
 	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf(`port %d
+	listen := fmt.Sprintf("port %d", port)
+	if files != nil {
+		listen = fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes",
+			port, files.Cert, files.Key, files.CA)
+	}
+	body := fmt.Sprintf(`%s
 bind 127.0.0.1
 protected-mode no
 dir %s
 sentinel monitor %s 127.0.0.1 %d %d
 sentinel down-after-milliseconds %s 1000
 sentinel failover-timeout %s 5000
-`, port, dir, name, masterPort, quorum, name, name)
+`, listen, dir, name, masterPort, quorum, name, name)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("write sentinel.conf: %w", err)
 	}
 	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, conf: conf}
+	if files != nil {
+		s.TLS = files.Config
+	}
 	if err := s.launch(bin); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -146,9 +169,14 @@ func (s *Sentinel) Addrs() []string {
 	return out
 }
 
-// URL is the redis+sentinel:// URL of the setup (database 0).
+// URL is the redis+sentinel:// (rediss+ with TLS) URL of the setup
+// (database 0).
 func (s *Sentinel) URL() string {
-	return "redis+sentinel://" + strings.Join(s.Addrs(), ",") + "?master=" + s.Name
+	scheme := "redis+sentinel://"
+	if s.tls != nil {
+		scheme = "rediss+sentinel://"
+	}
+	return scheme + strings.Join(s.Addrs(), ",") + "?master=" + s.Name
 }
 
 // Master is the data node the sentinels currently name as master.
@@ -169,7 +197,11 @@ func (s *Sentinel) Master() (*Server, error) {
 // FailoverClient returns a go-redis failover client for the setup, closed
 // when the test ends.
 func (s *Sentinel) FailoverClient(tb testing.TB) *redis.Client {
-	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Addrs()})
+	o := &redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Addrs()}
+	if s.tls != nil {
+		o.TLSConfig = s.tls.Config
+	}
+	c := redis.NewFailoverClient(o)
 	tb.Cleanup(func() { c.Close() })
 	return c
 }

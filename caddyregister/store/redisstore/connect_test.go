@@ -28,8 +28,21 @@ var (
 	sentErr     error
 )
 
+// tlsFiles are the CA and certificate of TestConnectTLS's servers. The CA
+// is trusted through SSL_CERT_FILE, set before anything loads the system
+// pool, as an operator with a private CA would: the rediss forms verify
+// against the system pool.
+var tlsFiles *testredis.TLSFiles
+
 func TestMain(m *testing.M) {
+	var err error
+	if tlsFiles, err = testredis.NewTLSFiles(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("SSL_CERT_FILE", tlsFiles.CA)
 	code := m.Run()
+	tlsFiles.Remove()
 	if sharedClu != nil {
 		sharedClu.Stop()
 	}
@@ -137,6 +150,55 @@ func TestConnectForms(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "wrong-pw") {
 			t.Errorf("error quotes the password: %v", err)
 		}
+	}
+}
+
+// TestConnectTLS: each form over TLS against servers that speak only TLS
+// (a TLS cluster also replicates and gossips over TLS), with an ACL user;
+// the plain form of the same URL is refused by those servers.
+func TestConnectTLS(t *testing.T) {
+	single := testredis.StartTLS(t, tlsFiles)
+	clu := testredis.StartClusterTLS(t, tlsFiles)
+	sen := testredis.StartSentinelTLS(t, "tlsmaster", 1, tlsFiles)
+	aclUser(t, []*testredis.Server{single}, "reg", "tls-pw")
+	aclUser(t, clu.Nodes, "reg", "tls-pw")
+	aclUser(t, sen.Data, "reg", "tls-pw")
+	for _, tc := range []struct {
+		name, url string
+		mode      redisstore.Mode
+	}{
+		{"single", "rediss://reg:tls-pw@" + single.Addr + "/0", redisstore.ModeSingle},
+		{"cluster", "rediss+cluster://reg:tls-pw@" + strings.Join(clu.Seeds()[:3], ","), redisstore.ModeCluster},
+		{"sentinel", "rediss+sentinel://reg:tls-pw@" + strings.Join(sen.Addrs(), ",") + "?master=tlsmaster", redisstore.ModeSentinel},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, mode, err := redisstore.NewClient(tc.url)
+			if err != nil {
+				t.Fatalf("NewClient: %v", err)
+			}
+			defer c.Close()
+			if mode != tc.mode {
+				t.Fatalf("mode %s, want %s", mode, tc.mode)
+			}
+			roundTrip(t, c)
+			plain, _, err := redisstore.NewClient(strings.Replace(tc.url, "rediss", "redis", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plain.Close()
+			if err := plain.Ping(context.Background()).Err(); err == nil {
+				t.Errorf("plain connection to a TLS-only %s answered", tc.name)
+			}
+		})
+	}
+	// The store runs on Sentinel over TLS.
+	s, err := redisstore.Open("rediss+sentinel://reg:tls-pw@"+sen.Addrs()[0]+"?master=tlsmaster", "tlsns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.LoadOrCreateSecret(context.Background(), "probe", []byte("v")); err != nil {
+		t.Fatalf("store over TLS sentinel: %v", err)
 	}
 }
 
