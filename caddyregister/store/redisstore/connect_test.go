@@ -299,3 +299,43 @@ func TestContractSentinel(t *testing.T) {
 		return s
 	})
 }
+
+// TestSentinelFailoverStore: a store on Sentinel keeps working across a
+// failover without being reopened, with its fail-fast retry defaults:
+// go-redis follows the sentinels' switch to the promoted replica. Writes
+// acknowledged by a replica (WAIT) before the switch are all there.
+func TestSentinelFailoverStore(t *testing.T) {
+	sen := testredis.StartSentinel(t, "fomaster", 1)
+	s, err := redisstore.Open(sen.URL(), "fo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	before := storetest.NewTestUser("before@example.com", "before")
+	if err := s.CreateUser(ctx, store.NewUser{User: before}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Client().Do(ctx, "WAIT", 1, 10000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT: %d, %v", n, err)
+	}
+	if _, err := sen.Failover(); err != nil {
+		t.Fatal(err)
+	}
+	// The first command may meet a connection the old master closed or a
+	// READONLY reply (it is a replica now): go-redis retries once (the
+	// store's default) after asking the sentinels again. At most one
+	// request may fail; here none did.
+	after := storetest.NewTestUser("after@example.com", "after")
+	if err := s.CreateUser(ctx, store.NewUser{User: after}); err != nil {
+		t.Logf("first request after the failover: %v", err)
+		if err := s.CreateUser(ctx, store.NewUser{User: after}); err != nil {
+			t.Fatalf("store did not recover after the failover: %v", err)
+		}
+	}
+	for _, u := range []*store.User{before, after} {
+		if id, err := s.UserIDByEmail(ctx, u.EmailKey); err != nil || id != u.ID {
+			t.Errorf("user %s after failover: %q, %v", u.Email, id, err)
+		}
+	}
+}
