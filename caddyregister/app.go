@@ -613,6 +613,9 @@ func (a *App) Start() error {
 	a.warnKeyStorage()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if err := a.checkRedisDeployment(ctx); err != nil {
+		return err
+	}
 	if err := a.engine.Start(ctx); errors.Is(err, engine.ErrKeyUnusable) || errors.Is(err, engine.ErrTenantClash) {
 		// A configuration error, not an outage: say so, and do not start.
 		return fmt.Errorf("register: %w", err)

@@ -149,6 +149,10 @@ func openCommandStore(ctx context.Context, a *App, repl *caddy.Replacer) (store.
 			s.Close()
 			return nil, "", fmt.Errorf("%s: %w", where, err)
 		}
+		if err := s.CheckDeployment(ctx); err != nil {
+			s.Close()
+			return nil, "", fmt.Errorf("store redis: %w", err)
+		}
 		return s, where, nil
 	case "embedded":
 		path := repl.ReplaceKnown(a.Store.Path, "")

@@ -1,6 +1,7 @@
 package caddyregister
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
 )
 
 // redisURL resolves the store's connection to one URL in the forms
@@ -75,4 +78,18 @@ func (sc *StoreConfig) redisURL(repl *caddy.Replacer) (string, error) {
 		u += "?master=" + url.QueryEscape(repl.ReplaceKnown(sc.Master, ""))
 	}
 	return u, nil
+}
+
+// checkRedisDeployment refuses, at Start, a Redis URL that names one node
+// of a Redis Cluster (see redisstore.ErrClusterLayout). A Redis that does
+// not answer is left to engine.Start, which logs it and retries on demand.
+func (a *App) checkRedisDeployment(ctx context.Context) error {
+	rs, ok := a.engine.Store().(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	if err := rs.CheckDeployment(ctx); errors.Is(err, redisstore.ErrClusterLayout) {
+		return fmt.Errorf("register: store redis: %w", err)
+	}
+	return nil
 }

@@ -173,3 +173,25 @@ func TestStoreSentinel(t *testing.T) {
 		t.Fatalf("signing key on the master: %v, %v", keys, err)
 	}
 }
+
+// TestStartRefusesClusterNode: a redis:// URL that names a cluster node
+// passes Provision (no I/O there) and stops Start with the not-yet reason,
+// instead of failing request by request with MOVED.
+func TestStartRefusesClusterNode(t *testing.T) {
+	node := testredis.StartClusterNode(t)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{Store: &StoreConfig{Backend: "redis", URL: node.URL(0)}}
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	err := a.Start()
+	if err == nil {
+		a.Stop()
+		t.Fatal("Start succeeded on a cluster node")
+	}
+	if !errors.Is(err, redisstore.ErrClusterLayout) || !strings.Contains(err.Error(), "names a node of a redis cluster") {
+		t.Fatalf("Start = %v, want the cluster node refused", err)
+	}
+}

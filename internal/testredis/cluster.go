@@ -520,3 +520,16 @@ func tail(b []byte) []byte {
 	}
 	return bytes.TrimSpace(b)
 }
+
+// StartClusterNode starts one redis-server with cluster mode on that
+// belongs to no cluster (it serves no slot): enough for code that only
+// asks whether it talks to a cluster node.
+func StartClusterNode(tb testing.TB) *Server {
+	tb.Helper()
+	s, err := startServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
 // Connection forms (README, "Store"):
@@ -173,4 +176,22 @@ func scrub(err error) error {
 		return fmt.Errorf("invalid url: %w", ue.Err)
 	}
 	return err
+}
+
+// CheckDeployment asks the server whether it is a Redis Cluster node
+// (INFO cluster), so that a redis:// or Sentinel URL naming one node of a
+// cluster is refused with ErrClusterLayout instead of failing request by
+// request with MOVED. It returns the network error when Redis does not
+// answer: callers that tolerate an outage at start ignore those.
+func (s *Store) CheckDeployment(ctx context.Context) error {
+	info, err := s.c.Info(ctx, "cluster").Result()
+	if err != nil {
+		return store.Unavailable("check deployment", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if strings.TrimSpace(line) == "cluster_enabled:1" {
+			return fmt.Errorf("the url names a node of a redis cluster: %w", ErrClusterLayout)
+		}
+	}
+	return nil
 }

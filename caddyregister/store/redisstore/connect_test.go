@@ -339,3 +339,27 @@ func TestSentinelFailoverStore(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckDeployment: a plain URL naming a node of a real cluster is
+// recognised (Caddy then refuses to start), one node and Sentinel are not.
+func TestCheckDeployment(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, url string
+		cluster   bool
+	}{
+		{"cluster node", cluster(t).Nodes[0].URL(0), true},
+		{"single", testredis.Start(t).URL(0), false},
+		{"sentinel", sentinel(t).URL(), false},
+	} {
+		s, err := redisstore.Open(tc.url, "chk")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.CheckDeployment(ctx)
+		s.Close()
+		if got := errors.Is(err, redisstore.ErrClusterLayout); got != tc.cluster || (!tc.cluster && err != nil) {
+			t.Errorf("%s: CheckDeployment = %v", tc.name, err)
+		}
+	}
+}
