@@ -363,3 +363,37 @@ func TestCheckDeployment(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectSentinelAuth: sentinels with their own ACL user take
+// sentinel_username and sentinel_password; the URL's user:pass is the
+// data nodes'. Without the sentinel's credentials the master is not found.
+func TestConnectSentinelAuth(t *testing.T) {
+	sen := testredis.StartSentinel(t, "authmaster", 1)
+	ctx := context.Background()
+	aclUser(t, sen.Data, "reg", "data-pw")
+	for _, sn := range sen.Sentinels {
+		c := sn.Client(t)
+		if err := c.Do(ctx, "ACL", "SETUSER", "watcher", "on", ">sent-pw", "allcommands", "allchannels").Err(); err != nil {
+			t.Fatalf("ACL SETUSER on sentinel: %v", err)
+		}
+		if err := c.Do(ctx, "ACL", "SETUSER", "default", "off").Err(); err != nil {
+			t.Fatalf("ACL SETUSER default off: %v", err)
+		}
+	}
+	base := "redis+sentinel://reg:data-pw@" + sen.Addrs()[0] + "?master=authmaster"
+	c, _, err := redisstore.NewClient(base + "&sentinel_username=watcher&sentinel_password=sent-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c)
+
+	bad, _, err := redisstore.NewClient(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Ping(ctx).Err(); err == nil {
+		t.Fatal("reached the master through a sentinel that wants credentials, without them")
+	}
+}
