@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
 )
@@ -90,6 +91,69 @@ func (a *App) checkRedisDeployment(ctx context.Context) error {
 	}
 	if err := rs.CheckDeployment(ctx); errors.Is(err, redisstore.ErrClusterLayout) {
 		return fmt.Errorf("register: store redis: %w", err)
+	}
+	return nil
+}
+
+// redisSchemes are the URL schemes of the Redis connection forms
+// (redisstore.NewClient).
+var redisSchemes = []string{"redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "redis+sentinel://", "rediss+sentinel://"}
+
+// isRedisURL reports whether s is a URL in one of the Redis connection
+// forms, for the `store <url>` shorthand.
+func isRedisURL(s string) bool {
+	for _, p := range redisSchemes {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRedisBlock fills sc from a `store redis { … }` block. Which of url,
+// cluster and sentinel is given, and whether the rest fits it, is checked
+// at provision (StoreConfig.redisURL), so JSON configs get the same checks.
+func parseRedisBlock(d *caddyfile.Dispenser, sc *StoreConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "url", "master", "username", "password", "namespace":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch sub {
+			case "url":
+				sc.URL = v
+			case "master":
+				sc.Master = v
+			case "username":
+				sc.Username = v
+			case "password":
+				sc.Password = v
+			case "namespace":
+				sc.Namespace = v
+			}
+		case "cluster", "sentinel":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("%s needs at least one host:port", sub)
+			}
+			if sub == "cluster" {
+				sc.Cluster = append(sc.Cluster, args...)
+			} else {
+				sc.Sentinels = append(sc.Sentinels, args...)
+			}
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			sc.TLS = true
+		default:
+			return d.Errf("unknown store redis subdirective %q (want url, cluster, sentinel, master, username, password, tls or namespace)", sub)
+		}
+	}
+	if sc.URL == "" && len(sc.Cluster) == 0 && len(sc.Sentinels) == 0 {
+		return d.Errf("store redis needs a url, cluster seed nodes or sentinels")
 	}
 	return nil
 }
