@@ -2,8 +2,11 @@
 //
 // Key layout (every key of one namespace shares the hash tag {ns}, so the
 // Lua scripts that write a user, its indexes, its tenant, its mails and its
-// token in one step stay valid on Redis Cluster; the price is that one
-// namespace lives on one shard):
+// token run in one step; sessions carry the user's tag, see session.go).
+// On Redis Cluster that would put a namespace on one shard, and three
+// scripts span both tags (CROSSSLOT there), so Open refuses a cluster
+// (ErrClusterLayout; TestSlotsPerOperation pins the list, and
+// docs/cluster-layout.md proposes the layout that lifts it):
 //
 //	{ns}:user:<id>                   user record (JSON)
 //	{ns}:user:<id>:refs              SET of what the user owns besides its record and indexes ("token:<hash>", "mail:<id>", see store.UserRefs)
