@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -139,7 +140,9 @@ func splitHosts(base, rest string) (*url.URL, []string, error) {
 	for _, h := range strings.Split(hostlist, ",") {
 		host, port, err := net.SplitHostPort(h)
 		if err != nil || host == "" || port == "" {
-			return nil, nil, fmt.Errorf("host %q: want host:port, comma-separated", h)
+			// Not quoted: with an unescaped '/' in the password, h is a
+			// piece of it.
+			return nil, nil, fmt.Errorf("host %d of the list: want host:port, comma-separated", len(hosts)+1)
 		}
 		hosts = append(hosts, net.JoinHostPort(host, port))
 	}
@@ -154,7 +157,7 @@ func splitHosts(base, rest string) (*url.URL, []string, error) {
 // go-redis' own (5 dial attempts, 3 retries) hold a request ~2 s before
 // its 503 when Redis is down.
 func failFast(q url.Values, dialerRetries, maxRetries *int) {
-	if !q.Has("dialer_retries") && !q.Has("dial_retries") {
+	if !q.Has("dialer_retries") {
 		*dialerRetries = 1
 	}
 	if !q.Has("max_retries") {
@@ -169,14 +172,18 @@ func queryOf(rawURL string) url.Values {
 }
 
 // scrub drops the URL a *url.Error quotes (it may hold a password) and
-// keeps what is wrong with it.
+// every quoted fragment of the message: in a URL whose password has an
+// unescaped '/' or '?', the "port" or "database" a parser quotes is a piece
+// of that password.
 func scrub(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("invalid url: %w", ue.Err)
+		err = ue.Err
 	}
-	return err
+	return fmt.Errorf("invalid url: %s", quoted.ReplaceAllString(err.Error(), `"…"`))
 }
+
+var quoted = regexp.MustCompile(`"[^"]*"`)
 
 // CheckDeployment asks the server whether it is a Redis Cluster node
 // (INFO cluster), so that a redis:// or Sentinel URL naming one node of a

@@ -260,12 +260,21 @@ func TestConnectBadURLs(t *testing.T) {
 		{"redis+sentinel://u:pw-secret@h:1,h:2", "master="},
 		{"redis+sentinel://u:pw-secret@h:1?master=m&bogus=1", "unexpected option"},
 		{"redis+sentinel://u:pw-secret@h:1/x?master=m", "invalid database"},
+		// A password with an unescaped '/' or '?' splits the URL early:
+		// the parsers then quote a piece of it as a port or a database.
+		{"redis://u:pw-secret/x@h:1", "invalid port"},
+		{"redis://u:pw?secret@h:1", "invalid"},
+		{"redis+cluster://u:pw-secret/x@h:1", "invalid"},
+		{"redis+sentinel://u:pw-secret/x@h:1?master=m", "invalid"},
 	} {
 		_, _, err := redisstore.NewClient(tc.url)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewClient(%s) = %v, want %q", tc.url, err, tc.want)
 		}
-		if _, err := redisstore.Open(tc.url, "x"); err == nil || strings.Contains(err.Error(), "pw-secret") {
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("NewClient(%s) = %v: quotes the password", tc.url, err)
+		}
+		if _, err := redisstore.Open(tc.url, "x"); err == nil || strings.Contains(err.Error(), "secret") {
 			t.Errorf("Open(%s) = %v: want an error without the password", tc.url, err)
 		}
 	}
