@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -240,11 +241,11 @@ func (c *Cluster) nodesOf(n *Server) ([]Node, error) {
 	return out, nil
 }
 
-// Masters are the healthy masters serving slots, ordered by address so
-// that an index names the same master across calls while roles hold.
+// Masters are the healthy masters serving slots, ordered by port so that
+// an index names the same master across calls while roles hold.
 func (c *Cluster) Masters() []Node { return c.role(true) }
 
-// Replicas are the healthy replicas, ordered by address.
+// Replicas are the healthy replicas, ordered by port.
 func (c *Cluster) Replicas() []Node { return c.role(false) }
 
 func (c *Cluster) role(master bool) []Node {
@@ -261,16 +262,8 @@ func (c *Cluster) role(master bool) []Node {
 			out = append(out, n)
 		}
 	}
-	sortNodes(out)
+	slices.SortFunc(out, func(a, b Node) int { return a.Server.Port - b.Server.Port })
 	return out
-}
-
-func sortNodes(ns []Node) {
-	for i := 1; i < len(ns); i++ {
-		for j := i; j > 0 && ns[j].Server.Port < ns[j-1].Server.Port; j-- {
-			ns[j], ns[j-1] = ns[j-1], ns[j]
-		}
-	}
 }
 
 // KillMaster kills the i-th of Masters() abruptly and waits until its
@@ -336,44 +329,18 @@ func (c *Cluster) Reshard(from, to, slots int) error {
 	want := ms[to].Slots + slots
 	return waitFor("reshard settled", func() (bool, error) {
 		for _, n := range c.live() {
-			nodes, err := topologyOf(n)
+			nodes, err := c.nodesOf(n)
 			if err != nil {
 				return false, nil
 			}
-			if nodes[ms[to].ID] != want {
-				return false, nil
+			for _, nd := range nodes {
+				if nd.ID == ms[to].ID && nd.Slots != want {
+					return false, nil
+				}
 			}
 		}
 		return c.healthyNow(false)
 	})
-}
-
-// topologyOf maps master id → slot count as node n sees it.
-func topologyOf(n *Server) (map[string]int, error) {
-	txt, err := nodeCmd(n, "CLUSTER", "NODES").Text()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(txt), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 {
-			continue
-		}
-		for _, r := range f[8:] {
-			if strings.HasPrefix(r, "[") {
-				continue
-			}
-			lo, hi, ok := strings.Cut(r, "-")
-			a, _ := strconv.Atoi(lo)
-			b := a
-			if ok {
-				b, _ = strconv.Atoi(hi)
-			}
-			out[f[0]] += b - a + 1
-		}
-	}
-	return out, nil
 }
 
 // Stop kills every node and removes their directories.
