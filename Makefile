@@ -16,6 +16,8 @@ test: deps fmt-check vet gotest fuzz
 APT_INSTALL = $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; $(APT_INSTALL) redis-server >/dev/null; }
+	@# redis-cli joins and reshards the test cluster (testredis.StartCluster).
+	@command -v redis-cli >/dev/null 2>&1 || { echo "installing redis-tools"; $(APT_INSTALL) redis-tools >/dev/null; }
 	@python3 -c 'import requests' 2>/dev/null || /usr/bin/python3 -c 'import requests' 2>/dev/null || \
 		{ echo "installing python3-requests"; $(APT_INSTALL) python3-requests >/dev/null; }
 	@command -v node >/dev/null 2>&1 || { echo "installing nodejs"; $(APT_INSTALL) nodejs >/dev/null; }

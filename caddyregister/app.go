@@ -147,9 +147,27 @@ type StoreConfig struct {
 	// Backend is "redis" or "embedded" (the default when no store is
 	// configured).
 	Backend string `json:"backend"`
-	// URL is the redis:// or rediss:// URL; placeholders such as
-	// {env.REDIS_URL} are resolved at provision time.
+	// URL is the Redis URL in any connection form: redis:// or rediss://
+	// (one node), redis+cluster:// or rediss+cluster:// (seed nodes,
+	// comma-separated), redis+sentinel:// or rediss+sentinel://
+	// (sentinels, ?master=name); placeholders such as {env.REDIS_URL} are
+	// resolved at provision time. Instead of a URL, the connection can be
+	// given by parts: Cluster or Sentinels, with Master, Username, Password
+	// and TLS.
 	URL string `json:"url,omitempty"`
+	// Cluster lists Redis Cluster seed nodes (host:port).
+	Cluster []string `json:"cluster,omitempty"`
+	// Sentinels lists Sentinel addresses (host:port); Master names the
+	// monitored master.
+	Sentinels []string `json:"sentinels,omitempty"`
+	Master    string   `json:"master,omitempty"`
+	// Username and Password are the ACL user the store runs as on the
+	// Redis nodes (with Sentinel: on the master and replicas, not on the
+	// sentinels). Use a placeholder for the password.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TLS connects over TLS (rediss).
+	TLS bool `json:"tls,omitempty"`
 	// Path is the embedded store's file. Default: register/register.db in
 	// Caddy's data directory (which follows XDG_DATA_HOME).
 	Path string `json:"path,omitempty"`
@@ -466,9 +484,9 @@ func (a *App) provisionStore(repl *caddy.Replacer) (store.Store, error) {
 	sc := a.Store
 	switch sc.Backend {
 	case "redis":
-		url := repl.ReplaceKnown(sc.URL, "")
-		if url == "" {
-			return nil, errors.New("register: store redis needs a url")
+		url, err := sc.redisURL(repl)
+		if err != nil {
+			return nil, fmt.Errorf("register: store redis: %w", err)
 		}
 		ns := sc.Namespace
 		if ns == "" {
@@ -597,6 +615,9 @@ func (a *App) Start() error {
 	a.warnKeyStorage()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if err := a.checkRedisDeployment(ctx); err != nil {
+		return err
+	}
 	if err := a.engine.Start(ctx); errors.Is(err, engine.ErrKeyUnusable) || errors.Is(err, engine.ErrTenantClash) {
 		// A configuration error, not an outage: say so, and do not start.
 		return fmt.Errorf("register: %w", err)

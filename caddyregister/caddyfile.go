@@ -27,6 +27,14 @@ func init() {
 //
 //	register {
 //		store redis <url> [<namespace>] | embedded [<path>] | <redis url>
+//		store redis {
+//			url <url> | cluster <host:port>... | sentinel <host:port>...
+//			master <name>
+//			username <user>
+//			password <password>
+//			tls
+//			namespace <namespace>
+//		}
 //		signing_key <pem or placeholder>
 //		key_encryption_key <placeholder>
 //		issuer <iss>
@@ -80,7 +88,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch {
 			case sc.Backend == "redis":
 				if !d.NextArg() {
-					return d.Errf("store redis needs a url")
+					// store redis { … }: the connection by parts.
+					if err := parseRedisBlock(d, sc); err != nil {
+						return err
+					}
+					break
 				}
 				sc.URL = d.Val()
 				if d.NextArg() {
@@ -90,7 +102,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					sc.Path = d.Val()
 				}
-			case strings.HasPrefix(sc.Backend, "redis://"), strings.HasPrefix(sc.Backend, "rediss://"):
+			case isRedisURL(sc.Backend):
 				// Shorthand, so one environment variable can pick the
 				// backend: store {$REGISTER_REDIS:embedded}.
 				sc.Backend, sc.URL = "redis", sc.Backend
@@ -98,7 +110,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					sc.Namespace = d.Val()
 				}
 			default:
-				return d.Errf("unknown store backend %q (want redis <url>, embedded [<path>] or a redis:// url)", sc.Backend)
+				return d.Errf("unknown store backend %q (want redis <url>, redis { … }, embedded [<path>] or a redis:// url)", sc.Backend)
 			}
 			if d.NextArg() {
 				return d.ArgErr()

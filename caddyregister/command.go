@@ -145,9 +145,9 @@ func loadAppConfig(configFile, adapter string) (*App, error) {
 func openCommandStore(ctx context.Context, a *App, repl *caddy.Replacer) (store.Store, string, error) {
 	switch a.Store.Backend {
 	case "redis":
-		url := repl.ReplaceKnown(a.Store.URL, "")
-		if url == "" {
-			return nil, "", errors.New("store redis needs a url (is its environment variable set in this shell?)")
+		url, err := a.Store.redisURL(repl)
+		if err != nil {
+			return nil, "", fmt.Errorf("store redis %w (is its environment variable set in this shell?)", err)
 		}
 		ns := a.keyDomain()
 		s, err := redisstore.Open(url, ns)
@@ -158,6 +158,10 @@ func openCommandStore(ctx context.Context, a *App, repl *caddy.Replacer) (store.
 		if err := s.Ping(ctx); err != nil {
 			s.Close()
 			return nil, "", fmt.Errorf("%s: %w", where, err)
+		}
+		if err := s.CheckDeployment(ctx); err != nil {
+			s.Close()
+			return nil, "", fmt.Errorf("store redis: %w", err)
 		}
 		return s, where, nil
 	case "embedded":

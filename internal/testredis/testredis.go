@@ -8,6 +8,7 @@ package testredis
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +29,11 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	dir  string
+	args []string // extra redis-server arguments (cluster, replica), kept for Restart
+	conf string   // a sentinel's config file: launched as `redis-server conf --sentinel`
+	// TLS, when set, is the client config for a server that speaks only
+	// TLS (StartTLSServer, and clusters and sentinels started with TLS).
+	TLS  *tls.Config
 	done chan struct{}
 }
 
@@ -46,7 +52,25 @@ func Start(tb testing.TB) *Server {
 
 // StartServer is Start for callers without a testing.TB (TestMain, benchmarks
 // driven from main). The caller must call Stop.
-func StartServer() (*Server, error) {
+func StartServer() (*Server, error) { return startServer() }
+
+// StartTLS is Start for a server that speaks only TLS, with certificates
+// from files (see NewTLSFiles).
+func StartTLS(tb testing.TB, files *TLSFiles) *Server {
+	tb.Helper()
+	s, err := startServerTLS(files)
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// startServer starts redis-server with extra arguments after the defaults.
+func startServer(args ...string) (*Server, error) { return startServerTLS(nil, args...) }
+
+// startServerTLS is startServer, serving TLS only when files is set.
+func startServerTLS(files *TLSFiles, args ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found in PATH (run `make test`, which installs it): %w", err)
@@ -59,7 +83,11 @@ func StartServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir}
+	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, args: args}
+	if files != nil {
+		s.TLS = files.Config
+		s.args = append(files.serverArgs(port), args...)
+	}
 	if err := s.launch(bin); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -68,14 +96,18 @@ func StartServer() (*Server, error) {
 }
 
 func (s *Server) launch(bin string) error {
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(s.Port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--protected-mode", "no",
-	)
+	args := []string{s.conf, "--sentinel"}
+	if s.conf == "" {
+		args = append([]string{
+			"--port", strconv.Itoa(s.Port), // overridden by TLS args
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", s.dir,
+			"--protected-mode", "no",
+		}, s.args...)
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("redis-server stdout: %w", err)
@@ -98,7 +130,7 @@ func (s *Server) launch(bin string) error {
 	s.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, TLSConfig: s.TLS})
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil {
@@ -114,12 +146,17 @@ func (s *Server) launch(bin string) error {
 	return fmt.Errorf("redis-server on %s did not answer within 10s", s.Addr)
 }
 
-// URL is the redis:// URL for database db.
-func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
+// URL is the redis:// (rediss:// with TLS) URL for database db.
+func (s *Server) URL(db int) string {
+	if s.TLS != nil {
+		return fmt.Sprintf("rediss://%s/%d", s.Addr, db)
+	}
+	return fmt.Sprintf("redis://%s/%d", s.Addr, db)
+}
 
 // Client returns a new client for database 0, closed when the test ends.
 func (s *Server) Client(tb testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, TLSConfig: s.TLS})
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
