@@ -83,7 +83,7 @@ func testChainOrder(t *testing.T, s store.Store) {
 	create(t, s, store.NewUser{User: u, Mails: append([]*store.Mail{mail}, evs...)})
 	wantCounts(t, s, 2, 0) // the mail and the chain's head
 
-	got := []string{}
+	var got []string
 	for range 4 {
 		m := claim(t, s, now, time.Minute)
 		wantSameMail(t, "claimed "+m.ID, m, byID(append(evs, mail), m.ID))
@@ -94,9 +94,10 @@ func testChainOrder(t *testing.T, s store.Store) {
 		now = time.Now()
 	}
 	claimNone(t, s, now.Add(time.Hour))
-	if want := []string{"", "user.created", "session.created", "user.activated"}; !slices.Equal(got, want) &&
-		!slices.Equal(got, []string{"user.created", "", "session.created", "user.activated"}) {
-		t.Fatalf("claimed in order %q, want the chain's order %q", got, want[1:])
+	// The mail may come anywhere: it is on no chain.
+	got = slices.DeleteFunc(got, func(e string) bool { return e == "" })
+	if want := []string{"user.created", "session.created", "user.activated"}; !slices.Equal(got, want) {
+		t.Fatalf("claimed events in order %q, want the chain's order %q", got, want)
 	}
 	wantCounts(t, s, 0, 0)
 }
