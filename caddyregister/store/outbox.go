@@ -29,11 +29,12 @@ const (
 )
 
 // OutboxFunc builds the outbox messages a change to a user enqueues, from
-// the user as the change leaves it; the store calls it inside the change's
+// the user as the change found it (before) and as it leaves it (after,
+// which it must not modify); the store calls it inside the change's
 // atomic step (possibly more than once, when an optimistic transaction is
 // retried) and writes what it returns in the same step. An error aborts
 // the change.
-type OutboxFunc func(u *User) ([]*Mail, error)
+type OutboxFunc func(before, after *User) ([]*Mail, error)
 
 // ErrOutbox wraps a refusal of messages handed to a store operation.
 var ErrOutbox = errors.New("bad outbox message")
@@ -55,12 +56,12 @@ func CheckOutbox(op string, mails []*Mail) error {
 	return nil
 }
 
-// RunOutbox calls f (nil: no messages) on u and checks what it returns.
-func RunOutbox(op string, f OutboxFunc, u *User) ([]*Mail, error) {
+// RunOutbox calls f (nil: no messages) and checks what it returns.
+func RunOutbox(op string, f OutboxFunc, before, after *User) ([]*Mail, error) {
 	if f == nil {
 		return nil, nil
 	}
-	mails, err := f(u)
+	mails, err := f(before, after)
 	if err != nil {
 		return nil, fmt.Errorf("%s: outbox: %w", op, err)
 	}

@@ -123,12 +123,13 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 			return errAbort
 		}
 		var use store.TokenUse
+		before := u
 		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return errAbort
 		}
 		var conflict *store.ConflictError
 		for _, f := range outbox {
-			mails, err := store.RunOutbox(op, f, out)
+			mails, err := store.RunOutbox(op, f, &before, out)
 			if err != nil {
 				out, result = nil, err
 				return errAbort

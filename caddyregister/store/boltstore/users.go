@@ -75,6 +75,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 			result = store.ErrNotFound
 			return errAbort
 		}
+		before := *u
 		if err := store.ApplyUserPatch(u, p); err != nil {
 			result = err
 			return errAbort
@@ -84,7 +85,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 			result = fmt.Errorf("%s: encode user: %w", op, err)
 			return errAbort
 		}
-		mails, err := store.RunOutbox(op, p.Outbox, u)
+		mails, err := store.RunOutbox(op, p.Outbox, &before, u)
 		if err != nil {
 			result = err
 			return errAbort

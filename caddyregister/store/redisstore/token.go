@@ -81,12 +81,13 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 			return err
 		}
 		var use store.TokenUse
+		before := u
 		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return nil // answered; nothing to write
 		}
 		var mails []*store.Mail
 		for _, f := range outbox {
-			got, err := store.RunOutbox(op, f, out)
+			got, err := store.RunOutbox(op, f, &before, out)
 			if err != nil {
 				out, result = nil, err
 				return nil

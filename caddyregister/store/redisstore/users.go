@@ -161,6 +161,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
 		}
+		before := u
 		if err := store.ApplyUserPatch(&u, p); err != nil {
 			return nil, err
 		}
@@ -168,7 +169,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode user: %w", op, err)
 		}
-		mails, err := store.RunOutbox(op, p.Outbox, &u)
+		mails, err := store.RunOutbox(op, p.Outbox, &before, &u)
 		if err != nil {
 			return nil, err
 		}

@@ -204,7 +204,10 @@ func testUpdateUserOutbox(t *testing.T, s store.Store) {
 	active := store.StatusActive
 	var seen store.Status
 	out, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: &active, Now: now,
-		Outbox: func(got *store.User) ([]*store.Mail, error) {
+		Outbox: func(was, got *store.User) ([]*store.Mail, error) {
+			if was.Status != store.StatusPending {
+				t.Errorf("outbox saw the status before as %q, want pending", was.Status)
+			}
 			seen = got.Status
 			return events(got.ID, "ep0:"+got.ID, now, "user.activated"), nil
 		}})
@@ -228,13 +231,13 @@ func testUpdateUserOutboxAborts(t *testing.T, s store.Store) {
 	inactive := store.StatusInactive
 	boom := errors.New("sealing failed")
 	_, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: &inactive, Now: now,
-		Outbox: func(*store.User) ([]*store.Mail, error) { return nil, boom }})
+		Outbox: func(_, _ *store.User) ([]*store.Mail, error) { return nil, boom }})
 	if !errors.Is(err, boom) {
 		t.Fatalf("UpdateUser with a failing outbox: %v, want %v", err, boom)
 	}
 	// A taken message id is a conflict: nothing is written either.
 	_, err = s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: &inactive, Now: now,
-		Outbox: func(*store.User) ([]*store.Mail, error) { return first, nil }})
+		Outbox: func(_, _ *store.User) ([]*store.Mail, error) { return first, nil }})
 	wantConflict(t, err, "mail_id")
 	wantUser(t, s, u)
 	wantCounts(t, s, 1, 0)
@@ -300,14 +303,14 @@ func testUseTokenOutbox(t *testing.T, s store.Store) {
 	u, tok := createWithToken(t, s, "token.outbox@example.com", "tokenoutbox", now.Add(time.Hour))
 	boom := errors.New("no key")
 	_, err := s.UseToken(ctx(t), tok.Hash, now, activate(now),
-		func(*store.User) ([]*store.Mail, error) { return nil, boom })
+		func(_, _ *store.User) ([]*store.Mail, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("UseToken with a failing outbox: %v, want %v", err, boom)
 	}
 	wantUser(t, s, u) // not activated
 	var ev *store.Mail
 	got, err := s.UseToken(ctx(t), tok.Hash, now, activate(now),
-		func(au *store.User) ([]*store.Mail, error) {
+		func(_, au *store.User) ([]*store.Mail, error) {
 			if au.Status != store.StatusActive {
 				t.Errorf("outbox saw status %q, want active", au.Status)
 			}
@@ -320,7 +323,7 @@ func testUseTokenOutbox(t *testing.T, s store.Store) {
 	wantClaimID(t, s, now, ev)
 	// A used token enqueues nothing.
 	_, err = s.UseToken(ctx(t), tok.Hash, now, activate(now),
-		func(au *store.User) ([]*store.Mail, error) {
+		func(_, au *store.User) ([]*store.Mail, error) {
 			return events(au.ID, "ep0:"+au.ID, now, "user.activated"), nil
 		})
 	if !errors.Is(err, store.ErrTokenUsed) {
