@@ -378,7 +378,6 @@ func TestBeforeRegister(t *testing.T) {
 	sec, key := newWhsec(t)
 	rcv := newReceiver(t)
 	slow := make(chan struct{})
-	t.Cleanup(func() { close(slow) })
 	hook := newHook(t, func(d *delivery) (int, string) {
 		switch email, _ := d.Data["email"].(string); {
 		case strings.HasPrefix(email, "ok"):
@@ -391,6 +390,9 @@ func TestBeforeRegister(t *testing.T) {
 		}
 		return http.StatusInternalServerError, `oops`
 	})
+	// Registered after the server's Close, so it runs first: Close waits
+	// for the handlers held on slow.
+	t.Cleanup(func() { close(slow) })
 	global := func(onError string) string {
 		return webhookGlobal(rcv.srv.URL, sec) + fmt.Sprintf(`
 		before_register %s {
