@@ -156,7 +156,7 @@ func hookFunc(h *webhook.Hook) engine.BeforeRegisterFunc {
 	}
 }
 
-// workerWebhooks fills the worker's webhook fields.
+// worker fills the worker's webhook fields.
 func (ws *webhookSetup) worker(cfg *mail.WorkerConfig) {
 	if ws.sender != nil {
 		cfg.Webhooks = ws.sender
