@@ -469,3 +469,46 @@ func TestBeforeRegister(t *testing.T) {
 		}
 	}
 }
+
+// saymon's signup refused by the hook: 403 and the app's message in
+// saymon's own error body.
+func TestBeforeRegisterSaymon(t *testing.T) {
+	sec, _ := newWhsec(t)
+	hook := newHook(t, func(d *delivery) (int, string) {
+		if d.Data["email"] == "no@example.com" {
+			return http.StatusForbidden, `{"message":"Sign-ups from this domain are closed"}`
+		}
+		return http.StatusOK, `{}`
+	})
+	s := startSaymon(t, fmt.Sprintf("before_register %s {\n\t\t\tsecret %s\n\t\t}", hook.srv.URL, sec), "")
+	tok, ans := s.challenge()
+	res := s.signup(rootAuth, signupBody(tok, ans, "refused_login", "no@example.com", "1111"))
+	if res.Status != http.StatusForbidden || !strings.Contains(string(res.Body), "Sign-ups from this domain are closed") {
+		t.Fatalf("refused signup: %d %s", res.Status, res.Body)
+	}
+	tok, ans = s.challenge()
+	if res := s.signup(rootAuth, signupBody(tok, ans, "ok_login", "ok@example.com", "1111")); res.Status/100 != 2 {
+		t.Fatalf("allowed signup: %d %s", res.Status, res.Body)
+	}
+	if n := len(hook.all()); n != 2 {
+		t.Fatalf("%d hook calls, want 2", n)
+	}
+}
+
+// indiqus creates users through its admin route, which is a registration
+// too: the hook's refusal comes back in indiqus' error body.
+func TestBeforeRegisterIndiqus(t *testing.T) {
+	sec, _ := newWhsec(t)
+	hook := newHook(t, func(d *delivery) (int, string) {
+		return http.StatusUnprocessableEntity, `{"message":"Sign-ups from this domain are closed"}`
+	})
+	global := fmt.Sprintf("admin root %s manage-users\n\t\tbefore_register %s {\n\t\t\tsecret %s\n\t\t}",
+		mustBcrypt(t, "rootpw"), hook.srv.URL, sec)
+	s := &indiqusSite{site: startSite(t, backendRedis, global, indiqusHandler)}
+	s.adminToken = s.login("root", "rootpw")
+	res := s.create(s.adminToken, "", fixedIndiqusSample)
+	if res.Status != http.StatusForbidden || !strings.Contains(string(res.Body), "Sign-ups from this domain are closed") ||
+		!strings.Contains(string(res.Body), `"code":"FORBIDDEN"`) {
+		t.Fatalf("refused create: %d %s", res.Status, res.Body)
+	}
+}
