@@ -512,3 +512,28 @@ func TestBeforeRegisterIndiqus(t *testing.T) {
 		t.Fatalf("refused create: %d %s", res.Status, res.Body)
 	}
 }
+
+// soajs' addUser refused by the hook: its error envelope, code 902 with
+// the app's message.
+func TestBeforeRegisterSoajs(t *testing.T) {
+	sec, _ := newWhsec(t)
+	hook := newHook(t, func(d *delivery) (int, string) {
+		return http.StatusForbidden, `{"message":"Sign-ups from this domain are closed"}`
+	})
+	global := fmt.Sprintf(`admin root %s manage-users
+		tenant DBTN %s Demo Tenant
+		group DBTN administrator
+		group DBTN user
+		before_register %s {
+			secret %s
+		}`, mustBcrypt(t, "rootpw"), soajsDBTN, hook.srv.URL, sec)
+	s := &soajsSite{site: startSite(t, backendRedis, global, "register soajs")}
+	res := s.addJSON(soajsDocQuery, soajsDocJSON)
+	if res.Status != http.StatusForbidden || !strings.Contains(string(res.Body), "Sign-ups from this domain are closed") ||
+		!strings.Contains(string(res.Body), `"code":902`) {
+		t.Fatalf("refused addUser: %d %s", res.Status, res.Body)
+	}
+	if len(hook.all()) != 1 {
+		t.Fatalf("%d hook calls", len(hook.all()))
+	}
+}
