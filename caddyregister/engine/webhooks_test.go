@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
@@ -180,4 +181,60 @@ func TestBeforeRegisterHook(t *testing.T) {
 
 	allow := newHarness(t, be.open(t), hook(true))
 	mustRegister(t, allow.e, reg("down@example.com"))
+}
+
+// split sorts drained messages into mails and the event types of webhook
+// events, in claim order.
+func split(ms []*store.Mail) (mails []*store.Mail, events []string) {
+	for _, m := range ms {
+		if m.Kind == store.KindWebhook {
+			events = append(events, m.Event)
+		} else {
+			mails = append(mails, m)
+		}
+	}
+	return mails, events
+}
+
+// Token uses report too: an activation link user.activated (once, not on
+// the idempotent reuse), a login session.created, a reset password.reset.
+func TestWebhookTokenEvents(t *testing.T) {
+	for _, be := range backends() {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			ep := engine.WebhookEndpoint{URL: "http://app.internal/",
+				Events: []string{engine.EventUserActivated, engine.EventSessionCreated, engine.EventPasswordReset}}
+			h := newHarness(t, be.open(t), webhookOpts(ep))
+			var links linkCatcher
+			r := reg("tokens@example.com")
+			r.IssueToken = false
+			r.Mail = links.spec(time.Hour)
+			uid := mustRegister(t, h.e, r).User.ID
+			links.mu.Lock()
+			link := links.links[0]
+			links.mu.Unlock()
+			for range 2 {
+				if _, err := h.e.Activate(ctx, link); err != nil {
+					t.Fatalf("Activate: %v", err)
+				}
+			}
+			mustStart(t, h.e, uid)
+			if _, events := split(drainMails(t, h)); !slices.Equal(events, []string{engine.EventUserActivated, engine.EventSessionCreated}) {
+				t.Fatalf("events %v", events)
+			}
+			forgot(t, h, "tokens@example.com")
+			h.e.WaitResends()
+			mails, events := split(drainMails(t, h))
+			if len(events) != 0 {
+				t.Fatalf("events of a forgot: %v", events)
+			}
+			if err := h.e.ResetPassword(ctx, resetToken(t, mails), "a brand new passphrase 42", password.NIST()); err != nil {
+				t.Fatalf("ResetPassword: %v", err)
+			}
+			h.e.WaitResends()
+			if _, events := split(drainMails(t, h)); !slices.Equal(events, []string{engine.EventPasswordReset}) {
+				t.Fatalf("events of a reset %v", events)
+			}
+		})
+	}
 }
