@@ -10,11 +10,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // Webhooks through Caddy to a real receiver (an httptest server), their
@@ -535,5 +539,47 @@ func TestBeforeRegisterSoajs(t *testing.T) {
 	}
 	if len(hook.all()) != 1 {
 		t.Fatalf("%d hook calls", len(hook.all()))
+	}
+}
+
+// The demo Caddyfile shows a webhook working with no setup: a
+// registration's events reach the demo's own /demo/webhook route, and the
+// access log shows the deliveries.
+func TestDemoWebhook(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	t.Setenv("REGISTER_ADDR", fmt.Sprintf("localhost:%d", httpPort))
+	t.Setenv("REGISTER_CADDY_ADMIN", fmt.Sprintf("localhost:%d", adminPort))
+	t.Setenv("REGISTER_ACCESS_LOG", "file "+logFile)
+	t.Setenv("REGISTER_REDIS", startOwnRedis(t).URL(0))
+	tc := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{TestRequestTimeout: 60 * time.Second})
+	tc.InitServer(string(raw), "caddyfile")
+	base := fmt.Sprintf("http://localhost:%d", httpPort)
+	res, err := http.Post(base+"/api/register", "application/json",
+		strings.NewReader(`{"name":"Demo","mail":"demo@example.com","password":"my_password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("register: %d", res.StatusCode)
+	}
+	var log string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(logFile)
+		log = string(b)
+		if strings.Count(log, `"uri":"/demo/webhook"`) >= 2 {
+			break
+		}
+	}
+	if n := strings.Count(log, `"uri":"/demo/webhook"`); n < 2 || !strings.Contains(log, `"status":204`) ||
+		!strings.Contains(log, "Webhook-Id") {
+		t.Fatalf("%d deliveries in the demo's access log:\n%s", n, log)
+	}
+	if strings.Contains(log, "demo@example.com") {
+		t.Fatalf("the access log shows the user's data:\n%s", log)
 	}
 }
