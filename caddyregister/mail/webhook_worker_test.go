@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
+	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
 // hookSender records webhook deliveries and fails them while fail says so.
@@ -160,5 +162,58 @@ func TestWorkerWebhookOrder(t *testing.T) {
 			}
 			wantCounts(t, s, 0, 0)
 		})
+	}
+}
+
+// Two instances sharing one Redis outbox deliver each user's events in
+// order: the chain rule holds across claimers, not just within one.
+func TestWorkerWebhookOrderTwoInstances(t *testing.T) {
+	srv := testredis.Start(t)
+	a, b := openRedis(t, srv, "twoinst"), openRedis(t, srv, "twoinst")
+	hs := &hookSender{fail: func(ev string, n int) error {
+		time.Sleep(time.Millisecond) // let the other instance run meanwhile
+		if strings.HasSuffix(ev, ".1") && n == 0 {
+			return errors.New("HTTP 503") // a first event fails once
+		}
+		return nil
+	}}
+	const users, per = 4, 5
+	for u := range users {
+		var evs []string
+		for i := range per {
+			evs = append(evs, fmt.Sprintf("u%d.%d", u, i+1))
+		}
+		enqueueEvents(t, a, time.Now(), evs...)
+	}
+	sched := []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
+	var wg sync.WaitGroup
+	for _, st := range []store.Store{a, b} {
+		w := mail.NewWorker(mail.WorkerConfig{Outbox: st, Sender: mail.LogSender{}, Webhooks: hs, WebhookSchedule: sched})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				hs.mu.Lock()
+				done := len(hs.got) == users*per
+				hs.mu.Unlock()
+				if done {
+					return
+				}
+				if _, err := w.RunOnce(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Millisecond) // a failed event is due again in ~1ms
+			}
+		}()
+	}
+	wg.Wait()
+	next := map[string]int{}
+	for _, ev := range hs.got {
+		user, nth, _ := strings.Cut(ev, ".")
+		next[user]++
+		if want := fmt.Sprint(next[user]); nth != want {
+			t.Fatalf("%s delivered as the %s event of %s: %v", ev, want, user, hs.got)
+		}
 	}
 }
