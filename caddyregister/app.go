@@ -122,6 +122,15 @@ type App struct {
 	// (idempotently; declared groups are added to existing tenants).
 	Tenants []TenantConfig `json:"tenants,omitempty"`
 
+	// Webhooks are the endpoints told what happens to users
+	// (webhooks.go).
+	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
+	// BeforeRegister is the hook that can veto a signup.
+	BeforeRegister *BeforeRegisterConfig `json:"before_register,omitempty"`
+	// WebhookRetry are the waits before each retry of a webhook event;
+	// default the Standard Webhooks schedule (mail.DefaultWebhookSchedule).
+	WebhookRetry []caddy.Duration `json:"webhook_retry,omitempty"`
+
 	engine   *engine.Engine
 	worker   *mail.Worker
 	hashHeap int64 // bytes of Go heap one running hash holds
@@ -424,7 +433,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if from == "" {
 		from = "noreply@localhost"
 	}
-	a.worker = mail.NewWorker(mail.WorkerConfig{
+	hooks, err := a.provisionWebhooks(repl)
+	if err != nil {
+		return err
+	}
+	wcfg := mail.WorkerConfig{
 		Outbox:   st,
 		Sender:   sender,
 		From:     from,
@@ -432,7 +445,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Observer: mailObserver{},
 		// a.engine is built below, before the worker starts.
 		Sealer: func(ctx context.Context, keyID string) (*mail.Sealer, error) { return a.engine.MailOpener(ctx, keyID) },
-	})
+	}
+	hooks.worker(&wcfg)
+	a.worker = mail.NewWorker(wcfg)
 
 	var limiter ratelimit.Limiter
 	if rs, ok := st.(*redisstore.Store); ok {
@@ -471,6 +486,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Captcha:         gen,
 		ChallengeTTL:    time.Duration(a.CaptchaTTL),
 		MailQueued:      a.worker.Kick,
+		Webhooks:        hooks.engineConfig(),
 		Logger:          a.logger,
 		Metrics:         promMetrics{},
 	})

@@ -254,6 +254,27 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.CaptchaTTL = dur
+		case "webhook":
+			wc, err := webhookBlock(d)
+			if err != nil {
+				return err
+			}
+			a.Webhooks = append(a.Webhooks, wc)
+		case "before_register":
+			if a.BeforeRegister != nil {
+				return d.Errf("before_register declared twice")
+			}
+			br, err := beforeRegisterBlock(d)
+			if err != nil {
+				return err
+			}
+			a.BeforeRegister = br
+		case "webhook_retry":
+			rs, err := webhookRetryArgs(d)
+			if err != nil {
+				return err
+			}
+			a.WebhookRetry = rs
 		default:
 			return d.Errf("unknown register option %q", d.Val())
 		}

@@ -158,12 +158,12 @@ func (d *deferredStore) TakeChallenge(ctx context.Context, tok string) ([]byte, 
 	return s.TakeChallenge(ctx, tok)
 }
 
-func (d *deferredStore) UseToken(ctx context.Context, h string, now time.Time, mutate func(*store.User) error) (*store.User, error) {
+func (d *deferredStore) UseToken(ctx context.Context, h string, now time.Time, mutate func(*store.User) error, outbox ...store.OutboxFunc) (*store.User, error) {
 	s, err := d.get()
 	if err != nil {
 		return nil, err
 	}
-	return s.UseToken(ctx, h, now, mutate)
+	return s.UseToken(ctx, h, now, mutate, outbox...)
 }
 
 func (d *deferredStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.User, error) {

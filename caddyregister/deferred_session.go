@@ -9,12 +9,12 @@ import (
 // The deferred store's store.Sessions methods: like the others, they pass
 // through once Start opened the embedded store.
 
-func (d *deferredStore) CreateSession(ctx context.Context, sess *store.Session) error {
+func (d *deferredStore) CreateSession(ctx context.Context, sess *store.Session, outbox ...*store.Mail) error {
 	s, err := d.get()
 	if err != nil {
 		return err
 	}
-	return s.CreateSession(ctx, sess)
+	return s.CreateSession(ctx, sess, outbox...)
 }
 
 func (d *deferredStore) RotateRefresh(ctx context.Context, r store.Rotation) (*store.Session, error) {
@@ -75,12 +75,12 @@ func (d *deferredStore) UpdateUser(ctx context.Context, id string, p store.UserP
 	return s.UpdateUser(ctx, id, p)
 }
 
-func (d *deferredStore) DeleteUser(ctx context.Context, id string) (*store.User, []string, error) {
+func (d *deferredStore) DeleteUser(ctx context.Context, id string, outbox ...*store.Mail) (*store.User, []string, error) {
 	s, err := d.get()
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.DeleteUser(ctx, id)
+	return s.DeleteUser(ctx, id, outbox...)
 }
 
 func (d *deferredStore) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserPage, error) {

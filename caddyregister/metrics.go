@@ -29,6 +29,10 @@ var (
 		Namespace: "caddy", Subsystem: "register", Name: "mail_total",
 		Help: "Outbox deliveries by result: sent, failed (will retry), parked (gave up; needs an operator).",
 	}, []string{"result"})
+	metricWebhook = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "register", Name: "webhook_total",
+		Help: "Webhook deliveries by result: sent, failed (will retry), parked (gave up or endpoint gone; needs an operator).",
+	}, []string{"result"})
 	metricHashWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "register", Name: "hash_queue_wait_seconds",
 		Help:    "Time a request waited for a password hashing slot.",
@@ -41,7 +45,7 @@ func registerMetrics(ctx caddy.Context, log *zap.Logger) {
 	if reg == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{metricRegistrations, metricRateLimited, metricHash, metricHashWait, metricMail} {
+	for _, c := range []prometheus.Collector{metricRegistrations, metricRateLimited, metricHash, metricHashWait, metricMail, metricWebhook} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -275,8 +275,15 @@ func Status(err error) (status int, retryAfter time.Duration, msg string) {
 		ce *store.ConflictError
 		rl *engine.RateLimitedError
 		oe *password.OverloadedError
+		re *engine.RefusedError
 	)
 	switch {
+	case errors.As(err, &re):
+		// The app's before_register hook said no; its reason is for
+		// the client.
+		return http.StatusForbidden, 0, re.Error()
+	case errors.Is(err, engine.ErrHookUnavailable):
+		return http.StatusServiceUnavailable, 2 * time.Second, engine.ErrHookUnavailable.Error()
 	case errors.As(err, &he):
 		return he.Status, 0, he.Message
 	case errors.As(err, &de):

@@ -240,6 +240,20 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempoten
 		return nil, ErrTokenInvalid
 	}
 	now := e.now().UTC()
+	// user.activated when the token activates the user; password.reset
+	// after a reset, in the same step.
+	base := ""
+	if purpose == PurposeResetPassword {
+		base = EventPasswordReset
+	}
+	ws, err := e.webhookSealer(ctx, EventUserActivated, base)
+	if err != nil {
+		return nil, err
+	}
+	var events []store.OutboxFunc
+	if f := e.userChangeEvents(ws, base, now); f != nil {
+		events = append(events, f)
+	}
 	u, err := e.cfg.Store.UseToken(ctx, HashToken(purpose, secret), now, func(u *store.User) error {
 		if u.Status == store.StatusInactive {
 			// Refused inside the atomic step, so it writes nothing and
@@ -248,7 +262,7 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempoten
 		}
 		u.UpdatedAt = now
 		return mutate(u)
-	})
+	}, events...)
 	switch {
 	case errors.Is(err, store.ErrTokenUsed) && u != nil && u.Status == store.StatusInactive:
 		return nil, ErrTokenInvalid // used, and disabled since
@@ -263,6 +277,7 @@ func (e *Engine) useToken(ctx context.Context, secret, purpose string, idempoten
 		return nil, err
 	}
 	e.recent.forget(userID(u))
+	e.webhooksQueued(ws)
 	e.log.Info("token used", zap.String("purpose", purpose), zap.String("user_id", userID(u)))
 	return u, nil
 }

@@ -84,6 +84,9 @@ type Config struct {
 	// MailQueued is called after a registration put mail in the outbox, so
 	// the delivery worker sends it at once instead of at its next poll.
 	MailQueued func()
+	// Webhooks are the events sent to the app and the before_register
+	// hook (webhooks.go, hook.go).
+	Webhooks WebhookConfig
 
 	Logger  *zap.Logger
 	Metrics Metrics

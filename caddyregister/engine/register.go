@@ -266,6 +266,15 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	if err := e.Taken(ctx, nu.Of()); err != nil {
 		return e.replayOnConflict(ctx, r, err)
 	}
+	// The app's say, once the request is known valid and before the hash.
+	if err := e.beforeRegister(ctx, u, t); err != nil {
+		return nil, err
+	}
+	// Fail before hashing if the events cannot be sealed afterwards.
+	ws, err := e.webhookSealer(ctx, EventUserCreated, EventSessionCreated)
+	if err != nil {
+		return nil, err
+	}
 	var iss *token.Issuer
 	if r.IssueToken {
 		// Fail before hashing if no token can be issued afterwards.
@@ -315,6 +324,19 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 			return nil, err
 		}
 		sid = nu.Session.ID
+	}
+	// In the registration's atomic step: user.created, then the session.
+	created, err := e.webhookEvent(ws, EventUserCreated, u.ID, webhookUser(u), now)
+	if err != nil {
+		return nil, err
+	}
+	nu.Mails = append(nu.Mails, created...)
+	if s := nu.Session; s != nil {
+		opened, err := e.webhookEvent(ws, EventSessionCreated, u.ID, webhookSession(s), now)
+		if err != nil {
+			return nil, err
+		}
+		nu.Mails = append(nu.Mails, opened...)
 	}
 	if err := e.cfg.Store.CreateUser(ctx, nu); err != nil {
 		return e.replayOnConflict(ctx, r, err)

@@ -226,7 +226,15 @@ func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent st
 		sess.IdleExpiresAt = sess.CreatedAt.Add(idle)
 		sess.ExpiresAt = sess.CreatedAt.Add(absolute)
 	}
-	if err := e.cfg.Store.CreateSession(ctx, sess); errors.Is(err, store.ErrNotFound) {
+	ws, err := e.webhookSealer(ctx, EventSessionCreated)
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	opened, err := e.webhookEvent(ws, EventSessionCreated, userID, webhookSession(sess), e.now().UTC())
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	if err := e.cfg.Store.CreateSession(ctx, sess, opened...); errors.Is(err, store.ErrNotFound) {
 		// Erased since sessionPrincipal read it (DeleteUser): the store
 		// refuses the session in its atomic step.
 		return nil, ErrUnauthenticated
@@ -235,6 +243,7 @@ func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent st
 	} else if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
+	e.webhooksQueued(ws)
 	return e.sessionTokens(ctx, p, refresh, sess)
 }
 

@@ -187,11 +187,17 @@ func (e *Engine) UpdateUser(ctx context.Context, id string, u UserUpdate) (*stor
 		patch.PasswordHash = &hash
 	}
 	patch.Now = e.now().UTC()
+	ws, err := e.webhookSealer(ctx, EventUserUpdated, EventUserActivated)
+	if err != nil {
+		return nil, err
+	}
+	patch.Outbox = e.userChangeEvents(ws, EventUserUpdated, patch.Now)
 	out, err := e.cfg.Store.UpdateUser(ctx, id, patch)
 	e.recent.forget(id)
 	if err != nil {
 		return nil, err
 	}
+	e.webhooksQueued(ws)
 	revoke, keep := false, ""
 	switch {
 	case u.Status != nil && out.Status == store.StatusInactive:
@@ -219,8 +225,24 @@ func (e *Engine) DeleteUser(ctx context.Context, id string) error {
 	if !store.IsID(id) {
 		return store.ErrNotFound
 	}
-	_, sids, err := e.cfg.Store.DeleteUser(ctx, id)
+	ws, err := e.webhookSealer(ctx, EventUserDeleted)
+	if err != nil {
+		return err
+	}
+	// Written in the erasure's step, behind the user's queued events; it
+	// carries the id only: the rest is what was erased.
+	now := e.now().UTC()
+	deleted, err := e.webhookEvent(ws, EventUserDeleted, id, struct {
+		ID string `json:"id"`
+	}{id}, now)
+	if err != nil {
+		return err
+	}
+	_, sids, err := e.cfg.Store.DeleteUser(ctx, id, deleted...)
 	e.recent.forget(id)
+	if err == nil {
+		e.webhooksQueued(ws)
+	}
 	if len(sids) > 0 {
 		e.sessions.kill(sids...)
 	}

@@ -98,6 +98,33 @@ type WorkerConfig struct {
 	SweepInterval time.Duration
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
+
+	// Webhooks delivers the outbox's webhook events (store.KindWebhook);
+	// nil parks them (no endpoint is configured any more).
+	Webhooks WebhookSender
+	// WebhookSchedule is the wait before each retry of a webhook event,
+	// jittered ±20%: an event fails len(WebhookSchedule)+1 times before
+	// it is parked. Default webhook.DefaultSchedule's durations
+	// (DefaultWebhookSchedule).
+	WebhookSchedule []time.Duration
+	// WebhookObserver, if set, is told about every webhook outcome
+	// (Observer is told about mails only).
+	WebhookObserver Observer
+}
+
+// WebhookSender delivers one webhook event: body (the event's JSON) to the
+// endpoint url, as message id. An error wrapping ErrPermanent parks the
+// event at once; any other is retried on the WebhookSchedule.
+type WebhookSender interface {
+	Deliver(ctx context.Context, id, url string, body []byte) error
+}
+
+// DefaultWebhookSchedule is the Standard Webhooks retry schedule: 5 s,
+// 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after each failure (eight attempts
+// over about 28 hours).
+var DefaultWebhookSchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
 }
 
 // Worker delivers the outbox: it claims due messages, sends them and acks,
@@ -155,6 +182,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if len(cfg.WebhookSchedule) == 0 {
+		cfg.WebhookSchedule = DefaultWebhookSchedule
 	}
 	return &Worker{
 		cfg:  cfg,
@@ -382,13 +412,31 @@ func (w *Worker) message(ctx context.Context, m *store.Mail) (*Message, error) {
 // process sends one claimed message and records the outcome. It returns
 // only store errors; a failed send is an outcome, not an error.
 func (w *Worker) process(ctx context.Context, m *store.Mail) error {
-	msg, sendErr := w.message(ctx, m)
-	if sendErr != nil && !errors.Is(sendErr, ErrPermanent) {
-		// Left claimed: it comes due again when the lease lapses.
-		return sendErr
-	}
-	if sendErr == nil {
-		sendErr = w.cfg.Sender.Send(ctx, msg)
+	obs, maxAttempts, backoff := w.cfg.Observer, w.cfg.MaxAttempts, w.backoff
+	var sendErr error
+	switch m.Kind {
+	case store.KindMail:
+		var msg *Message
+		msg, sendErr = w.message(ctx, m)
+		if sendErr != nil && !errors.Is(sendErr, ErrPermanent) {
+			// Left claimed: it comes due again when the lease lapses.
+			return sendErr
+		}
+		if sendErr == nil {
+			sendErr = w.cfg.Sender.Send(ctx, msg)
+		}
+	case store.KindWebhook:
+		obs, maxAttempts, backoff = w.cfg.WebhookObserver, len(w.cfg.WebhookSchedule)+1, w.webhookBackoff
+		var body []byte
+		body, sendErr = w.webhookBody(ctx, m)
+		if sendErr != nil && !errors.Is(sendErr, ErrPermanent) {
+			return sendErr // left claimed, as above
+		}
+		if sendErr == nil {
+			sendErr = w.cfg.Webhooks.Deliver(ctx, m.ID, m.To[0], body)
+		}
+	default:
+		sendErr = fmt.Errorf("mail: unknown message kind %q (written by a newer release?): %w", m.Kind, ErrPermanent)
 	}
 	// Detached so that a Stop during the send cannot cancel the ack of a
 	// message that already went out.
@@ -396,7 +444,7 @@ func (w *Worker) process(ctx context.Context, m *store.Mail) error {
 	defer cancel()
 
 	if sendErr == nil {
-		w.observe(Observer.Sent)
+		observe(obs, Observer.Sent)
 		if err := w.cfg.Outbox.AckMail(sctx, m.ID); err != nil {
 			// It will come due again when the lease lapses and be
 			// sent twice; at-least-once allows that, losing it not.
@@ -415,11 +463,11 @@ func (w *Worker) process(ctx context.Context, m *store.Mail) error {
 		return ctx.Err()
 	}
 
-	w.observe(Observer.Failed)
+	observe(obs, Observer.Failed)
 	m.Attempts++
 	m.LastError = truncate(SanitizeHeader(sendErr.Error()), maxLastError)
 	now := w.cfg.Now()
-	if m.Attempts >= w.cfg.MaxAttempts || errors.Is(sendErr, ErrPermanent) {
+	if m.Attempts >= maxAttempts || errors.Is(sendErr, ErrPermanent) {
 		m.NextAttempt = now
 		err := w.cfg.Outbox.ParkMail(sctx, m)
 		if errors.Is(err, store.ErrNotFound) {
@@ -431,18 +479,20 @@ func (w *Worker) process(ctx context.Context, m *store.Mail) error {
 				zap.String("mail_id", m.ID), zap.NamedError("send_error", sendErr), zap.Error(err))
 			return fmt.Errorf("mail: park %s: %w", m.ID, err)
 		}
-		w.observe(Observer.Parked)
+		observe(obs, Observer.Parked)
 		// Error level: a parked message needs an operator, and this is
 		// the only time anyone is told.
 		w.log.Error("mail parked after repeated delivery failures; needs an operator",
 			zap.String("mail_id", m.ID),
 			zap.Strings("to", m.To),
 			zap.String("user_id", m.UserID),
+			zap.String("kind", m.Kind),
+			zap.String("event", m.Event),
 			zap.Int("attempts", m.Attempts),
 			zap.String("last_error", m.LastError))
 		return nil
 	}
-	m.NextAttempt = now.Add(w.backoff(m.Attempts))
+	m.NextAttempt = now.Add(backoff(m.Attempts))
 	err := w.cfg.Outbox.RetryMail(sctx, m)
 	if errors.Is(err, store.ErrNotFound) {
 		w.goneMeanwhile(m)
@@ -481,10 +531,44 @@ func (w *Worker) backoff(attempts int) time.Duration {
 	return min(d, w.cfg.MaxBackoff)
 }
 
-func (w *Worker) observe(f func(Observer)) {
-	if w.cfg.Observer != nil {
-		f(w.cfg.Observer)
+func observe(o Observer, f func(Observer)) {
+	if o != nil {
+		f(o)
 	}
+}
+
+// webhookBackoff is the wait after the given number of failed attempts
+// of a webhook event: the schedule's entry, jittered ±20%.
+func (w *Worker) webhookBackoff(attempts int) time.Duration {
+	s := w.cfg.WebhookSchedule
+	d := s[min(max(attempts-1, 0), len(s)-1)]
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// webhookBody opens a webhook event's sealed JSON body. As for mails, a
+// store error (the key could not be loaded) is returned as is, anything
+// else about the event is permanent.
+func (w *Worker) webhookBody(ctx context.Context, m *store.Mail) ([]byte, error) {
+	if w.cfg.Webhooks == nil || len(m.To) == 0 {
+		return nil, fmt.Errorf("mail: webhook event and no webhook endpoint configured: %w", ErrPermanent)
+	}
+	text := m.Text
+	if m.Sealed != "" {
+		if w.cfg.Sealer == nil {
+			return nil, fmt.Errorf("mail: sealed webhook event and no key to open it: %w: %w", ErrSealKey, ErrPermanent)
+		}
+		s, err := w.cfg.Sealer(ctx, SealedKeyID(m))
+		if err != nil {
+			return nil, fmt.Errorf("mail: loading the key for sealed bodies: %w", err)
+		}
+		if _, text, _, err = s.Open(m); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, ErrPermanent)
+		}
+	}
+	if text == "" {
+		return nil, fmt.Errorf("mail: webhook event without a body: %w", ErrPermanent)
+	}
+	return []byte(text), nil
 }
 
 func truncate(s string, n int) string {

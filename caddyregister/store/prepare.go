@@ -275,7 +275,7 @@ func UserRefs(n NewUser) []string {
 		refs = append(refs, "token:"+n.Token.Hash)
 	}
 	for _, m := range n.Mails {
-		if m != nil && m.ID != "" {
+		if m != nil && m.ID != "" && Owned(m) {
 			refs = append(refs, "mail:"+m.ID)
 		}
 	}

@@ -139,7 +139,9 @@ type Sessions interface {
 	// a login never leaves a session of an erased user); and must not be
 	// inactive: ErrUserInactive (so a disable racing a login, which
 	// revokes the sessions it finds, never leaves one either).
-	CreateSession(ctx context.Context, s *Session) error
+	// The outbox messages given (the session.created event) are enqueued
+	// in the same step.
+	CreateSession(ctx context.Context, s *Session, outbox ...*Mail) error
 	// RotateRefresh replaces the session's refresh token atomically. When
 	// r.Hash is the current token of a live session, RefreshHash becomes
 	// r.NewHash (PrevHash r.Hash, RotatedAt r.Now, the former PrevHash

@@ -197,6 +197,18 @@ type Mail struct {
 	// to one purpose (LinkReissue.Purpose) drops only the undelivered
 	// mails carrying earlier links of that purpose.
 	Purpose string `json:"purpose,omitempty"`
+
+	// Kind says how the worker delivers the message: "" (KindMail) by
+	// SMTP, KindWebhook by an HTTP POST to To[0] with Text as the JSON
+	// body (see outbox.go).
+	Kind string `json:"kind,omitempty"`
+	// Event is a webhook's event type ("user.created", ...), kept in
+	// clear for operators and metrics; the payload itself is sealed.
+	Event string `json:"event,omitempty"`
+	// Chain, when set, orders the message within its chain: the outbox
+	// hands out a chained message only once every earlier message of the
+	// same chain was acked or parked (see outbox.go).
+	Chain string `json:"chain,omitempty"`
 }
 
 // HasBody reports whether m still carries a body, clear or sealed.
@@ -349,7 +361,9 @@ type Store interface {
 	// runs under the write lock: do expensive work such as hashing before
 	// the call. It must not change ID, TenantID, Email, EmailKey, Login or
 	// LoginKey (indexes do not follow); backends refuse that.
-	UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*User) error) (*User, error)
+	// outbox, when given, builds messages from the user as mutate left it
+	// that are enqueued in the same step (the user.activated event).
+	UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*User) error, outbox ...OutboxFunc) (*User, error)
 
 	// ClaimMail returns one message due at now and hides it from other
 	// claimers until now+lease, so with several instances each message is

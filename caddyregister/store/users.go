@@ -45,6 +45,9 @@ type UserPatch struct {
 	PasswordHash *string
 	// Now becomes UpdatedAt; required.
 	Now time.Time
+	// Outbox, when set, builds messages (webhook events) from the
+	// updated user that the update enqueues in its atomic step.
+	Outbox OutboxFunc
 }
 
 // UserFilter selects and pages ListUsers. Empty fields select all.
@@ -88,7 +91,10 @@ type Users interface {
 	// back with a *PublishError: the user is erased); ErrNotFound when there is no such
 	// user. Of a delete racing a CreateSession, either the session is
 	// ended by the delete or CreateSession fails with ErrNotFound.
-	DeleteUser(ctx context.Context, id string) (*User, []string, error)
+	// The outbox messages given (the user.deleted event) are enqueued in
+	// the same step; they are not the user's (Owned), and neither are its
+	// queued webhook events, which stay queued.
+	DeleteUser(ctx context.Context, id string, outbox ...*Mail) (*User, []string, error)
 	// ListUsers walks the ordered user index (CreatedAt, then id) from
 	// f.Cursor and returns the users that match f, at most f.Limit, having
 	// examined at most UserScanBudget entries. It never scans the

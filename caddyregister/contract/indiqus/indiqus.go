@@ -147,6 +147,9 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 		status, e.Code, e.Message = http.StatusUnauthorized, "INVALID_CREDENTIALS", "Invalid credentials."
 	case status == http.StatusUnauthorized:
 		e.Code, e.Message = "UNAUTHORIZED", "A valid admin token is required in x-access-token."
+	case errors.As(err, new(*engine.RefusedError)):
+		// Refused by the app's before_register hook: msg is its reason.
+		e.Code = "FORBIDDEN"
 	case status == http.StatusForbidden && errors.As(err, &he):
 		// Refused by the handler before the route ran (a cross-site
 		// request): msg is its message, which says why.

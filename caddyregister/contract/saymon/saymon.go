@@ -170,6 +170,9 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="saymon", charset="UTF-8"`)
 		e.Code, e.Message = "unauthenticated", "Authentication required: send HTTP Basic credentials or an access token."
+	case errors.As(err, new(*engine.RefusedError)):
+		// Refused by the app's before_register hook: msg is its reason.
+		e.Code = "forbidden"
 	case status == http.StatusForbidden && errors.As(err, &he):
 		// Refused by the handler before the route ran (a cross-site
 		// request): msg is its message, which says why.

@@ -337,6 +337,10 @@ func (c *Contract) WriteError(w http.ResponseWriter, r *http.Request, err error)
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="soajs", charset="UTF-8"`)
 		f.add(0, CodeUnauthenticated, "")
+	case status == http.StatusForbidden && errors.As(err, new(*engine.RefusedError)):
+		// Refused by the app's before_register hook: its reason.
+		_, _, msg := contract.Status(err)
+		f.add(0, CodeForbidden, msg)
 	case status == http.StatusForbidden && errors.As(err, &he):
 		// Refused by the handler before the route ran (a cross-site
 		// request): its message says why.

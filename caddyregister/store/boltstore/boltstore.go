@@ -269,10 +269,15 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	if err != nil {
 		return err
 	}
+	var chained []*store.Mail
 	for i, m := range n.Mails {
 		mid := []byte(m.ID)
 		qkey := timeKey(m.NextAttempt, m.ID)
 		claims = append(claims, claim{"mail_id", bucketMail, mid, mailJSON[i]})
+		if m.Chain != "" {
+			chained = append(chained, m) // queued after the claims, below
+			continue
+		}
 		puts = append(puts,
 			claim{"", bucketOutbox, qkey, mid},
 			claim{"", bucketOutboxByID, mid, qkey})
@@ -353,7 +358,10 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 				return err
 			}
 		}
-		return putAll(tx, append(claims, puts...))
+		if err := putAll(tx, append(claims, puts...)); err != nil {
+			return err
+		}
+		return queueChained(tx, chained)
 	})
 	if conflict != nil {
 		return conflict

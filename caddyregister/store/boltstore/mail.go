@@ -177,7 +177,14 @@ func (s *Store) AckMail(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return deleteMail(tx, []byte(id)) })
+	now := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		mid := []byte(id)
+		if err := releaseChain(tx, mailChain(tx, mid), mid, now); err != nil {
+			return err
+		}
+		return deleteMail(tx, mid)
+	})
 	if err != nil {
 		return store.Unavailable(op, err)
 	}
@@ -222,8 +229,13 @@ func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
 // and enters the parked set. It returns ErrNotFound when the message no
 // longer exists.
 func (s *Store) ParkMail(ctx context.Context, m *store.Mail) error {
-	at := binary.BigEndian.AppendUint64(nil, uint64(max(time.Now().UnixMilli(), 0)))
+	now := time.Now()
+	at := binary.BigEndian.AppendUint64(nil, uint64(max(now.UnixMilli(), 0)))
 	return s.saveMail(ctx, "park mail", m, func(tx *bolt.Tx, id []byte) error {
+		// A parked message no longer holds up its chain.
+		if err := releaseChain(tx, m.Chain, id, now); err != nil {
+			return err
+		}
 		parked, err := bucket(tx, bucketParked)
 		if err != nil {
 			return err

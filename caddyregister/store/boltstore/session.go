@@ -81,11 +81,15 @@ func readSession(b *bolt.Bucket, k []byte) (*store.Session, error) {
 
 // CreateSession implements store.Store; the user must exist, and not be
 // inactive, in the same transaction.
-func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
+func (s *Store) CreateSession(ctx context.Context, sess *store.Session, outbox ...*store.Mail) error {
 	const op = "create session"
 	if err := store.CheckSession(sess); err != nil {
 		return err
 	}
+	if err := store.CheckOutbox(op, outbox); err != nil {
+		return err
+	}
+	var mailConflict *store.ConflictError
 	if err := ctx.Err(); err != nil {
 		return store.Unavailable(op, err)
 	}
@@ -112,8 +116,15 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 			conflict = true
 			return errAbort
 		}
+		mailConflict = nil
+		if err := putOutbox(tx, outbox, &mailConflict); err != nil {
+			return err
+		}
 		return putSession(tx, sess, time.Time{})
 	})
+	if mailConflict != nil {
+		return mailConflict
+	}
 	if refused != nil {
 		return fmt.Errorf("%s: user %s: %w", op, sess.UserID, refused)
 	}

@@ -77,7 +77,7 @@ var errAbort = errors.New("abort")
 // hash, permissions, names, attributes, UpdatedAt...): a change to ID,
 // TenantID, Email, EmailKey, Login or LoginKey is refused with an error and
 // nothing is written.
-func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error) (*store.User, error) {
+func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error, outbox ...store.OutboxFunc) (*store.User, error) {
 	const op = "use token"
 	if tokenHash == "" {
 		return nil, store.ErrNotFound
@@ -123,8 +123,23 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 			return errAbort
 		}
 		var use store.TokenUse
+		before := u
 		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return errAbort
+		}
+		var conflict *store.ConflictError
+		for _, f := range outbox {
+			mails, err := store.RunOutbox(op, f, &before, out)
+			if err != nil {
+				out, result = nil, err
+				return errAbort
+			}
+			if err := putOutbox(tx, mails, &conflict); err != nil {
+				if conflict != nil {
+					out, result = nil, conflict
+				}
+				return err
+			}
 		}
 		if err := users.Put([]byte(u.ID), use.User); err != nil {
 			return err

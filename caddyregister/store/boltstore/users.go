@@ -63,8 +63,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 	}
 	var out *store.User
 	var result error
+	var conflict *store.ConflictError
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		out, result = nil, nil
+		out, result, conflict = nil, nil, nil
 		u, err := readUser(tx, id)
 		switch {
 		case err != nil:
@@ -74,6 +75,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 			result = store.ErrNotFound
 			return errAbort
 		}
+		before := *u
 		if err := store.ApplyUserPatch(u, p); err != nil {
 			result = err
 			return errAbort
@@ -83,9 +85,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 			result = fmt.Errorf("%s: encode user: %w", op, err)
 			return errAbort
 		}
+		mails, err := store.RunOutbox(op, p.Outbox, &before, u)
+		if err != nil {
+			result = err
+			return errAbort
+		}
+		if err := putOutbox(tx, mails, &conflict); err != nil {
+			return err
+		}
 		out = u
 		return tx.Bucket(bucketUsers).Put([]byte(id), raw)
 	})
+	if conflict != nil {
+		return nil, conflict
+	}
 	if result != nil {
 		return nil, result
 	}
@@ -98,11 +111,15 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 // DeleteUser implements store.Store in one read-write transaction: dropUser
 // (record, indexes, refs, list entry) and every session of the user. The
 // ended sessions are published to the in-memory feed after the commit.
-func (s *Store) DeleteUser(ctx context.Context, id string) (*store.User, []string, error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, outbox ...*store.Mail) (*store.User, []string, error) {
 	const op = "delete user"
 	if id == "" {
 		return nil, nil, store.ErrNotFound
 	}
+	if err := store.CheckOutbox(op, outbox); err != nil {
+		return nil, nil, err
+	}
+	var conflict *store.ConflictError
 	if err := ctx.Err(); err != nil {
 		return nil, nil, store.Unavailable(op, err)
 	}
@@ -127,9 +144,15 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (*store.User, []strin
 		if sids, err = dropSessions(tx, id, now, nil); err != nil {
 			return err
 		}
+		if err := putOutbox(tx, outbox, &conflict); err != nil {
+			return err
+		}
 		out = u
 		return nil
 	})
+	if conflict != nil {
+		return nil, nil, conflict
+	}
 	if result != nil {
 		return nil, nil, result
 	}

@@ -59,18 +59,13 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 }
 
 // AckMail implements store.Store: the record and its queue entries go in
-// one MULTI/EXEC. Acknowledging an unknown message is not an error.
+// one script run, which queues the next message of a chain. Acknowledging an unknown message is not an error.
 func (s *Store) AckMail(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("ack mail: empty id")
 	}
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.Key("mail", id))
-		p.ZRem(ctx, s.Key("outbox"), id)
-		p.ZRem(ctx, s.Key("outbox", "parked"), id)
-		return nil
-	})
-	if err != nil {
+	keys := []string{s.Key("mail", id), s.Key("outbox"), s.Key("outbox", "parked")}
+	if err := ackScript.Run(ctx, s.c, keys, s.Key()+":", id, nowMs()).Err(); err != nil {
 		return store.Unavailable("ack mail", err)
 	}
 	return nil
@@ -95,12 +90,16 @@ return 1
 // set, while the message exists. A message with a body that expires is
 // also listed, by its expiry, in the bodies set DropParkedBodies reads.
 //
+// A parked message no longer holds up its chain (outbox_release).
+//
 // KEYS = mail, outbox, parked, parked bodies; ARGV = mail JSON, parked at
-// (ms), id, body expiry (ms, or "" for none).
+// (ms), id, body expiry (ms, or "" for none), prefix, chain.
 var parkScript = redis.NewScript(`#!lua
+` + outboxLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'XX') then
   return 0
 end
+outbox_release(ARGV[5], ARGV[6], ARGV[3], tonumber(ARGV[2]))
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 if ARGV[4] ~= '' then
@@ -118,11 +117,14 @@ func (s *Store) RetryMail(ctx context.Context, m *store.Mail) error {
 // ParkMail implements store.Store. It returns ErrNotFound when the message
 // no longer exists.
 func (s *Store) ParkMail(ctx context.Context, m *store.Mail) error {
-	expiry := ""
+	expiry, chain := "", ""
 	if m != nil && m.HasBody() && !m.ExpiresAt.IsZero() {
 		expiry = strconv.FormatInt(m.ExpiresAt.UnixMilli(), 10)
 	}
-	return s.saveMail(ctx, "park mail", parkScript, m, time.Now().UnixMilli(), expiry)
+	if m != nil {
+		chain = m.Chain
+	}
+	return s.saveMail(ctx, "park mail", parkScript, m, time.Now().UnixMilli(), expiry, s.Key()+":", chain)
 }
 
 func (s *Store) saveMail(ctx context.Context, op string, script *redis.Script, m *store.Mail, score int64, extra ...any) error {

@@ -125,6 +125,8 @@ func (s *Store) Key(parts ...string) string {
 //	hsetpx HSET key with the pairs of the JSON array of strings a, then
 //	       PEXPIREAT key b
 //	pexpat PEXPIREAT key a    (a key written earlier in the list)
+//	chain  RPUSH key b, and ZADD {ns}:outbox a b when b is the list's
+//	       only entry (a chained message queues at its chain's head)
 //
 // An expired user is deleted (drop_user, see dropUserLua) after the INCR,
 // before the other writes.
@@ -180,10 +182,14 @@ for i = 1, #KEYS do
     if t ~= 'none' and t ~= want then
       return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. want)
     end
-  elseif op == 'hsetpx' then
+  elseif op == 'hsetpx' or op == 'chain' then
+    local want = 'hash'
+    if op == 'chain' then
+      want = 'list'
+    end
     local t = redis.call('TYPE', KEYS[i])['ok']
-    if t ~= 'none' and t ~= 'hash' then
-      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a hash')
+    if t ~= 'none' and t ~= want then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. t .. ', not a ' .. want)
     end
   elseif op ~= 'set' and op ~= 'setpx' and op ~= 'claimu' and op ~= 'pexpat' then
     return redis.error_reply('ERR unknown op ' .. tostring(op))
@@ -220,6 +226,10 @@ for i = 1, #KEYS do
     redis.call('PEXPIREAT', KEYS[i], b)
   elseif op == 'pexpat' then
     redis.call('PEXPIREAT', KEYS[i], a)
+  elseif op == 'chain' then
+    if redis.call('RPUSH', KEYS[i], b) == 1 then
+      redis.call('ZADD', pfx .. 'outbox', a, b)
+    end
   end
 end
 return {'', seq}
@@ -316,6 +326,11 @@ func (s *Store) CreateUser(ctx context.Context, n store.NewUser) error {
 	var queue []write
 	for i, m := range n.Mails {
 		claims = append(claims, set("mail_id", s.Key("mail", m.ID), string(mailJSON[i])))
+		if m.Chain != "" {
+			// Queued only at the head of its chain (outbox.go).
+			queue = append(queue, write{"", s.Key("chain", m.Chain), "chain", dueMillis(m.NextAttempt), m.ID})
+			continue
+		}
 		queue = append(queue, write{"", s.Key("outbox"), "zadd", dueMillis(m.NextAttempt), m.ID})
 	}
 	more = append(queue, more...) // queue entries, then the tenant write or requirement

@@ -58,10 +58,12 @@ end
 // user's record does not (-1: a user erased meanwhile gets no session;
 // KEYS[3] is in the namespace's slot, see users.go) or says inactive (-2:
 // disabled meanwhile).
+// The messages in ARGV (outboxLua: the session.created event) are
+// enqueued in the same step; -3 when a message id is taken.
 // KEYS = session, index, user record; ARGV = sid, used (ms), idle expiry
-// (ms), then field/value pairs.
+// (ms), key prefix "{ns}:", then outboxArgs, then field/value pairs.
 var createSessionScript = redis.NewScript(`#!lua
-` + indexExpiry + `
+` + indexExpiry + outboxLua + `
 local rec = redis.call('GET', KEYS[3])
 if not rec then
   return -1
@@ -73,7 +75,11 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if not outbox_check(ARGV[4], ARGV, 5) then
+  return -3
+end
+outbox_put(ARGV[4], ARGV, 5)
+redis.call('HSET', KEYS[1], unpack(ARGV, 6 + 4 * tonumber(ARGV[5])))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 extend(KEYS[2], ARGV[3])
@@ -226,11 +232,18 @@ func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // CreateSession implements store.Store in one script run, which also
 // checks that the user exists and is not inactive.
-func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
+func (s *Store) CreateSession(ctx context.Context, sess *store.Session, outbox ...*store.Mail) error {
 	if err := store.CheckSession(sess); err != nil {
 		return err
 	}
-	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt)}
+	if err := store.CheckOutbox("create session", outbox); err != nil {
+		return err
+	}
+	margs, err := outboxArgs(outbox)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	args := append([]any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt), s.Key() + ":"}, margs...)
 	for _, f := range sessionFields(sess) {
 		args = append(args, f)
 	}
@@ -244,6 +257,8 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
 	case -2:
 		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
+	case -3:
+		return &store.ConflictError{Field: "mail_id"}
 	}
 	if ok == 0 {
 		return &store.ConflictError{Field: "session_id"}

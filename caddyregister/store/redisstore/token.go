@@ -55,7 +55,7 @@ const useTokenAttempts = 10
 // hash, permissions, names, attributes, UpdatedAt...): a change to ID,
 // TenantID, Email, EmailKey, Login or LoginKey is refused with an error and
 // nothing is written.
-func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error) (*store.User, error) {
+func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error, outbox ...store.OutboxFunc) (*store.User, error) {
 	const op = "use token"
 	if tokenHash == "" {
 		return nil, store.ErrNotFound
@@ -81,13 +81,41 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 			return err
 		}
 		var use store.TokenUse
+		before := u
 		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return nil // answered; nothing to write
+		}
+		var mails []*store.Mail
+		for _, f := range outbox {
+			got, err := store.RunOutbox(op, f, &before, out)
+			if err != nil {
+				out, result = nil, err
+				return nil
+			}
+			mails = append(mails, got...)
+		}
+		if err := store.CheckOutbox(op, mails); err != nil {
+			out, result = nil, err
+			return nil
+		}
+		if len(mails) > 0 {
+			// Watched, so an id taken between this check and EXEC
+			// fails the transaction (redone) instead of overwriting.
+			keys := s.mailKeys(mails)
+			if err := tx.Watch(ctx, keys...).Err(); err != nil {
+				return err
+			}
+			if n, err := tx.Exists(ctx, keys...).Result(); err != nil {
+				return err
+			} else if n > 0 {
+				out, result = nil, &store.ConflictError{Field: "mail_id"}
+				return nil
+			}
 		}
 		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, userKey, use.User, 0)
 			p.SetArgs(ctx, tokKey, use.Token, redis.SetArgs{KeepTTL: true})
-			return nil
+			return s.enqueueIn(ctx, p, mails)
 		})
 		return err
 	}

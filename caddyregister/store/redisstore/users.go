@@ -45,14 +45,22 @@ import (
 // deleteUserScript erases a user: drop_user (record, indexes, refs, list
 // entry), then every session of the user and the session index.
 //
+// The messages from ARGV[5] on (outboxLua: the user.deleted event) are
+// enqueued after the erasure; the user's webhook events are not its refs,
+// so they stay queued ahead of it.
+//
 // KEYS = user record, refs, the user's session index; ARGV = key prefix
-// "{ns}:", session key prefix "{ns:u:<id>}:session:", id, now (ms).
-// Reply: {'notfound'} | {'ok', record, live sids...}.
+// "{ns}:", session key prefix "{ns:u:<id>}:session:", id, now (ms), then
+// outboxArgs. Reply: {'notfound'} | {'mail_id'} | {'ok', record, live
+// sids...}.
 var deleteUserScript = redis.NewScript(`#!lua
-` + dropUserLua + `
+` + dropUserLua + outboxLua + `
 local rec = redis.call('GET', KEYS[1])
 if not rec then
   return {'notfound'}
+end
+if not outbox_check(ARGV[1], ARGV, 5) then
+  return {'mail_id'}
 end
 local ok, u = pcall(cjson.decode, rec)
 if not ok or type(u) ~= 'table' then
@@ -82,6 +90,7 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   end
 end
 redis.call('DEL', KEYS[3])
+outbox_put(ARGV[1], ARGV, 5)
 return out
 `)
 
@@ -152,6 +161,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
 		}
+		before := u
 		if err := store.ApplyUserPatch(&u, p); err != nil {
 			return nil, err
 		}
@@ -159,9 +169,25 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode user: %w", op, err)
 		}
-		swapped, err := swapScript.Run(ctx, s.c, []string{key}, raw, next).Int()
+		mails, err := store.RunOutbox(op, p.Outbox, &before, &u)
+		if err != nil {
+			return nil, err
+		}
+		var swapped int
+		if len(mails) == 0 {
+			swapped, err = swapScript.Run(ctx, s.c, []string{key}, raw, next).Int()
+		} else {
+			args, aerr := outboxArgs(mails)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %w", op, aerr)
+			}
+			swapped, err = swapOutboxScript.Run(ctx, s.c, []string{key}, append([]any{raw, next, s.Key() + ":"}, args...)...).Int()
+		}
 		if err != nil {
 			return nil, store.Unavailable(op, err)
+		}
+		if swapped == -1 {
+			return nil, &store.ConflictError{Field: "mail_id"}
 		}
 		if swapped == 1 {
 			return &u, nil
@@ -174,18 +200,29 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 // DeleteUser implements store.Store: one script erases the user and its
 // sessions (see the file comment on slots), a second round trip publishes
 // the ended sessions to the revocation feed.
-func (s *Store) DeleteUser(ctx context.Context, id string) (*store.User, []string, error) {
+func (s *Store) DeleteUser(ctx context.Context, id string, outbox ...*store.Mail) (*store.User, []string, error) {
 	const op = "delete user"
 	if id == "" {
 		return nil, nil, store.ErrNotFound
 	}
+	if err := store.CheckOutbox(op, outbox); err != nil {
+		return nil, nil, err
+	}
+	margs, err := outboxArgs(outbox)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
 	keys := []string{s.Key("user", id), s.Key("user", id, "refs"), s.userKey(id, "sessions")}
-	reply, err := deleteUserScript.Run(ctx, s.c, keys, s.Key()+":", s.userKey(id, "session")+":", id, time.Now().UnixMilli()).StringSlice()
+	args := append([]any{s.Key() + ":", s.userKey(id, "session") + ":", id, time.Now().UnixMilli()}, margs...)
+	reply, err := deleteUserScript.Run(ctx, s.c, keys, args...).StringSlice()
 	if err != nil {
 		return nil, nil, store.Unavailable(op, err)
 	}
 	if len(reply) == 1 && reply[0] == "notfound" {
 		return nil, nil, store.ErrNotFound
+	}
+	if len(reply) == 1 && reply[0] == "mail_id" {
+		return nil, nil, &store.ConflictError{Field: "mail_id"}
 	}
 	if len(reply) < 2 || reply[0] != "ok" {
 		return nil, nil, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply))

@@ -168,6 +168,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, sessionTests...)
 	tests = append(tests, linkTests...)
 	tests = append(tests, userTests...)
+	tests = append(tests, outboxTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
