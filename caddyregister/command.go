@@ -25,7 +25,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "register",
-		Usage: "users|sessions|rotate-key … [--config <path>] [--adapter <name>]",
+		Usage: "users|sessions|mail|rotate-key … [--config <path>] [--adapter <name>]",
 		Short: "Operator commands for the register app's store",
 		Long: `
 Operator commands that work on the register app's store directly. They read
@@ -44,6 +44,11 @@ users show|activate|disable|delete <id|email|login>
 sessions revoke <id|email|login> [--sid sid]
     Ends every session of a user, or one.
 
+mail list [--limit n] [--cursor c]
+mail retry <id>... | --all
+    The parked messages (mails and webhook events the worker gave up on),
+    and queueing them again, due now.
+
 rotate-key
     Replaces the generated signing key with a new one. The old key stays in
     the JWKS, and keeps verifying the tokens it signed, for one token
@@ -52,7 +57,7 @@ rotate-key
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().StringP("config", "c", "", "Configuration file Caddy runs with (default ./Caddyfile)")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter to apply")
-			addUserCommands(cmd)
+			addOperatorCommands(cmd)
 			cmd.AddCommand(&cobra.Command{
 				Use:   "rotate-key",
 				Short: "Replaces the signing key, keeping the old one for one token lifetime",

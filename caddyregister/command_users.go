@@ -28,6 +28,13 @@ import (
 // published to every instance; an erasure is the atomic DeleteUser), and
 // the same webhooks queued in the same atomic steps.
 
+// addOperatorCommands adds the users, sessions and mail subcommands to the
+// register command.
+func addOperatorCommands(cmd *cobra.Command) {
+	addUserCommands(cmd)
+	addMailCommands(cmd)
+}
+
 // addUserCommands adds the users and sessions subcommands to the register
 // command.
 func addUserCommands(cmd *cobra.Command) {

@@ -13,6 +13,8 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/store/boltstore"
+	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
+	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
@@ -23,7 +25,7 @@ func runRegister(t *testing.T, cf string, args ...string) (string, error) {
 	root := &cobra.Command{Use: "register", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringP("config", "c", "", "")
 	root.PersistentFlags().StringP("adapter", "a", "", "")
-	addUserCommands(root)
+	addOperatorCommands(root)
 	var out bytes.Buffer
 	commandOut = &out
 	t.Cleanup(func() { commandOut = nil })
@@ -139,5 +141,43 @@ func TestUserCommandsEmbeddedLocked(t *testing.T) {
 	_, err = runRegister(t, cf, "users", "list")
 	if err == nil || !strings.Contains(err.Error(), "locked by a running Caddy") || !strings.Contains(err.Error(), "admin API") {
 		t.Fatalf("users list on a held file: %v", err)
+	}
+}
+
+func TestMailCommands(t *testing.T) {
+	srv := testredis.Start(t)
+	st, err := redisstore.Open(srv.URL(0), "mailcmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	parked := storetest.ParkExpired(t, st, 2)
+	cf := writeCaddyfile(t, "\t\tstore redis "+srv.URL(0)+" mailcmd\n\t\thash argon2id 1024 1 1")
+
+	out := mustRun(t, cf, "mail", "list")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || !strings.Contains(out, "550 no such user") || !strings.Contains(out, parked[0].ID) {
+		t.Fatalf("mail list:\n%s", out)
+	}
+	if strings.Contains(out, parked[0].Text) {
+		t.Fatalf("mail list shows a body:\n%s", out)
+	}
+	if _, err := runRegister(t, cf, "mail", "retry"); err == nil || !strings.Contains(err.Error(), "--all") {
+		t.Fatalf("retry without ids: %v", err)
+	}
+	if _, err := runRegister(t, cf, "mail", "retry", "nope"); err == nil || !strings.Contains(err.Error(), "no message nope") {
+		t.Fatalf("retry of an unknown id: %v", err)
+	}
+	if out := mustRun(t, cf, "mail", "retry", parked[0].ID); !strings.Contains(out, "1 message(s) queued again") {
+		t.Fatalf("retry one: %s", out)
+	}
+	var res struct{ Retried, Skipped []string }
+	if err := json.Unmarshal([]byte(mustRun(t, cf, "mail", "retry", "--all", "--json")), &res); err != nil || len(res.Retried) != 1 || res.Retried[0] != parked[1].ID {
+		t.Fatalf("retry --all: %+v, %v", res, err)
+	}
+	if out := mustRun(t, cf, "mail", "list", "--json"); !strings.Contains(out, `"parked": []`) {
+		t.Fatalf("after the retries: %s", out)
+	}
+	if q, p, err := st.MailCounts(context.Background()); err != nil || q != 2 || p != 0 {
+		t.Fatalf("MailCounts = %d queued, %d parked, %v", q, p, err)
 	}
 }

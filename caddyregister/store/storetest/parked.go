@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,75 @@ func WantCorruptSkipped(t testing.TB, n int, err error, want int, bad *store.Mai
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("a corrupt record reported as the store unavailable: %v", err)
+	}
+}
+
+// testParkedMails: a store with store.ParkedMails (both of ours) lists
+// parked messages oldest first, a page at a time, reads one by id, and a
+// RetryMail takes one off the list and queues it.
+func testParkedMails(t *testing.T, s store.Store) {
+	p, ok := s.(store.ParkedMails)
+	if !ok {
+		t.Fatal("store does not implement store.ParkedMails")
+	}
+	c := context.Background()
+	if ms, next, err := p.ParkedMails(c, "", 10); err != nil || len(ms) != 0 || next != "" {
+		t.Fatalf("empty parked set: %v, %q, %v", ms, next, err)
+	}
+	parked := ParkExpired(t, s, 3)
+	var seen []string
+	for cursor, pages := "", 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("ParkedMails never ends")
+		}
+		ms, next, err := p.ParkedMails(c, cursor, 2)
+		if err != nil {
+			t.Fatalf("ParkedMails(%q): %v", cursor, err)
+		}
+		for _, m := range ms {
+			if m.Attempts != 10 || m.LastError != "550 no such user" || !m.HasBody() {
+				t.Fatalf("parked record %+v", m)
+			}
+			seen = append(seen, m.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(seen) != 3 {
+		t.Fatalf("listed %v, want the 3 parked", seen)
+	}
+	for _, m := range parked {
+		if !slices.Contains(seen, m.ID) {
+			t.Fatalf("parked %s not listed in %v", m.ID, seen)
+		}
+	}
+	for _, bad := range []string{"nodot", "x.id", "1."} {
+		if _, _, err := p.ParkedMails(c, bad, 2); err == nil {
+			t.Errorf("cursor %q accepted", bad)
+		}
+	}
+	if _, _, err := p.ParkedMails(c, "", 0); err == nil {
+		t.Error("limit 0 accepted")
+	}
+
+	m, err := p.GetMail(c, seen[0])
+	if err != nil || m.ID != seen[0] {
+		t.Fatalf("GetMail: %+v, %v", m, err)
+	}
+	if _, err := p.GetMail(c, store.NewID(time.Now())); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetMail of an unknown id: %v", err)
+	}
+	m.Attempts, m.NextAttempt = 0, time.Now().Add(-time.Second)
+	if err := s.RetryMail(c, m); err != nil {
+		t.Fatalf("RetryMail of a parked message: %v", err)
+	}
+	if ms, _, err := p.ParkedMails(c, "", 10); err != nil || len(ms) != 2 || slices.ContainsFunc(ms, func(x *store.Mail) bool { return x.ID == m.ID }) {
+		t.Fatalf("after a retry: %v, %v", ms, err)
+	}
+	got, err := s.ClaimMail(c, time.Now(), time.Minute)
+	if err != nil || got.ID != m.ID {
+		t.Fatalf("ClaimMail after the retry: %+v, %v", got, err)
 	}
 }

@@ -133,6 +133,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RetryMail", testRetryMail},
 		{"ParkMail", testParkMail},
 		{"DropParkedBodies", testDropParkedBodies},
+		{"ParkedMails", testParkedMails},
 		{"RetryAfterAck", testRetryAfterAck},
 		{"Challenge", testChallenge},
 		{"ChallengeExpiry", testChallengeExpiry},
