@@ -221,7 +221,16 @@ func (s *Sentinel) Failover() (*Server, error) {
 			next = d
 		}
 	}
-	if err := nodeCmd(s.Sentinels[0], "SENTINEL", "FAILOVER", s.Name).Err(); err != nil {
+	// A sentinel refuses (NOGOODSLAVE) until its periodic INFO has seen
+	// the replica as healthy (a few hundred ms after setup on a busy
+	// machine): ask until it agrees.
+	if err := waitFor("sentinel to accept a failover", func() (bool, error) {
+		err := nodeCmd(s.Sentinels[0], "SENTINEL", "FAILOVER", s.Name).Err()
+		if err != nil && strings.Contains(err.Error(), "NOGOODSLAVE") {
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
 		return nil, fmt.Errorf("sentinel failover: %w", err)
 	}
 	return next, waitFor("sentinel failover to "+next.Addr, func() (bool, error) {

@@ -86,8 +86,14 @@ func (h *slotHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 			var keys []any
 			for _, c := range cmds[1 : len(cmds)-1] {
 				a := c.Args()
-				ops = append(ops, strings.ToLower(fmt.Sprint(a[0])))
-				if len(a) > 1 {
+				op := strings.ToLower(fmt.Sprint(a[0]))
+				ops = append(ops, op)
+				switch {
+				case strings.HasPrefix(op, "eval"):
+					// The keys a script declares, not its body.
+					_, declared := h.script(a)
+					keys = append(keys, declared...)
+				case len(a) > 1:
 					keys = append(keys, a[1])
 				}
 			}
@@ -114,6 +120,7 @@ func TestSlotsPerOperation(t *testing.T) {
 		"revokeAllScript": revokeAllScript, "revokeScript": revokeScript, "publishScript": publishScript,
 		"ensureScript": ensureScript, "listTenantsScript": listTenantsScript,
 		"deleteUserScript": deleteUserScript, "userPageScript": userPageScript, "backfillScript": backfillScript,
+		"ackScript": ackScript, "enqueueScript": enqueueScript, "swapOutboxScript": swapOutboxScript,
 	} {
 		h.names[s.Hash()] = name
 	}
