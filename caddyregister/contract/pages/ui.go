@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -45,7 +46,7 @@ type ui struct {
 }
 
 // loadUI reads the embedded files, each replaced by dir's file of the same
-// name when dir has one.
+// name when dir has one (catalogues: merged over the shipped one).
 func loadUI(dir string) (*ui, error) {
 	sub, _ := fs.Sub(embedded, "templates")
 	read := func(name string) ([]byte, error) {
@@ -59,6 +60,14 @@ func loadUI(dir string) (*ui, error) {
 			}
 		}
 		return fs.ReadFile(sub, name)
+	}
+	var dirFS fs.FS
+	if dir != "" {
+		// A typo in the path must not fall back to the embedded look.
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("templates %q: not a directory", dir)
+		}
+		dirFS = os.DirFS(dir)
 	}
 	u := &ui{pages: map[string]*template.Template{}, cat: map[string]map[string]string{}}
 	layout, err := read("layout.html")
@@ -106,13 +115,23 @@ func loadUI(dir string) (*ui, error) {
 		if err != nil {
 			return nil, fmt.Errorf("templates: messages/%s: %q is not a language tag", n, lang)
 		}
-		b, err := read("messages/" + n)
-		if err != nil {
-			return nil, err
-		}
+		// The operator's catalogue is laid over the shipped one of its
+		// language, so it need only hold the texts it changes.
 		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("templates: messages/%s: %w", n, err)
+		for _, src := range []fs.FS{sub, dirFS} {
+			if src == nil {
+				continue
+			}
+			b, err := fs.ReadFile(src, "messages/"+n)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err == nil {
+				err = json.Unmarshal(b, &m)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("templates: messages/%s: %w", n, err)
+			}
 		}
 		u.cat[tag.String()] = m
 		u.langs = append(u.langs, tag.String())
