@@ -291,3 +291,48 @@ func TestPagesLanguage(t *testing.T) {
 		}
 	}
 }
+
+// When the access cookie has expired, the gate sends the browser to the
+// login page, which refreshes the session from the refresh cookie and
+// goes straight back: no password asked again until the session ends. A
+// refresh token another request has just rotated leaves the cookies alone.
+func TestPagesRefresh(t *testing.T) {
+	s := startPages(t)
+	b := s.browser()
+	s.signupActive(b, "refresh@example.com", "correct horse battery")
+	res := b.submit("/login", "/login", url.Values{"email": {"refresh@example.com"}, "password": {"correct horse battery"}})
+	if res.Status != 303 {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
+	}
+	u, _ := url.Parse(s.base)
+	var refresh string
+	for _, ck := range b.c.Jar.Cookies(u) {
+		if ck.Name == "session_refresh" {
+			refresh = ck.Value
+		}
+	}
+	// The access token expires: the browser forgets its cookie.
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "session", Value: "", Path: "/", MaxAge: -1}})
+	res = b.do(http.MethodGet, "/app/x", nil, nil)
+	if res.Status != 302 {
+		t.Fatalf("gate without the access cookie: %d", res.Status)
+	}
+	res = b.do(http.MethodGet, res.Header.Get("Location"), nil, nil)
+	if res.Status != 303 || res.Header.Get("Location") != "/app/x" {
+		t.Fatalf("login page with a refresh cookie: %d %v %s", res.Status, res.Header, res.Body)
+	}
+	if app := b.do(http.MethodGet, "/app/x", nil, nil); app.Status != 200 {
+		t.Fatalf("app after the refresh: %d", app.Status)
+	}
+	// Another tab still sends the token just rotated (within the grace
+	// window): it gets the form, and no cookie is cleared.
+	other := s.browser()
+	other.c.Jar.SetCookies(u, []*http.Cookie{{Name: "session_refresh", Value: refresh, Path: "/"}})
+	res = other.do(http.MethodGet, "/login", nil, nil)
+	if res.Status != 200 || len(res.Header.Values("Set-Cookie")) != 1 { // the CSRF cookie only
+		t.Fatalf("rotated token: %d %q", res.Status, res.Header.Values("Set-Cookie"))
+	}
+	if app := b.do(http.MethodGet, "/app/x", nil, nil); app.Status != 200 {
+		t.Fatalf("the session survived the reuse in the grace window: %d", app.Status)
+	}
+}

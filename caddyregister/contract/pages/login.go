@@ -41,6 +41,11 @@ func (c *Contract) session(w http.ResponseWriter, r *http.Request, req *contract
 	}
 	t, err := eng.Refresh(r.Context(), rt, req.ClientIP, r.UserAgent(), c.env.Settings.Sessions)
 	switch {
+	case errors.Is(err, engine.ErrRefreshConflict):
+		// Another request of this browser (a second tab, a prefetch) has
+		// just rotated the token, and its answer carries the successor:
+		// clearing the cookies here could wipe that out.
+		return nil, nil
 	case errors.Is(err, engine.ErrUnauthenticated), errors.Is(err, engine.ErrAccountDisabled), errors.Is(err, engine.ErrNotActivated):
 		c.cookies.Clear(w, r) // spent, revoked or expired: forget it
 		return nil, nil

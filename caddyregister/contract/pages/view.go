@@ -90,8 +90,7 @@ func (c *Contract) readForm(w http.ResponseWriter, r *http.Request, req *contrac
 }
 
 // fail shows err on the form of page v, with the status the contracts
-// give it: field errors by field, the rest as the form's error. It
-// returns false for errors no form can show (the caller has answered).
+// give it: field errors by field, the rest as the form's error.
 func (c *Contract) fail(w http.ResponseWriter, r *http.Request, page string, v *view, err error) {
 	status, retry, _ := contract.Status(err)
 	var ve *engine.ValidationError
