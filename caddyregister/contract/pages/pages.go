@@ -15,7 +15,6 @@ package pages
 import (
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
@@ -76,6 +75,8 @@ The link is valid until {{.Expires.Format "2006-01-02 15:04 MST"}}. If you did n
 `
 )
 
+var defaultMail = mail.MustParseTemplate(defaultSubject, defaultText, defaultHTML)
+
 // New builds the contract: templates and catalogues are read and parsed
 // here, once per config load, so a broken override fails the config.
 func New(env contract.Env) (contract.Contract, error) {
@@ -111,19 +112,9 @@ func New(env contract.Env) (contract.Contract, error) {
 	if c.ui, err = loadUI(dir); err != nil {
 		return nil, fmt.Errorf("contract %s: %w", Name, err)
 	}
-	parts := [3]string{defaultSubject, defaultText, defaultHTML}
-	for i, f := range []string{env.Settings.Template.Subject, env.Settings.Template.Text, env.Settings.Template.HTML} {
-		if f == "" {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("mail template: %w", err)
-		}
-		parts[i] = string(b)
-	}
-	if c.mail, err = mail.ParseTemplate(parts[0], parts[1], parts[2]); err != nil {
-		return nil, fmt.Errorf("mail template: %w", err)
+	t := env.Settings.Template
+	if c.mail, err = mail.LoadTemplate(defaultMail, t.Subject, t.Text, t.HTML); err != nil {
+		return nil, err
 	}
 	if env.Engine != nil {
 		env.Engine.RegisterResender(engine.ResenderKey(Name, env.Prefix), engine.Resender{Template: c.mail, TTL: env.Settings.LinkTTL})
