@@ -7,6 +7,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +335,138 @@ func TestPagesRefresh(t *testing.T) {
 	}
 	if app := b.do(http.MethodGet, "/app/x", nil, nil); app.Status != 200 {
 		t.Fatalf("the session survived the reuse in the grace window: %d", app.Status)
+	}
+}
+
+// fieldInvalid reports whether the page marks field name invalid, with
+// its error message tied to it, saying want.
+func fieldInvalid(body []byte, name, want string) bool {
+	re := regexp.MustCompile(`<input id="f-` + name + `" name="` + name + `"[^>]* aria-invalid="true" aria-describedby="f-` + name + `-error"[^>]*>\s*<p class="field-error" id="f-` + name + `-error">([^<]*)</p>`)
+	m := re.FindSubmatch(body)
+	return m != nil && strings.Contains(string(m[1]), want)
+}
+
+// Each form's bad input: the form again with the error on its field and
+// the APIs' status, nothing written.
+func TestPagesForms(t *testing.T) {
+	s := startPages(t)
+	b := s.browser()
+	before := s.dataKeys()
+	for name, c := range map[string]struct {
+		path        string
+		form        url.Values
+		status      int
+		field, want string
+	}{
+		"no password":    {"/signup", url.Values{"email": {"a@example.com"}}, 400, "password", "required"},
+		"bad address":    {"/signup", url.Values{"email": {"not an address"}, "password": {"long enough pass"}}, 400, "email", "not valid"},
+		"short password": {"/signup", url.Values{"email": {"a@example.com"}, "password": {"short"}}, 400, "password", "at least 10 characters"},
+		"no captcha":     {"/captcha/signup", url.Values{"email": {"a@example.com"}, "password": {"long enough pass"}}, 400, "captcha", "do not match"},
+		"wrong captcha":  {"/captcha/signup", url.Values{"email": {"a@example.com"}, "password": {"long enough pass"}, "captcha": {"zzzz"}, "captcha_token": {"6f079965-c057-bdca-77dd-3591c7f1c5a8"}}, 400, "captcha", "do not match"},
+		"login no email": {"/login", url.Values{"password": {"x"}}, 400, "email", "required"},
+		"login unknown":  {"/login", url.Values{"email": {"nobody@example.com"}, "password": {"whatever it is"}}, 401, "password", "wrong"},
+		"reset no pass":  {"/password/reset?token=abc", url.Values{"token": {"abc"}}, 400, "password", "required"},
+		"forgot bad":     {"/password/forgot", url.Values{"email": {"nope"}}, 400, "email", "not valid"},
+	} {
+		action, _, _ := strings.Cut(c.path, "?")
+		res := b.submit(c.path, action, c.form)
+		if res.Status != c.status || !fieldInvalid(res.Body, c.field, c.want) {
+			t.Errorf("%s: %d, want %d with %s: %q:\n%s", name, res.Status, c.status, c.field, c.want, res.Body)
+		}
+	}
+	for name, c := range map[string]struct{ path, action string }{
+		"reset bad token":   {"/password/reset?token=abc", "/password/reset"},
+		"confirm bad token": {"/confirm?token=abc", "/confirm"},
+	} {
+		res := b.submit(c.path, c.action, url.Values{"token": {"abc"}, "password": {"long enough pass"}})
+		if res.Status != 400 || !strings.Contains(string(res.Body), `<p class="error" role="alert">The link is invalid, used or expired.`) {
+			t.Errorf("%s: %d %s", name, res.Status, res.Body)
+		}
+	}
+	// Only the CAPTCHA challenges the forms drew (each shown once).
+	after := slices.DeleteFunc(s.dataKeys(), func(k string) bool { return strings.Contains(k, ":challenge:") })
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("bad forms wrote: %v → %v", before, after)
+	}
+
+	// A pending account: the log-in says so (after the password checked
+	// out) and links to a resend, which mails a new link.
+	res := b.submit("/signup", "/signup", url.Values{"email": {"pending@example.com"}, "password": {"long enough pass"}})
+	if res.Status != 200 {
+		t.Fatalf("signup: %d %s", res.Status, res.Body)
+	}
+	s.sink.waitFor("pending@example.com", 30*time.Second)
+	res = b.submit("/signup", "/signup", url.Values{"email": {"pending@example.com"}, "password": {"long enough pass"}})
+	if res.Status != 409 || !fieldInvalid(res.Body, "email", "exists already") {
+		t.Fatalf("taken address: %d %s", res.Status, res.Body)
+	}
+	res = b.submit("/login", "/login", url.Values{"email": {"pending@example.com"}, "password": {"long enough pass"}})
+	if res.Status != 403 || !strings.Contains(string(res.Body), `href="/confirm/resend?email=pending%40example.com"`) {
+		t.Fatalf("pending login: %d %s", res.Status, res.Body)
+	}
+	res = b.submit("/confirm/resend?email=pending%40example.com", "/confirm/resend", url.Values{"email": {"pending@example.com"}})
+	if res.Status != 200 {
+		t.Fatalf("resend: %d %s", res.Status, res.Body)
+	}
+	s.sink.nthMailTo("pending@example.com", 2, 30*time.Second)
+
+	// The account page needs a session.
+	if res := b.do(http.MethodGet, "/settings", nil, nil); res.Status != 303 || res.Header.Get("Location") != "/login?return_to=%2Fsettings" {
+		t.Fatalf("settings without a session: %d %v", res.Status, res.Header)
+	}
+	for _, p := range []string{"/settings/password", "/settings/sessions/end", "/settings/delete"} {
+		if res := b.submit("/login", p, url.Values{}); res.Status != 303 || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+			t.Fatalf("%s without a session: %d %v", p, res.Status, res.Header)
+		}
+	}
+}
+
+// The account page: another session is listed and ended; the account is
+// deleted with its password (a wrong one is refused) and its cookies go.
+func TestPagesAccount(t *testing.T) {
+	s := startPages(t)
+	b := s.browser()
+	const email, pass = "acct@example.com", "correct horse battery"
+	s.signupActive(b, email, pass)
+	other := s.browser()
+	for _, c := range []*browserLike{b, other} {
+		if res := c.submit("/login", "/login", url.Values{"email": {email}, "password": {pass}}); res.Status != 303 {
+			t.Fatalf("login: %d", res.Status)
+		}
+	}
+	page, _ := b.get("/settings")
+	sids := regexp.MustCompile(`name="sid" value="([^"]+)"`).FindAllSubmatch(page.Body, -1)
+	if len(sids) != 2 || strings.Count(string(page.Body), "this session") != 1 {
+		t.Fatalf("sessions:\n%s", page.Body)
+	}
+	// End the session that is not this one: the other browser is out.
+	cur := regexp.MustCompile(`(?s)this session.*?name="sid" value="([^"]+)"`).FindSubmatch(page.Body)
+	var otherSID string
+	for _, m := range sids {
+		if string(m[1]) != string(cur[1]) {
+			otherSID = string(m[1])
+		}
+	}
+	res := b.submit("/settings", "/settings/sessions/end", url.Values{"sid": {otherSID}})
+	if res.Status != 303 || res.Header.Get("Location") != "/settings?notice=session_ended" {
+		t.Fatalf("end session: %d %v", res.Status, res.Header)
+	}
+	if res := other.do(http.MethodGet, "/app/x", nil, nil); res.Status != 302 {
+		t.Fatalf("the ended session still opens the app: %d", res.Status)
+	}
+	if res := other.do(http.MethodGet, "/settings", nil, nil); res.Status != 303 {
+		t.Fatalf("the ended session still opens the account page: %d", res.Status)
+	}
+	// Delete: a wrong password is refused, the right one erases.
+	res = b.submit("/settings", "/settings/delete", url.Values{"delete_password": {"not the password"}})
+	if res.Status != 401 || !fieldInvalid(res.Body, "delete_password", "wrong") {
+		t.Fatalf("delete with a wrong password: %d %s", res.Status, res.Body)
+	}
+	res = b.submit("/settings", "/settings/delete", url.Values{"delete_password": {pass}})
+	if res.Status != 200 || !strings.Contains(string(res.Body), "Your account is deleted.") {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	if res := b.submit("/login", "/login", url.Values{"email": {email}, "password": {pass}}); res.Status != 401 {
+		t.Fatalf("login after erasure: %d", res.Status)
 	}
 }

@@ -121,9 +121,11 @@ func (c *Contract) fail(w http.ResponseWriter, r *http.Request, page string, v *
 }
 
 // fieldText is a field error in the page's language: the catalogue's
-// text for the rule (rule_<rule>), else the engine's English sentence.
+// text for the rule (rule_<rule>), else the engine's English sentence,
+// which is more precise ("at least 10 characters"): the shipped English
+// catalogue has no rule texts.
 func (c *Contract) fieldText(v *view, f *engine.FieldError) string {
-	if s, ok := v.T["rule_"+f.Rule]; ok && v.Lang != defaultLang {
+	if s, ok := v.T["rule_"+f.Rule]; ok {
 		return s
 	}
 	if f.Rule == "required" {
