@@ -291,6 +291,13 @@ func TestPagesLanguage(t *testing.T) {
 			t.Fatalf("no Vary: %v", res.Header)
 		}
 	}
+	// The engine's field errors in the page's language.
+	b := s.browser()
+	b.lang = "de"
+	res := b.submit("/signup", "/signup", url.Values{"email": {"de@example.com"}, "password": {"kurz"}})
+	if res.Status != 400 || !fieldInvalid(res.Body, "password", "Das Passwort ist zu kurz.") || res.Header.Get("Content-Language") != "de" {
+		t.Fatalf("German policy error: %d %s", res.Status, res.Body)
+	}
 }
 
 // When the access cookie has expired, the gate sends the browser to the
