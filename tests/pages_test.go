@@ -183,6 +183,9 @@ func TestPagesHeaders(t *testing.T) {
 	if !strings.Contains(string(res.Body), `<img src="data:image/svg&#43;xml;base64,`) || !strings.Contains(string(res.Body), `href="/captcha/signup?email=`) {
 		t.Fatalf("captcha signup:\n%s", res.Body)
 	}
+	if head := b.do(http.MethodHead, "/login", nil, nil); head.Status != 200 || len(head.Body) != 0 || head.Header.Get("Content-Security-Policy") != pagesCSP {
+		t.Fatalf("HEAD /login: %d %v", head.Status, head.Header)
+	}
 	css := b.do(http.MethodGet, "/style.css", nil, nil)
 	if css.Status != 200 || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") || len(css.Body) < 100 {
 		t.Fatalf("style.css: %d %v", css.Status, css.Header)

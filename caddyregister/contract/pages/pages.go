@@ -149,7 +149,7 @@ const (
 func (c *Contract) Routes() []contract.Route {
 	form := []string{formContentType}
 	get, post := http.MethodGet, http.MethodPost
-	return []contract.Route{
+	routes := []contract.Route{
 		{Method: get, Path: PathStylesheet, Name: "page_style", Serve: c.stylesheet},
 		{Method: get, Path: PathSignup, Name: "page_signup", Limit: contract.LinkLimit, Serve: c.signupPage},
 		{Method: post, Path: PathSignup, Name: "signup", Limit: contract.HashLimit, ContentTypes: form, Serve: c.signup},
@@ -169,6 +169,15 @@ func (c *Contract) Routes() []contract.Route {
 		{Method: post, Path: PathEndSession, Name: "session_end", Limit: contract.LinkLimit, ContentTypes: form, Serve: c.endSession, Cookie: true},
 		{Method: post, Path: PathDelete, Name: "erase", Limit: contract.LoginLimit, ContentTypes: form, Serve: c.erase, Cookie: true},
 	}
+	// Every page answers HEAD as GET (net/http drops the body), as a
+	// static site would: link checkers ask with HEAD.
+	for _, rt := range routes {
+		if rt.Method == get {
+			rt.Method = http.MethodHead
+			routes = append(routes, rt)
+		}
+	}
+	return routes
 }
 
 // path is a page's path on the site.
