@@ -6,7 +6,7 @@ SUDO      := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 XCADDY    ?= $(shell $(GO) env GOPATH)/bin/xcaddy
 FUZZTIME  ?= 10s
 
-.PHONY: test deps fmt-check vet gotest fuzz run xcaddy bench
+.PHONY: test deps fmt-check vet gotest fuzz run xcaddy bench screenshots
 
 test: deps fmt-check vet gotest fuzz
 
@@ -23,6 +23,9 @@ deps:
 	@command -v node >/dev/null 2>&1 || { echo "installing nodejs"; $(APT_INSTALL) nodejs >/dev/null; }
 	@# curl and jq run the README's user journey (TestUserJourney).
 	@command -v jq >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { echo "installing jq curl"; $(APT_INSTALL) jq curl >/dev/null; }
+	@# Headless Chromium runs the hosted pages' browser tests (TestPagesBrowser).
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ echo "installing chromium"; $(APT_INSTALL) chromium >/dev/null; }
 	@redis-server --version
 
 fmt-check:
@@ -44,6 +47,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAddUser$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/soajs/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./caddyregister/contract/rpost/
 	$(GO) test -run '^$$' -fuzz '^FuzzIdentifierKey$$' -fuzztime $(FUZZTIME) ./caddyregister/store/
+
+# Screenshots of each hosted page at desktop and phone width, for the
+# README: the browser test's journey, writing docs/screenshots/*.png.
+screenshots: deps
+	mkdir -p docs/screenshots
+	PAGES_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestPagesBrowser$$' ./tests/
 
 run:
 	$(GO) run ./cmd/caddy run --config Caddyfile

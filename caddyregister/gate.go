@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/token"
 )
@@ -191,11 +192,7 @@ func checkLoginURL(s string) error {
 	return nil
 }
 
-func validCookieName(name string) bool {
-	return name != "" && strings.IndexFunc(name, func(r rune) bool {
-		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
-	}) < 0
-}
+func validCookieName(name string) bool { return contract.ValidCookieName(name) }
 
 // Authenticate implements caddyauth.Authenticator. A refusal sets the
 // challenge (WWW-Authenticate) and is answered by the authentication
@@ -342,6 +339,9 @@ func (g *Gate) admit(r *http.Request, p *engine.Principal) *denial {
 		delete(r.Header, accessTokenKey)
 		if g.Cookie != "" {
 			dropCookie(r.Header, g.Cookie)
+			// The refresh cookie of the pages mounted at the root
+			// travels to every path: it is no business of the app's.
+			dropCookie(r.Header, contract.SessionCookies{Name: g.Cookie}.RefreshName())
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

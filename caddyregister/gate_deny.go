@@ -163,28 +163,9 @@ func loginRedirect(loginURL string, r *http.Request) string {
 	return loginURL + sep + "return_to=" + url.QueryEscape(SafeReturnTo(target))
 }
 
-// SafeReturnTo returns s if it is a path on this site ("/app/x?y"), else
-// "/": never a URL of another site, whatever a browser makes of it
-// ("//evil.example", "/\evil.example", "https://…", control characters).
-// A login page taking return_to from its query checks it with this too.
-func SafeReturnTo(s string) string {
-	if len(s) == 0 || s[0] != '/' || len(s) > 2048 {
-		return "/"
-	}
-	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
-		return "/"
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return "/"
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return "/"
-	}
-	return s
-}
+// SafeReturnTo returns s if it is a path on this site, else "/"
+// (contract.SafeReturnTo, which the hosted pages use too).
+func SafeReturnTo(s string) string { return contract.SafeReturnTo(s) }
 
 // prefersHTML reports whether an Accept header names text/html with the
 // highest weight of any type it lists (ties allowed): a browser

@@ -24,6 +24,7 @@ import (
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/account"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/indiqus"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/noraina"
+	_ "github.com/caddyregister/caddyregister/caddyregister/contract/pages"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/rpost"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/saymon"
 	_ "github.com/caddyregister/caddyregister/caddyregister/contract/soajs"

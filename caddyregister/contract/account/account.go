@@ -35,9 +35,9 @@ func init() {
 type Contract struct {
 	env    contract.Env
 	policy password.Policy
-	// cookie names the access token cookie (option cookie); empty: tokens
+	// cookies are the session cookies (option cookie); no name: tokens
 	// travel in bodies and headers only.
-	cookie string
+	cookies contract.SessionCookies
 }
 
 // New builds the contract. Its password policy (for a password change) is
@@ -49,10 +49,10 @@ func New(env contract.Env) (contract.Contract, error) {
 	c := &Contract{env: env, policy: env.PasswordPolicy(password.NIST())}
 	if lines := env.Options[OptCookie]; len(lines) > 0 {
 		args := env.Options.Last(OptCookie)
-		if len(lines) != 1 || len(args) != 1 || !validCookieName(args[0]) {
+		if len(lines) != 1 || len(args) != 1 || !contract.ValidCookieName(args[0]) {
 			return nil, fmt.Errorf("contract %s: cookie takes one cookie name", Name)
 		}
-		c.cookie = args[0]
+		c.cookies = contract.SessionCookies{Name: args[0], RefreshPath: contract.CookiePath(env.Prefix)}
 	}
 	return c, nil
 }
@@ -63,9 +63,9 @@ func (c *Contract) Routes() []contract.Route {
 	return []contract.Route{
 		// With the cookie option these take and set cookies: Cookie routes,
 		// refused when a page of another site posts them.
-		{Method: http.MethodPost, Path: "/login", Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login, Cookie: c.cookie != ""},
-		{Method: http.MethodPost, Path: "/refresh", Name: "refresh", Limit: contract.LinkLimit, ContentTypes: js, Serve: c.refresh, Cookie: c.cookie != ""},
-		{Method: http.MethodPost, Path: "/logout", Name: "logout", ContentTypes: js, Serve: c.logout, Cookie: c.cookie != ""},
+		{Method: http.MethodPost, Path: "/login", Name: "login", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.login, Cookie: c.cookies.Name != ""},
+		{Method: http.MethodPost, Path: "/refresh", Name: "refresh", Limit: contract.LinkLimit, ContentTypes: js, Serve: c.refresh, Cookie: c.cookies.Name != ""},
+		{Method: http.MethodPost, Path: "/logout", Name: "logout", ContentTypes: js, Serve: c.logout, Cookie: c.cookies.Name != ""},
 		{Method: http.MethodGet, Path: "/me", Name: "me", Serve: c.me},
 		{Method: http.MethodDelete, Path: "/me", Name: "erase", Limit: contract.LoginLimit, ContentTypes: js, Serve: c.erase},
 		{Method: http.MethodGet, Path: "/sessions", Name: "sessions", Serve: c.sessions},

@@ -1,4 +1,4 @@
-package account
+package contract
 
 import (
 	"crypto/tls"
@@ -13,11 +13,11 @@ func TestSecureCookies(t *testing.T) {
 		"example.com": true, "example.com:8080": true, "10.0.0.1": true, "localhost.example.com": true,
 	} {
 		r := httptest.NewRequest("POST", "http://"+host+"/account/login", nil)
-		if got := secureCookies(r); got != want {
+		if got := SecureCookies(r); got != want {
 			t.Errorf("http://%s: Secure %v, want %v", host, got, want)
 		}
 		r.TLS = &tls.ConnectionState{}
-		if !secureCookies(r) {
+		if !SecureCookies(r) {
 			t.Errorf("https://%s: no Secure", host)
 		}
 	}
