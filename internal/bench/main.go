@@ -275,7 +275,7 @@ var roundTripRE = regexp.MustCompile(`redis round trips per registration: (\d+) 
 func (b *bench) roundTrips() {
 	b.section("Redis round trips (TestRedisRoundTrips)")
 	b.logf("go test -run '^TestRedisRoundTrips$' ./internal/bench/")
-	cmd := exec.Command(goCmd(), "test", "-count=1", "-run", "^TestRedisRoundTrips$", "-v", "./internal/bench/")
+	cmd := exec.Command(goCmd(), "test", "-count=1", "-run", "^(TestRedisRoundTrips|TestRedisSizing)$", "-v", "./internal/bench/")
 	cmd.Dir = b.root
 	out, err := cmd.CombinedOutput()
 	m := roundTripRE.FindSubmatch(out)
@@ -287,7 +287,30 @@ func (b *bench) roundTrips() {
 	n, _ := strconv.Atoi(string(m[1]))
 	b.logf("redis round trips per registration: %d (%s)", n, m[2])
 	b.add("round trips per registration", fmt.Sprintf("%d (%s)", n, m[2]), "= 3 (design minimum)", verdict(err == nil && n == 3))
+	// Sizing (TestRedisSizing): memory per user, round trips of a login
+	// and of a gated request; figures, with the test's own bound.
+	for _, re := range sizingREs {
+		if m := re.re.FindSubmatch(out); m != nil {
+			b.add(re.name, string(m[1]), re.target, verdict(err == nil))
+		} else {
+			b.problem("sizing: no %q in the test's output", re.name)
+		}
+	}
 }
+
+// sizingREs pick TestRedisSizing's figures out of its log.
+var sizingREs = []struct {
+	name, target string
+	re           *regexp.Regexp
+}{
+	{"redis bytes per active user (one session)", fmt.Sprintf("<= %d", maxBytesPerUserReport), regexp.MustCompile(`memory per active user with one session: (\d+ bytes)`)},
+	{"redis memory for 10 million users", "", regexp.MustCompile(`memory for 10 million such users: ([0-9.]+ GiB)`)},
+	{"redis round trips of a login", "", regexp.MustCompile(`round trips of a login \(LoginSession, with the lockout's checks\): (\d+)`)},
+	{"redis round trips of a gated request", "", regexp.MustCompile(`round trips of a gated request: (\d+ at a session's first sight \([^)]*\)+, \d+ for the next 100 requests)`)},
+}
+
+// maxBytesPerUserReport is sizing_test.go's bound, for the report.
+const maxBytesPerUserReport = 4096
 
 // ---------------------------------------------------------------------------
 // Bare hash rate.
