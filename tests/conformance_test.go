@@ -215,7 +215,7 @@ func conformance(base, cfg, method, target string, header http.Header, body []by
 		// modes (noraina's /confirm), or a path beside the routes.
 		return nil
 	}
-	if strings.HasSuffix(u.Path, "/openapi.json") || strings.HasPrefix(u.Path, "/.well-known/") {
+	if p := strings.ToLower(path.Clean(u.Path)); strings.HasSuffix(p, "/openapi.json") || strings.HasPrefix(p, "/.well-known/") {
 		return nil // the handler's own documents, not the contract's routes
 	}
 	var owner *apiHandler
