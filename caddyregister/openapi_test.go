@@ -14,7 +14,7 @@ import (
 // (JSON "openapi"); anything else is refused at adapt time.
 func TestHandlerOpenAPICaddyfile(t *testing.T) {
 	for in, want := range map[string]bool{
-		"register noraina":                     false,
+		"register noraina":                    false,
 		"register noraina {\n openapi on\n}":  true,
 		"register noraina {\n openapi off\n}": false,
 	} {
