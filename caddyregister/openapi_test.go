@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddyregister/caddyregister/caddyregister/contract"
+
 	"github.com/caddyregister/caddyregister/caddyregister/contract/indiqus"
 )
 
@@ -74,5 +76,58 @@ func TestWithServer(t *testing.T) {
 	}
 	if _, err := withServer([]byte("not json"), "/api"); err == nil {
 		t.Error("withServer accepted a document that is not JSON")
+	}
+}
+
+// TestOpenAPIStatusesOfTheHandler: what the handler adds in front of
+// every route is in each document: a route that reads a body can answer
+// 400, 413 and 415 and one that reads none cannot; a route refused to
+// cross-site requests (crossSiteGuarded) documents 403; every route
+// documents 429 (limits are the operator's to set), 500 and 503.
+func TestOpenAPIStatusesOfTheHandler(t *testing.T) {
+	opts := map[string]contract.Options{"noraina": {"activation": {{"email"}}}, "account": {"cookie": {{"session"}}}}
+	for _, name := range contract.Names() {
+		f, _ := contract.Lookup(name)
+		c, err := f(contract.Env{Prefix: "/p", Options: opts[name]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Paths map[string]map[string]json.RawMessage `json:"paths"`
+		}
+		if err := json.Unmarshal(c.(contract.Described).OpenAPI(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, rt := range c.Routes() {
+			raw, ok := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
+			if !ok {
+				t.Errorf("%s %s %s: not documented", name, rt.Method, rt.Path)
+				continue
+			}
+			var op struct {
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			has := func(s string) bool { _, ok := op.Responses[s]; return ok }
+			for _, s := range []string{"429", "500", "503"} {
+				if !has(s) {
+					t.Errorf("%s %s %s: %s not documented", name, rt.Method, rt.Path, s)
+				}
+			}
+			body := len(rt.ContentTypes) > 0
+			for _, s := range []string{"413", "415"} {
+				if has(s) != body {
+					t.Errorf("%s %s %s: reads a body %v, documents %s %v", name, rt.Method, rt.Path, body, s, has(s))
+				}
+			}
+			if body && !has("400") {
+				t.Errorf("%s %s %s: reads a body, 400 not documented", name, rt.Method, rt.Path)
+			}
+			if crossSiteGuarded(&rt) && !has("403") {
+				t.Errorf("%s %s %s: refused cross-site, 403 not documented", name, rt.Method, rt.Path)
+			}
+		}
 	}
 }

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	caddytest.Default.AdminPort = adminPort
 	caddytest.Default.LoadRequestTimeout = 30 * time.Second
 	code := m.Run()
+	reportExercised()
 	redisSrv.Stop()
 	os.Exit(code)
 }
