@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -234,7 +235,7 @@ func conformance(base, cfg, method, target string, header http.Header, body []by
 			if res.Status != http.StatusMethodNotAllowed {
 				return fmt.Errorf("%s: method not in the document, but answered %d", h.contract, res.Status)
 			}
-			return nil
+			return h.validateMethodNotAllowed(res)
 		case err != nil:
 			if owner == nil && h.underPrefix(u.Path) {
 				owner = h
@@ -259,6 +260,36 @@ func refused(res *response) bool {
 		Result *bool `json:"result"`
 	}
 	return json.Unmarshal(res.Body, &env) == nil && env.Result != nil && !*env.Result
+}
+
+// validateMethodNotAllowed checks a 405 against the document's
+// MethodNotAllowed response, which no operation refers to (OpenAPI lists
+// the methods a path has, not the answer to the others): the Allow header
+// and the body in the contract's envelope.
+func (h *apiHandler) validateMethodNotAllowed(res *response) error {
+	ref := h.doc.Components.Responses["MethodNotAllowed"]
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("%s: the document has no MethodNotAllowed response", h.contract)
+	}
+	if res.Header.Get("Allow") == "" {
+		return fmt.Errorf("%s: 405 without Allow", h.contract)
+	}
+	mt, _, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if err != nil {
+		return fmt.Errorf("%s: 405 content type: %w", h.contract, err)
+	}
+	media := ref.Value.Content.Get(mt)
+	if media == nil {
+		return fmt.Errorf("%s: 405 with Content-Type %q, not documented", h.contract, mt)
+	}
+	var v any
+	if err := json.Unmarshal(res.Body, &v); err != nil {
+		return fmt.Errorf("%s: 405 body: %w", h.contract, err)
+	}
+	if err := media.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("%s: 405 body: %w", h.contract, err)
+	}
+	return nil
 }
 
 // isFallback is the test sites' answer for requests no handler took.
