@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -325,12 +326,16 @@ func validateExchange(req *http.Request, route *routers.Route, params map[string
 		return fmt.Errorf("response: %w", err)
 	}
 	exercised.Store(fmt.Sprintf("%s %s %d", route.Method, route.Path, res.Status), true)
+	validated.Add(1)
 	return nil
 }
 
 // exercised records "METHOD /path status" of every exchange validated, for
 // reportExercised.
 var exercised sync.Map
+
+// validated counts the exchanges validated against a document.
+var validated atomic.Int64
 
 // reportExercised prints, when OPENAPI_COVERAGE is set, the documented
 // operations and statuses no test exchange exercised: statuses the
@@ -358,5 +363,5 @@ func reportExercised() {
 			}
 		}
 	}
-	fmt.Fprintf(os.Stderr, "openapi coverage: %d documented (operation, status) pairs exercised, %d not\n", seen, missing)
+	fmt.Fprintf(os.Stderr, "openapi coverage: %d exchanges validated; %d documented (operation, status) pairs exercised, %d not\n", validated.Load(), seen, missing)
 }
