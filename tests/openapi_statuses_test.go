@@ -65,6 +65,8 @@ func TestOpenAPIErrorStatuses(t *testing.T) {
 		{"POST", "/account/password/forgot", jsonH, `{`, 400},
 		{"POST", "/account/activation/resend", jsonH, `{"email":42}`, 400},
 		{"POST", "/account/logout", jsonH, `[`, 400},
+		{"DELETE", "/account/me", admin, `{"password":"x"}`, 403},
+		{"POST", "/account/password/reset", crossSite, "token=nope&password=x", 403},
 		{"PATCH", "/account/users/nope", basic, `{"status":"active"}`, 404},
 		{"POST", "/account/users/nope/logout", basic, "", 404},
 		{"PUT", "/account/me", nil, "", 405},
