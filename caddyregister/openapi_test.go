@@ -2,6 +2,7 @@ package caddyregister
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,6 +80,9 @@ func TestWithServer(t *testing.T) {
 	}
 }
 
+// apiContracts are the contracts that must ship an OpenAPI document.
+var apiContracts = []string{"account", "indiqus", "noraina", "rpost", "saymon", "soajs"}
+
 // TestOpenAPIStatusesOfTheHandler: what the handler adds in front of
 // every route is in each document: a route that reads a body can answer
 // 400, 413 and 415 and one that reads none cannot; a route refused to
@@ -92,10 +96,18 @@ func TestOpenAPIStatusesOfTheHandler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		d, ok := c.(contract.Described)
+		if !ok {
+			// Only APIs have documents (the pages contract serves HTML).
+			if slices.Contains(apiContracts, name) {
+				t.Errorf("contract %s has no OpenAPI document", name)
+			}
+			continue
+		}
 		var doc struct {
 			Paths map[string]map[string]json.RawMessage `json:"paths"`
 		}
-		if err := json.Unmarshal(c.(contract.Described).OpenAPI(), &doc); err != nil {
+		if err := json.Unmarshal(d.OpenAPI(), &doc); err != nil {
 			t.Fatal(err)
 		}
 		for _, rt := range c.Routes() {
