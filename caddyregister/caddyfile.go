@@ -383,6 +383,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "openapi":
+			var v string
+			if !d.AllArgs(&v) || (v != "on" && v != "off") {
+				return d.Errf("openapi takes on or off")
+			}
+			h.OpenAPI = v == "on"
 		case "jwks":
 			var v string
 			if !d.AllArgs(&v) || v != "off" {

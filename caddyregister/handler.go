@@ -85,6 +85,9 @@ type Handler struct {
 	// each contract documents its own. In the Caddyfile they are the
 	// block's other subdirectives.
 	Options contract.Options `json:"options,omitempty"`
+	// OpenAPI serves the contract's OpenAPI document at
+	// {prefix}/openapi.json, its servers naming the prefix.
+	OpenAPI bool `json:"openapi,omitempty"`
 
 	app      *App
 	contract contract.Contract
@@ -100,6 +103,10 @@ type Handler struct {
 	// patterns holds the routes whose paths have {name} segments, tried
 	// in order after the exact paths.
 	patterns []patternRoutes
+
+	// openapiDoc is the document served when OpenAPI is set, built at
+	// Provision (nil otherwise).
+	openapiDoc []byte
 }
 
 // PolicyConfig overrides password policy fields; zero fields keep the
@@ -211,6 +218,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := checkPublicURL(h.PublicURL); err != nil {
 		return fmt.Errorf("register handler: %w", err)
 	}
+	if err := h.provisionOpenAPI(); err != nil {
+		return err
+	}
 	h.app.handlers = append(h.app.handlers, h) // for the link host check at Start
 	h.routes = map[string][]contract.Route{}
 	h.patterns = nil
@@ -269,6 +279,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !h.DisableJWKS && (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.isJWKSPath(r.URL.Path) {
 		return h.serveJWKS(w, r)
+	}
+	if h.openapiDoc != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.isOpenAPIPath(r.URL.Path) {
+		return h.serveOpenAPI(w, r)
 	}
 	candidates, ok := h.lookup(r.URL.Path)
 	if !ok {

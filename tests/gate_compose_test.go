@@ -46,6 +46,7 @@ func TestGateProvider(t *testing.T) {
 	}
 }`, adminPort, redisSrv.URL(0), s.ns, httpPort, httpPort, strings.TrimPrefix(s.up.srv.URL, "http://"))
 	s.tc.InitServer(cfg, "json")
+	s.loaded = cfg // JSON: no register handler for conform to check
 	s.awaitServing()
 
 	res := s.do(http.MethodGet, "/echo", bearerH(tk.AccessToken), "")

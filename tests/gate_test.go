@@ -133,7 +133,9 @@ func (s *gateSite) raw(method, path string, header [][2]string) *response {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	out := &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	s.conform(method, path, req.Header, nil, out)
+	return out
 }
 
 // spoofs are identity headers a client sends to speak for the gate, in

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	caddytest.Default.AdminPort = adminPort
 	caddytest.Default.LoadRequestTimeout = 30 * time.Second
 	code := m.Run()
+	reportExercised()
 	redisSrv.Stop()
 	os.Exit(code)
 }
@@ -68,6 +69,9 @@ type site struct {
 	ns      string        // redis backend
 	dbPath  string        // embedded backend
 	client  *http.Client
+	// loaded is the config last loaded: the handlers whose OpenAPI
+	// documents requests are checked against (conform).
+	loaded string
 }
 
 // Backends the key cases run on.
@@ -149,6 +153,7 @@ http://localhost:%d {
 func (s *site) load(cfg string) {
 	s.t.Helper()
 	s.tc.InitServer(cfg, "caddyfile")
+	s.loaded = cfg
 	if s.t.Failed() {
 		s.t.FailNow()
 	}
@@ -225,7 +230,9 @@ func (s *site) do(method, path string, header map[string]string, body string) *r
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	out := &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	s.conform(method, path, req.Header, []byte(body), out)
+	return out
 }
 
 func (s *site) postJSON(path, body string) *response {

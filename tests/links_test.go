@@ -77,7 +77,9 @@ func (s *rpostSite) registerAs(host, email string, h map[string]string) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	expectRegistered(s.t, &response{Status: res.StatusCode, Header: res.Header, Body: b}, email)
+	out := &response{Status: res.StatusCode, Header: res.Header, Body: b}
+	s.conform(http.MethodPost, "/api/v1/Account/Register", req.Header, []byte(rpostBody(map[string]string{"Email": fmt.Sprintf("%q", email)})), out)
+	expectRegistered(s.t, out, email)
 }
 
 // loadError posts cfg to the admin API and returns its error text; the

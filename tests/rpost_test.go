@@ -79,7 +79,9 @@ func (s *rpostSite) get(path string) *response {
 		s.t.Fatalf("GET %s: %v", path, err)
 	}
 	defer res.Body.Close()
-	return &response{Status: res.StatusCode, Header: res.Header, Body: []byte(readAll(s.t, res))}
+	out := &response{Status: res.StatusCode, Header: res.Header, Body: []byte(readAll(s.t, res))}
+	s.conform(http.MethodGet, path, res.Request.Header, nil, out)
+	return out
 }
 
 // activate POSTs to path (the mailed link's path and query), as the
@@ -93,7 +95,9 @@ func (s *rpostSite) activate(path string) *response {
 		s.t.Fatalf("POST %s: %v", path, err)
 	}
 	defer res.Body.Close()
-	return &response{Status: res.StatusCode, Header: res.Header, Body: []byte(readAll(s.t, res))}
+	out := &response{Status: res.StatusCode, Header: res.Header, Body: []byte(readAll(s.t, res))}
+	s.conform(http.MethodPost, path, res.Request.Header, nil, out)
+	return out
 }
 
 // login tries indiqus' /auth/login and returns the status and error code.

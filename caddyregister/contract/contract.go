@@ -352,3 +352,13 @@ func LogFailure(log *zap.Logger, r *http.Request, status int, err error) {
 	}
 	log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
 }
+
+// Described is implemented by a contract that ships an OpenAPI document
+// of its routes (its package's openapi.json). The document's servers are
+// relative to the contract's documented prefix; the handler that serves
+// it (openapi on) puts its own prefix there. Keeping the document in the
+// contract's package, beside the route table it describes, is what lets
+// the black-box tests hold one against the other.
+type Described interface {
+	OpenAPI() []byte
+}
