@@ -58,8 +58,8 @@ rotate-key
 			cmd.PersistentFlags().StringP("config", "c", "", "Configuration file Caddy runs with (default ./Caddyfile)")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter to apply")
 			addOperatorCommands(cmd)
-			cmd.AddCommand(&cobra.Command{
-				Use:   "rotate-key",
+			rotate := &cobra.Command{
+				Use:   "rotate-key [--json]",
 				Short: "Replaces the signing key, keeping the old one for one token lifetime",
 				Long: `
 Writes a new signing key to the store the config names and keeps the old one
@@ -71,7 +71,9 @@ start it. Refused when the config sets signing_key (the stored key is not
 used then; change signing_key instead).`,
 				Args: cobra.NoArgs,
 				RunE: caddycmd.WrapCommandFuncForCobra(cmdRotateKey),
-			})
+			}
+			rotate.Flags().Bool("json", false, "Print JSON instead of text")
+			cmd.AddCommand(rotate)
 		},
 	})
 }
@@ -79,7 +81,7 @@ used then; change signing_key instead).`,
 func cmdRotateKey(fl caddycmd.Flags) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := rotateKey(ctx, os.Stdout, fl.String("config"), fl.String("adapter"), time.Now()); err != nil {
+	if err := rotateKey(ctx, os.Stdout, fl.String("config"), fl.String("adapter"), time.Now(), fl.Bool("json")); err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	return caddy.ExitCodeSuccess, nil
@@ -87,7 +89,7 @@ func cmdRotateKey(fl caddycmd.Flags) (int, error) {
 
 // rotateKey is the rotate-key subcommand: load the config, open its store,
 // rotate, say what happened on out.
-func rotateKey(ctx context.Context, out io.Writer, configFile, adapter string, now time.Time) error {
+func rotateKey(ctx context.Context, out io.Writer, configFile, adapter string, now time.Time, asJSON bool) error {
 	a, err := loadAppConfig(configFile, adapter)
 	if err != nil {
 		return err
@@ -108,6 +110,9 @@ func rotateKey(ctx context.Context, out io.Writer, configFile, adapter string, n
 	rot, err := engine.RotateSigningKey(ctx, st, sealer, token.Config{Issuer: a.Issuer, TTL: time.Duration(a.TokenTTL)}, now)
 	if err != nil {
 		return fmt.Errorf("rotate-key: %s: %w", where, err)
+	}
+	if asJSON {
+		return printJSON(out, map[string]any{"store": where, "new_kid": rot.NewKID, "old_kid": rot.OldKID, "old_verifies_until": rot.RetiredUntil.UTC()})
 	}
 	fmt.Fprintf(out, "signing key rotated in %s\n  new kid: %s\n  old kid: %s (in the JWKS and verifying until %s)\n",
 		where, rot.NewKID, rot.OldKID, rot.RetiredUntil.UTC().Format(time.RFC3339))

@@ -69,7 +69,7 @@ func TestRotateKeyCommandRedis(t *testing.T) {
 	oldJWKS, _ := before.JWKS(ctx)
 
 	var out bytes.Buffer
-	if err := rotateKey(ctx, &out, cf, "caddyfile", time.Now()); err != nil {
+	if err := rotateKey(ctx, &out, cf, "caddyfile", time.Now(), false); err != nil {
 		t.Fatalf("rotate-key: %v", err)
 	}
 	if !strings.Contains(out.String(), "signing key rotated in redis namespace cmdns") {
@@ -102,7 +102,7 @@ func TestRotateKeyCommandEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = rotateKey(ctx, &bytes.Buffer{}, cf, "caddyfile", time.Now())
+	err = rotateKey(ctx, &bytes.Buffer{}, cf, "caddyfile", time.Now(), false)
 	if err == nil || !strings.Contains(err.Error(), "locked by a running Caddy") {
 		t.Fatalf("rotate-key on a held file = %v, want locked", err)
 	}
@@ -113,10 +113,10 @@ func TestRotateKeyCommandEmbedded(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := rotateKey(ctx, &out, cf, "caddyfile", time.Now()); err != nil {
+	if err := rotateKey(ctx, &out, cf, "caddyfile", time.Now(), true); err != nil {
 		t.Fatalf("rotate-key: %v", err)
 	}
-	if !strings.Contains(out.String(), "embedded store "+path) {
+	if !strings.Contains(out.String(), `"store": "embedded store `+path) || !strings.Contains(out.String(), `"new_kid"`) {
 		t.Fatalf("output: %s", out.String())
 	}
 	st, err := boltstore.Open(path)
@@ -144,7 +144,7 @@ func TestRotateKeyCommandRefuses(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.caddyfile), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := rotateKey(ctx, &bytes.Buffer{}, path, "caddyfile", time.Now()); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := rotateKey(ctx, &bytes.Buffer{}, path, "caddyfile", time.Now(), false); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: rotate-key = %v, want an error with %q", name, err, tc.want)
 		}
 	}
