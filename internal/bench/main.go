@@ -214,6 +214,7 @@ func (b *bench) run() int {
 	}
 	if b.redis != nil {
 		b.gate(b.redis.URL(2))
+		b.cluster()
 		b.overload()
 	} else {
 		b.problem("overload: skipped, no redis-server")
