@@ -36,6 +36,7 @@ import (
 //	{ns:pend:<k>}                intents: ZSET of half-made registrations, score = reservation deadline (ms)
 //	{ns:pend:<k>}:i              HASH uid → the keys the registration reserved (JSON), for the janitor
 //	{ns}:seq:<name>              sequences (one key each, by nature)
+//	{ns:ob:<k>}:...              outbox shard k: mail:<id>, outbox, outbox:parked, chain:<chain> as single-node (cluster_outbox.go)
 //
 // Tenants (records, code and VAT indexes, the tenant SET), secrets,
 // CAPTCHA challenges and the revocation feed keep the single-node keys
@@ -54,6 +55,8 @@ type ClusterStore struct {
 	// reserveTTL bounds a reservation's life: a registration that has not
 	// finalized by then loses its claims.
 	reserveTTL time.Duration
+	// obs are the outbox shards (cluster_outbox.go).
+	obs [ClusterShards]*Store
 }
 
 // ClusterShards is how many shards the user index and the intents are
@@ -70,7 +73,11 @@ const DefaultReserveTTL = 10 * time.Second
 // *redis.ClusterClient) under namespace ns. The store owns the client.
 func NewCluster(c redis.UniversalClient, ns string) *ClusterStore {
 	base := New(c, ns)
-	return &ClusterStore{c: c, ns: base.ns, base: base, reserveTTL: DefaultReserveTTL}
+	s := &ClusterStore{c: c, ns: base.ns, base: base, reserveTTL: DefaultReserveTTL}
+	for k := range s.obs {
+		s.obs[k] = New(c, base.ns+":ob:"+strconv.Itoa(k))
+	}
+	return s
 }
 
 // Client exposes the underlying client (the rate limiter shares it).

@@ -45,6 +45,10 @@ type claim struct {
 	final string // value once finalized
 	pxat  int64  // expiry once finalized (unix ms), 0 = none
 	user  bool   // an e-mail or login entry: validated against its record
+	// mail, for a message's record: final is its JSON, and finalizing
+	// queues it (finalizeMailScript).
+	mail  []any
+	shard int
 }
 
 // finalizeScript turns KEYS[1]'s reservation ARGV[1] into the final value
@@ -122,8 +126,8 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 	if err != nil {
 		return err
 	}
-	if len(n.Mails) > 0 {
-		return fmt.Errorf("%s: mails: %w", op, errClusterTodo)
+	if _, err := store.PrepareMails(n.Mails); err != nil {
+		return err
 	}
 	u := n.User
 	var ph string
@@ -174,6 +178,14 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	if tok != nil {
 		claims = append(claims, claim{field: "token", key: s.TokenIndexKey(tok.Hash), final: u.ID, pxat: tok.ExpiresAt.UnixMilli()})
+	}
+
+	for _, m := range n.Mails {
+		args, err := outboxArgs([]*store.Mail{m})
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		claims = append(claims, claim{field: "mail_id", key: s.MailKey(m), final: string(args[2].([]byte)), mail: args, shard: mailShard(m)})
 	}
 
 	deadline := time.Now().Add(s.reserveTTL).UnixMilli()
@@ -335,6 +347,11 @@ func (s *ClusterStore) finalize(ctx context.Context, op string, n store.NewUser,
 	var slot *redis.Cmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range claims {
+			if c.mail != nil {
+				args := append([]any{res, s.outboxShard(c.shard).Key() + ":", c.final}, c.mail...)
+				fin[i] = finalizeMailScript.Eval(ctx, p, []string{c.key}, args...)
+				continue
+			}
 			fin[i] = finalizeScript.Eval(ctx, p, []string{c.key}, res, c.final, c.pxat)
 		}
 		keys, args, err := s.userSlotArgs(n, claims, tokJSON, tok, sess)
@@ -400,7 +417,16 @@ func (s *ClusterStore) userSlotArgs(n store.NewUser, claims []claim, tokJSON []b
 func (s *ClusterStore) rollback(ctx context.Context, n store.NewUser, res string, claims []claim, tok *store.Token, sess *store.Session) error {
 	u := n.User
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now := nowMs()
 		for _, c := range claims {
+			if c.mail != nil {
+				// The id was ours (reserved): the ack removes its record,
+				// queue entry and chain place.
+				sh := s.outboxShard(c.shard)
+				id := c.mail[1]
+				ackScript.Eval(ctx, p, []string{c.key, sh.Key("outbox"), sh.Key("outbox", "parked")}, sh.Key()+":", id, now)
+				continue
+			}
 			releaseScript.Eval(ctx, p, []string{c.key}, res, c.final)
 		}
 		del := []string{s.UserKey(u.ID, "refs")}

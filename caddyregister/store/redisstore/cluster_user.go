@@ -15,8 +15,8 @@ import (
 // UseToken implements store.Store: the token index ({ns:k:<hash>}) names
 // the user, then one optimistic transaction in the user's slot marks the
 // token used and saves the user, as the single-node layout does in the
-// namespace's slot. Messages from outbox are refused until the sharded
-// outbox exists.
+// namespace's slot. Messages from outbox are queued once the
+// transaction committed (ClusterStore.enqueue says what a crash costs).
 func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.Time, mutate func(*store.User) error, outbox ...store.OutboxFunc) (*store.User, error) {
 	const op = "use token"
 	if tokenHash == "" {
@@ -32,6 +32,7 @@ func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.
 	tokKey, userKey := s.UserKey(uid, "token", tokenHash), s.UserKey(uid, "user")
 	var out *store.User
 	var result error
+	var mails []*store.Mail
 	attempt := func(tx *redis.Tx) error {
 		out, result = nil, nil
 		var tok store.Token
@@ -50,16 +51,22 @@ func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.
 		if out, use, result = store.ApplyTokenUse(&tok, u, now, mutate); result != nil {
 			return nil
 		}
+		mails = nil
 		for _, f := range outbox {
 			got, err := store.RunOutbox(op, f, &before, out)
 			if err != nil {
 				out, result = nil, err
 				return nil
 			}
-			if len(got) > 0 {
-				out, result = nil, fmt.Errorf("%s: outbox: %w", op, errClusterTodo)
-				return nil
-			}
+			mails = append(mails, got...)
+		}
+		if err := store.CheckOutbox(op, mails); err != nil {
+			out, result = nil, err
+			return nil
+		}
+		if err := s.mailsFree(ctx, op, mails); err != nil {
+			out, result = nil, err
+			return nil
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, userKey, use.User, 0)
@@ -81,14 +88,19 @@ func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.
 			}
 			return nil, err
 		}
+		if result == nil {
+			if err := s.enqueue(ctx, op, mails); err != nil {
+				return nil, err
+			}
+		}
 		return out, result
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("token %s: still contended after %d attempts", tokenHash, useTokenAttempts))
 }
 
 // UpdateUser implements store.Store with a compare-and-set on the record
-// (its slot alone: indexes do not follow a patch). Messages from
-// p.Outbox are refused until the sharded outbox exists.
+// (its slot alone: indexes do not follow a patch); messages from
+// p.Outbox are queued after it.
 func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*store.User, error) {
 	const op = "update user"
 	if id == "" {
@@ -119,15 +131,15 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 		if err != nil {
 			return nil, err
 		}
-		if len(mails) > 0 {
-			return nil, fmt.Errorf("%s: outbox: %w", op, errClusterTodo)
+		if err := s.mailsFree(ctx, op, mails); err != nil {
+			return nil, err
 		}
 		swapped, err := swapScript.Run(ctx, s.c, []string{key}, raw, next).Int()
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}
 		if swapped == 1 {
-			return &u, nil
+			return &u, s.enqueue(ctx, op, mails)
 		}
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", id, updateUserAttempts))
@@ -135,12 +147,15 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 
 // CreateSession implements store.Store with the single-node script: the
 // session, its index and the user record it checks are all in the user's
-// slot here. Messages are refused until the sharded outbox exists.
+// slot here; the messages are queued after it.
 func (s *ClusterStore) CreateSession(ctx context.Context, sess *store.Session, outbox ...*store.Mail) error {
-	if len(outbox) > 0 {
-		return fmt.Errorf("create session: outbox: %w", errClusterTodo)
-	}
 	if err := store.CheckSession(sess); err != nil {
+		return err
+	}
+	if err := store.CheckOutbox("create session", outbox); err != nil {
+		return err
+	}
+	if err := s.mailsFree(ctx, "create session", outbox); err != nil {
 		return err
 	}
 	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt), s.base.Key() + ":", 0}
@@ -160,7 +175,7 @@ func (s *ClusterStore) CreateSession(ctx context.Context, sess *store.Session, o
 	case 0:
 		return &store.ConflictError{Field: "session_id"}
 	}
-	return nil
+	return s.enqueue(ctx, "create session", outbox)
 }
 
 // RotateRefresh implements store.Store (the user's slot, as single-node).
