@@ -22,9 +22,10 @@ import (
 //     founder's tenant id, code and VAT id), plus the intent (ZADD
 //     {ns:pend:<k>} and its key list), pipelined: go-redis sends one batch
 //     per master, in parallel. A claim that finds a holder is a conflict
-//     (an e-mail or login entry whose record is gone, a crashed delete,
-//     is taken over by compare-and-set); the reservations made are
-//     released by compare-and-delete.
+//     (but an e-mail or login entry whose record is gone, a crashed
+//     delete, or whose user expired pending: that user is erased and the
+//     entry claimed again); the reservations made are released by
+//     compare-and-delete.
 //  2. sequence (only with NewUser.Sequence): INCR, once every claim holds.
 //  3. finalize: per claim a compare-and-set reservation → final value
 //     (PERSIST, or PXAT for a token or idempotency record), the user's
@@ -79,16 +80,6 @@ for i = 1, #ARGV do
   if v == ARGV[i] then
     return redis.call('DEL', KEYS[1])
   end
-end
-return 0
-`)
-
-// takeOverScript sets KEYS[1] to ARGV[2] PXAT ARGV[3] if it holds ARGV[1]
-// (a stale entry whose record is gone).
-var takeOverScript = redis.NewScript(`#!lua
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-  return 1
 end
 return 0
 `)
@@ -190,7 +181,7 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 
 	deadline := time.Now().Add(s.reserveTTL).UnixMilli()
 	res := reservation(u.ID, deadline)
-	if field, err := s.reserve(ctx, op, u.ID, res, deadline, claims); err != nil || field != "" {
+	if field, err := s.reserve(ctx, op, u.ID, res, deadline, u.CreatedAt, claims); err != nil || field != "" {
 		if err == nil {
 			err = &store.ConflictError{Field: field}
 		}
@@ -238,7 +229,7 @@ var errClusterTodo = errors.New("not supported by the redis cluster layout yet")
 
 // reserve is round 1: it returns the field of the first claim (in claim
 // order) that someone else holds, or "".
-func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadline int64, claims []claim) (string, error) {
+func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadline int64, now time.Time, claims []claim) (string, error) {
 	keys := make([]string, len(claims))
 	for i, c := range claims {
 		keys[i] = c.key
@@ -261,6 +252,12 @@ func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadlin
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", store.Unavailable(op, err)
 	}
+	type held struct {
+		c       claim
+		holder  string
+		expired bool // the holder expired pending: erase it first
+	}
+	var replace []held
 	for i, c := range claims {
 		holder, err := cmds[i].Result()
 		if errors.Is(err, redis.Nil) {
@@ -270,38 +267,60 @@ func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadlin
 			return "", store.Unavailable(op, err)
 		}
 		if c.user && !isReservation(holder) {
-			ok, err := s.takeOverStale(ctx, op, c, holder, res, deadline)
+			ok, expired, err := s.replaceable(ctx, c, holder, now)
 			if err != nil {
 				return "", err
 			}
 			if ok {
+				replace = append(replace, held{c, holder, expired})
 				continue
 			}
 		}
 		return c.field, nil
 	}
+	// Every other claim holds: now free the entries held by a user that
+	// expired pending (erased whole, as the single-node layout does) or by
+	// one that is gone (a crashed delete), and claim them again. Of racing
+	// registrations, the SET NX picks one.
+	for _, h := range replace {
+		if h.expired {
+			if _, _, err := s.erase(ctx, op, h.holder, now); errors.Is(err, errLive) {
+				return h.c.field, nil // activated meanwhile
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "", err
+			}
+		}
+		if err := releaseScript.Run(ctx, s.c, []string{h.c.key}, h.holder).Err(); err != nil {
+			return "", store.Unavailable(op, err)
+		}
+		err := s.c.SetArgs(ctx, h.c.key, res, redis.SetArgs{Mode: "NX", ExpireAt: at}).Err()
+		if errors.Is(err, redis.Nil) {
+			return h.c.field, nil
+		}
+		if err != nil {
+			return "", store.Unavailable(op, err)
+		}
+	}
 	return "", nil
 }
 
-// takeOverStale takes an e-mail or login entry whose record is gone or
-// no longer carries the key (a delete that crashed half-way).
-func (s *ClusterStore) takeOverStale(ctx context.Context, op string, c claim, holder, res string, deadline int64) (bool, error) {
+// replaceable reports whether an e-mail or login entry naming holder may
+// be taken over: its record is gone or no longer carries the key (a
+// delete that crashed half-way), or the user expired pending at now.
+func (s *ClusterStore) replaceable(ctx context.Context, c claim, holder string, now time.Time) (ok, expired bool, err error) {
 	u, err := s.GetUser(ctx, holder)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		// The record is gone: a delete crashed before its index entries.
+		return true, false, nil
 	case errors.Is(err, errDecode):
-		return false, nil
+		return false, false, nil
 	case err != nil:
-		return false, err
-	case !s.stale(c, u):
-		return false, nil
+		return false, false, err
+	case s.stale(c, u):
+		return true, false, nil
 	}
-	n, err := takeOverScript.Run(ctx, s.c, []string{c.key}, holder, res, deadline).Int()
-	if err != nil {
-		return false, store.Unavailable(op, err)
-	}
-	return n == 1, nil
+	expired = !now.IsZero() && u.PendingExpired(now)
+	return expired, expired, nil
 }
 
 // stale reports whether u no longer carries claim c's key.

@@ -74,7 +74,7 @@ var errLive = errors.New("user is not expired")
 // still naming it), its user index entry, its queued mails, and finally
 // publishes its ended sessions. A crash between the two rounds leaves
 // index entries naming a user that is gone: readers treat them as absent
-// and a registration takes them over (takeOverStale), so nothing stays
+// and a registration takes them over (replaceable), so nothing stays
 // blocked. With expiredAt set it erases only a user expired pending by
 // then (errLive otherwise).
 func (s *ClusterStore) erase(ctx context.Context, op, id string, expiredAt time.Time) (*store.User, []string, error) {
