@@ -383,3 +383,5 @@ func decodeUserJSON(b []byte, key string) (*store.User, error) {
 
 // Close implements store.Store.
 func (s *ClusterStore) Close() error { return s.c.Close() }
+
+var _ store.Store = (*ClusterStore)(nil)

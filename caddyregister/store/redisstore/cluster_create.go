@@ -307,11 +307,24 @@ func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadlin
 // replaceable reports whether an e-mail or login entry naming holder may
 // be taken over: its record is gone or no longer carries the key (a
 // delete that crashed half-way), or the user expired pending at now.
+//
+// A record that is itself a reservation belongs to a registration whose
+// index entries finalize in the same round as its record: in flight, not
+// gone, so not replaceable (taking it over would let two registrations of
+// one address succeed).
 func (s *ClusterStore) replaceable(ctx context.Context, c claim, holder string, now time.Time) (ok, expired bool, err error) {
-	u, err := s.GetUser(ctx, holder)
+	raw, err := s.c.Get(ctx, s.UserKey(holder, "user")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return true, false, nil // gone
+	}
+	if err != nil {
+		return false, false, store.Unavailable("create user", err)
+	}
+	if isReservation(string(raw)) {
+		return false, false, nil
+	}
+	u, err := decodeUserJSON(raw, s.UserKey(holder, "user"))
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return true, false, nil
 	case errors.Is(err, errDecode):
 		return false, false, nil
 	case err != nil:

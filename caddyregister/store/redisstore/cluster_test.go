@@ -2,7 +2,6 @@ package redisstore_test
 
 import (
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -23,32 +22,10 @@ func openCluster(t *testing.T) *redisstore.ClusterStore {
 	return s
 }
 
-// clusterTodo are the contract cases the cluster layout does not pass
-// yet: they need ReissueLink. The list
-// only shrinks; Open refuses a cluster URL while it is not empty.
-var clusterTodo = []string{
-	"ReissueLink",
-	"ReissueLinkConflict",
-	"ReissueLinkRefused",
-	"ReissueRacesActivation",
-	"ReissueScoped",
-	"ReissueScopedRefused",
-	"ReissuedLinkErased",
-}
-
-// TestContractCluster runs the store contract suite, but clusterTodo, on
-// a real six-node cluster (three masters, three replicas).
+// TestContractCluster runs the whole store contract suite on the
+// cluster layout, on a real six-node cluster (three masters, three
+// replicas): every script and transaction stays in one slot (a CROSSSLOT
+// would fail it), and every promise holds across slots.
 func TestContractCluster(t *testing.T) {
-	var names []string
-	for _, n := range storetest.CaseNames() {
-		if !slices.Contains(clusterTodo, n) {
-			names = append(names, n)
-		}
-	}
-	for _, n := range clusterTodo {
-		if !slices.Contains(storetest.CaseNames(), n) {
-			t.Fatalf("clusterTodo names unknown case %q", n)
-		}
-	}
-	storetest.RunOnly(t, names, func(t *testing.T) store.Store { return openCluster(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openCluster(t) })
 }

@@ -99,67 +99,10 @@ func NewTestTenant(code, vatID string) *store.Tenant {
 // subtest (the caller handles cleanup via t.Cleanup).
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
-	run(t, newStore, func(string) bool { return true })
-}
-
-// RunOnly runs the named cases of the suite and nothing else: for a
-// backend that is built in phases (the Redis Cluster layout), so its test
-// states exactly which promises it keeps so far. An unknown name fails.
-func RunOnly(t *testing.T, names []string, newStore func(t *testing.T) store.Store) {
-	t.Helper()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	for _, n := range CaseNames() {
-		delete(want, n)
-	}
-	if len(want) > 0 {
-		t.Fatalf("storetest: unknown cases %v", want)
-	}
-	only := map[string]bool{}
-	for _, n := range names {
-		only[n] = true
-	}
-	run(t, newStore, func(name string) bool { return only[name] })
-}
-
-// CaseNames lists the names of the suite's cases, in the order Run runs
-// them.
-func CaseNames() []string {
-	var out []string
-	for _, tc := range cases() {
-		out = append(out, tc.name)
-	}
-	return append(out, "EmailNormalizationConflicts")
-}
-
-type contractCase struct {
-	name string
-	fn   func(t *testing.T, s store.Store)
-}
-
-func run(t *testing.T, newStore func(t *testing.T) store.Store, keep func(string) bool) {
-	t.Helper()
-	for _, tc := range cases() {
-		if !keep(tc.name) {
-			continue
-		}
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
-		})
-	}
-	// Normalization variants each need their own store, so they run as
-	// subtests of their own.
-	if keep("EmailNormalizationConflicts") {
-		t.Run("EmailNormalizationConflicts", func(t *testing.T) {
-			testEmailNormalization(t, newStore)
-		})
-	}
-}
-
-func cases() []contractCase {
-	tests := []contractCase{
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
 		{"CreateGetRoundTrip", testRoundTrip},
 		{"InvalidNewUser", testInvalidNewUser},
 		{"UnknownNotFound", testUnknownNotFound},
@@ -222,15 +165,20 @@ func cases() []contractCase {
 		{"JoinTenantMustExist", testJoinTenantMustExist},
 		{"ConcurrentCreateTenant", testConcurrentCreateTenant},
 	}
-	for _, group := range [][]struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{sessionTests, linkTests, userTests, outboxTests} {
-		for _, tc := range group {
-			tests = append(tests, contractCase(tc))
-		}
+	tests = append(tests, sessionTests...)
+	tests = append(tests, linkTests...)
+	tests = append(tests, userTests...)
+	tests = append(tests, outboxTests...)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
 	}
-	return tests
+	// Normalization variants each need their own store, so they run as
+	// subtests of their own.
+	t.Run("EmailNormalizationConflicts", func(t *testing.T) {
+		testEmailNormalization(t, newStore)
+	})
 }
 
 func ctx(t *testing.T) context.Context {
