@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,6 +58,9 @@ type ClusterStore struct {
 	reserveTTL time.Duration
 	// obs are the outbox shards (cluster_outbox.go).
 	obs [ClusterShards]*Store
+
+	janitorOnce sync.Once
+	stopJanitor context.CancelFunc
 }
 
 // ClusterShards is how many shards the user index and the intents are
@@ -381,7 +385,13 @@ func decodeUserJSON(b []byte, key string) (*store.User, error) {
 	return &u, nil
 }
 
-// Close implements store.Store.
-func (s *ClusterStore) Close() error { return s.c.Close() }
+// Close implements store.Store; it stops the janitor.
+func (s *ClusterStore) Close() error {
+	s.janitorOnce.Do(func() {}) // none starts after Close
+	if s.stopJanitor != nil {
+		s.stopJanitor()
+	}
+	return s.c.Close()
+}
 
 var _ store.Store = (*ClusterStore)(nil)

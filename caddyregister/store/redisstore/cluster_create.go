@@ -179,6 +179,7 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 		claims = append(claims, claim{field: "mail_id", key: s.MailKey(m), final: string(args[2].([]byte)), mail: args, shard: mailShard(m)})
 	}
 
+	s.startJanitor()
 	deadline := time.Now().Add(s.reserveTTL).UnixMilli()
 	res := reservation(u.ID, deadline)
 	if field, err := s.reserve(ctx, op, u.ID, res, deadline, u.CreatedAt, claims); err != nil || field != "" {
@@ -224,17 +225,10 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 	return nil
 }
 
-// errClusterTodo marks what the cluster layout does not do yet.
-var errClusterTodo = errors.New("not supported by the redis cluster layout yet")
-
 // reserve is round 1: it returns the field of the first claim (in claim
 // order) that someone else holds, or "".
 func (s *ClusterStore) reserve(ctx context.Context, op, uid, res string, deadline int64, now time.Time, claims []claim) (string, error) {
-	keys := make([]string, len(claims))
-	for i, c := range claims {
-		keys[i] = c.key
-	}
-	intent, err := json.Marshal(keys)
+	intent, err := encodeIntent(claims)
 	if err != nil {
 		return "", fmt.Errorf("%s: encode intent: %w", op, err)
 	}
