@@ -450,7 +450,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.worker = mail.NewWorker(wcfg)
 
 	var limiter ratelimit.Limiter
-	if rs, ok := st.(*redisstore.Store); ok {
+	if rs, ok := st.(redisstore.Backend); ok {
+		// On the cluster layout too the buckets share the namespace's
+		// slot: one AllowAll is atomic over its buckets (all or none
+		// charged), which one script can only do in one slot.
 		limiter = ratelimit.NewRedis(rs.Client(), "{"+rs.Namespace()+"}:")
 	} else {
 		limiter = a.deferredLim
@@ -510,7 +513,7 @@ func (a *App) provisionStore(repl *caddy.Replacer) (store.Store, error) {
 		}
 		a.storeKey = "redis|" + url + "|" + ns
 		v, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, err := redisstore.Open(url, ns)
+			s, err := redisstore.OpenStore(url, ns)
 			if err != nil {
 				return nil, err
 			}

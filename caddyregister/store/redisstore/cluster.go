@@ -59,6 +59,10 @@ type ClusterStore struct {
 	// obs are the outbox shards (cluster_outbox.go).
 	obs [ClusterShards]*Store
 
+	// minAck and ackTimeout: min_replicas_ack (cluster_open.go).
+	minAck     int
+	ackTimeout time.Duration
+
 	janitorOnce sync.Once
 	stopJanitor context.CancelFunc
 }

@@ -34,6 +34,9 @@ import (
 //     and another took the key) rolls the user back.
 //  4. clear the intent.
 //
+// With min_replicas_ack, rounds 1 and 3 are each followed by a WAIT per
+// master written (waitReplicas), in parallel: one more round each.
+//
 // A crash between 1 and 4 leaves an intent: reservations lapse by
 // themselves at the deadline, and the janitor (Janitor) finishes or
 // removes whatever was finalized, so a half-made registration completes
@@ -188,6 +191,9 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 		}
 		return errors.Join(err, s.release(ctx, u.ID, res, claims))
 	}
+	if err := s.waitReplicas(ctx, op, s.roundKeys(u.ID, claims)); err != nil {
+		return errors.Join(err, s.release(ctx, u.ID, res, claims))
+	}
 	if n.Tenant == nil && u.TenantID != "" {
 		// Joining: the tenant must exist (tenants are never deleted, so
 		// a read after the claims is as good as a check at commit).
@@ -217,6 +223,17 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 	}
 	if err := s.finalize(ctx, op, n, res, claims, tokJSON, tok, sess); err != nil {
 		return errors.Join(err, s.rollback(ctx, n, res, claims, tok, sess))
+	}
+	// With min_replicas_ack the answer waits for the replicas: a
+	// registration acknowledged then survives its master's failure. One
+	// that times out here is written but not acknowledged (the client may
+	// retry and meet a conflict, or its idempotency record).
+	written := append(s.roundKeys(u.ID, claims), s.UsersShardKey(Shard(u.ID)))
+	if n.Tenant != nil {
+		written = append(written, s.base.Key("tenants"))
+	}
+	if err := s.waitReplicas(ctx, op, written); err != nil {
+		return err
 	}
 	// Round 4: the intent is no longer needed. A failure here only leaves
 	// work for the janitor, which finds everything final.
@@ -474,4 +491,14 @@ func (s *ClusterStore) rollback(ctx context.Context, n store.NewUser, res string
 	}
 	s.clearIntent(ctx, u.ID)
 	return nil
+}
+
+// roundKeys are the keys a registration's rounds write: its claims and
+// its intent.
+func (s *ClusterStore) roundKeys(uid string, claims []claim) []string {
+	keys := []string{s.pendKey(Shard(uid))}
+	for _, c := range claims {
+		keys = append(keys, c.key)
+	}
+	return keys
 }
