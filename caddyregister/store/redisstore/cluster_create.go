@@ -361,16 +361,18 @@ func (s *ClusterStore) stale(c claim, u *store.User) bool {
 // release drops every reservation of a registration that will not
 // finalize, and its intent: one pipelined round.
 func (s *ClusterStore) release(ctx context.Context, uid, res string, claims []claim) error {
+	pk := s.pendKey(Shard(uid))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, c := range claims {
 			releaseScript.Eval(ctx, p, []string{c.key}, res)
 		}
+		p.ZRem(ctx, pk, uid)
+		p.HDel(ctx, pk+":i", uid)
 		return nil
 	})
 	if err != nil {
 		return store.Unavailable("release reservations", err)
 	}
-	s.clearIntent(ctx, uid)
 	return nil
 }
 

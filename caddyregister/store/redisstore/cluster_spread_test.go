@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -274,4 +275,93 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestClusterRoundTrips counts the round trips of a registration on the
+// cluster layout (a pipeline over several masters is one: go-redis sends
+// each master its share in parallel): three (reserve, finalize, clear the
+// intent), four with a sequence number, three for one refused (the
+// holder's record is read: an entry whose user is gone or expired pending
+// is not a conflict), and two more WAITs with min_replicas_ack.
+func TestClusterRoundTrips(t *testing.T) {
+	s := openCluster(t)
+	h := &countHook{}
+	s.Client().AddHook(h)
+	bg := context.Background()
+	full := func(email, code, vat string, seq bool) store.NewUser {
+		tenant := storetest.NewTestTenant(code, vat)
+		u := storetest.NewTestFounder(email, "login"+code, tenant)
+		n := store.NewUser{
+			User: u, Tenant: tenant,
+			Mails: []*store.Mail{storetest.NewTestMail(u.ID, time.Now()), storetest.NewTestMail(u.ID, time.Now())},
+			Token: storetest.NewTestToken(u.ID, time.Now().Add(time.Hour)),
+		}
+		if seq {
+			n.Sequence = "acct"
+			n.Idempotency = storetest.NewTestIdempotency("key-"+code, "{}", time.Hour)
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name string
+		n    store.NewUser
+		want int64
+	}{
+		{"e-mail only", store.NewUser{User: storetest.NewTestUser("plain@example.com", "")}, 3},
+		{"founder with login, two mails and a token", full("a@example.com", "A", "ES11111111A", false), 3},
+		{"with a sequence number and an idempotency key", full("b@example.com", "B", "ES22222222B", true), 4},
+	} {
+		h.n.Store(0)
+		if err := s.CreateUser(bg, c.n); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := h.n.Load(); n != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
+		}
+	}
+	h.n.Store(0)
+	var ce *store.ConflictError
+	if err := s.CreateUser(bg, full("b@example.com", "C", "ES33333333C", false)); !errors.As(err, &ce) {
+		t.Fatalf("duplicate CreateUser: %v", err)
+	}
+	if n := h.n.Load(); n != 3 {
+		t.Errorf("refused CreateUser took %d round trips, want 3 (reserve, read the holder's record, release)", n)
+	}
+
+	// With min_replicas_ack, each WAIT runs on a connection of its own per
+	// master (not through the cluster client's hooks): count them by the
+	// masters' command statistics instead.
+	acked := openCluster(t)
+	acked.SetMinReplicasAck(1, 5*time.Second)
+	before := waitCalls(t)
+	if err := acked.CreateUser(bg, full("c@example.com", "D", "ES44444444D", false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := waitCalls(t) - before; n < 2 || n > 6 {
+		t.Errorf("min_replicas_ack registration sent %d WAITs, want one per master written, in two rounds (2..6)", n)
+	}
+}
+
+// waitCalls is how many WAIT commands the cluster's masters ran.
+func waitCalls(t *testing.T) int64 {
+	t.Helper()
+	var total atomic.Int64
+	err := cluster(t).ClusterClient(t).ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_wait:calls="); ok {
+				var n int64
+				fmt.Sscan(strings.SplitN(rest, ",", 2)[0], &n)
+				total.Add(n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total.Load()
 }
