@@ -365,3 +365,66 @@ func waitCalls(t *testing.T) int64 {
 	}
 	return total.Load()
 }
+
+// TestClusterReshard: slots move between masters (redis-cli --cluster
+// reshard, keys MIGRATEd with them) while registrations run. go-redis
+// follows MOVED and ASK, so every registration succeeds, and each one is
+// whole afterwards (record, e-mail entry, user list).
+func TestClusterReshard(t *testing.T) {
+	clu := cluster(t)
+	s := openCluster(t)
+	ctx := context.Background()
+	var (
+		mu    sync.Mutex
+		done  []*store.User
+		errs  []error
+		seq   atomic.Int64
+		stop  atomic.Bool
+		moved atomic.Bool
+		after atomic.Int64
+	)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				u := storetest.NewTestUser(fmt.Sprintf("reshard%d@example.com", seq.Add(1)), "")
+				err := s.CreateUser(ctx, store.NewUser{User: u, Token: storetest.NewTestToken(u.ID, time.Now().Add(time.Hour))})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					done = append(done, u)
+				}
+				mu.Unlock()
+				if moved.Load() {
+					after.Add(1)
+				}
+			}
+		}()
+	}
+	waitUntil(t, "registrations running", func() bool { return seq.Load() >= 50 })
+	if err := clu.Reshard(0, 1, 300); err != nil {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	moved.Store(true)
+	waitUntil(t, "registrations after the reshard", func() bool { return after.Load() >= 50 })
+	stop.Store(true)
+	wg.Wait()
+	for _, err := range errs {
+		t.Errorf("registration during the reshard: %v", err)
+	}
+	for _, u := range done {
+		if id, err := s.UserIDByEmail(ctx, u.EmailKey); err != nil || id != u.ID {
+			t.Errorf("user %s after the reshard: %q, %v", u.Email, id, err)
+		}
+	}
+	page, err := s.ListUsers(ctx, store.UserFilter{Limit: store.MaxUserPage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d registrations during and after moving 300 slots, %d errors; first page lists %d", len(done), len(errs), len(page.Users))
+}
