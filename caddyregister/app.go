@@ -450,10 +450,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.worker = mail.NewWorker(wcfg)
 
 	var limiter ratelimit.Limiter
-	if rs, ok := st.(redisstore.Backend); ok {
-		// On the cluster layout too the buckets share the namespace's
-		// slot: one AllowAll is atomic over its buckets (all or none
-		// charged), which one script can only do in one slot.
+	if cs, ok := st.(*redisstore.ClusterStore); ok {
+		// Every bucket and counter in a slot of its own.
+		limiter = ratelimit.NewRedisCluster(cs.Client(), cs.Namespace())
+	} else if rs, ok := st.(*redisstore.Store); ok {
 		limiter = ratelimit.NewRedis(rs.Client(), "{"+rs.Namespace()+"}:")
 	} else {
 		limiter = a.deferredLim
