@@ -23,7 +23,8 @@ import (
 // reservations (cluster_create.go). The single-node layout (Store) stays
 // as it is; both are held to one contract suite (storetest).
 //
-// Keys (ns = the namespace; <k> a shard, crc32(id) mod Shards):
+// Keys (ns = the namespace; <k> a shard, Shard(id) = crc32(id) mod
+// ClusterShards):
 //
 //	{ns:u:<uid>}:user            user record (JSON), or a reservation "r:<uid>:<deadline ms>" while it is being created
 //	{ns:u:<uid>}:refs            SET of what the user owns (store.UserRefs)
@@ -38,9 +39,10 @@ import (
 //	{ns:pend:<k>}:i              HASH uid → the keys the registration reserved (JSON), for the janitor
 //	{ns}:seq:<name>              sequences (one key each, by nature)
 //	{ns:ob:<k>}:...              outbox shard k: mail:<id>, outbox, outbox:parked, chain:<chain> as single-node (cluster_outbox.go)
+//	{ns:c:<token>}               CAPTCHA challenge
 //
-// Tenants (records, code and VAT indexes, the tenant SET), secrets,
-// CAPTCHA challenges and the revocation feed keep the single-node keys
+// Tenants (records, code and VAT indexes, the tenant SET), secrets and
+// the revocation feed keep the single-node keys
 // in the namespace's slot: they are few and rarely written, and the
 // single-node code runs on them unchanged. A founder's tenant keys hold a
 // reservation while its registration is in flight, which the readers here
@@ -67,9 +69,9 @@ type ClusterStore struct {
 	stopJanitor context.CancelFunc
 }
 
-// ClusterShards is how many shards the user index and the intents are
-// split into: 16 spread over three masters as about 5/5/6, so no one slot
-// takes every registration's index write.
+// ClusterShards is how many shards the user index, the intents and the
+// outbox are each split into: 16 spread over three masters as about
+// 5/5/6, so no one slot takes every registration's write.
 const ClusterShards = 16
 
 // DefaultReserveTTL is how long a registration's reservations hold
@@ -269,7 +271,7 @@ func (s *ClusterStore) GetIdempotency(ctx context.Context, key string) (*store.I
 		return nil, store.Unavailable("get idempotency", err)
 	}
 	var r store.Idempotency
-	if err := jsonUnmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("get idempotency: decode %s: %w: %w", s.idemKey(key), errDecode, err)
 	}
 	return &r, nil
@@ -286,7 +288,7 @@ func (s *ClusterStore) GetTenant(ctx context.Context, id string) (*store.Tenant,
 		return nil, store.Unavailable("get tenant", err)
 	}
 	var t store.Tenant
-	if err := jsonUnmarshal(b, &t); err != nil {
+	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("get tenant: decode %s: %w: %w", s.base.Key("tenant", id), errDecode, err)
 	}
 	return &t, nil
@@ -378,8 +380,6 @@ func (s *ClusterStore) TakeChallenge(ctx context.Context, token string) ([]byte,
 	}
 	return b, nil
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func decodeUserJSON(b []byte, key string) (*store.User, error) {
 	var u store.User

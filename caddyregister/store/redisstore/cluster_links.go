@@ -167,7 +167,7 @@ func (s *ClusterStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*s
 				sh := s.outboxShard(d.shard)
 				ackScript.Eval(ctx, p, []string{sh.Key("mail", d.id), sh.Key("outbox"), sh.Key("outbox", "parked")}, sh.Key()+":", d.id, now)
 			}
-			for _, h := range strings_(reply[1]) {
+			for _, h := range stringsOf(reply[1]) {
 				releaseScript.Eval(ctx, p, []string{s.TokenIndexKey(h)}, r.UserID)
 			}
 			for i, c := range claims {

@@ -99,7 +99,7 @@ func (s *ClusterStore) erase(ctx context.Context, op, id string, expiredAt time.
 		return nil, nil, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply))
 	}
 	rec, _ := reply[1].(string)
-	refs, sids := strings_(reply[2]), strings_(reply[3])
+	refs, sids := stringsOf(reply[2]), stringsOf(reply[3])
 	var u store.User
 	if err := json.Unmarshal([]byte(rec), &u); err != nil {
 		return nil, nil, fmt.Errorf("%s: decode erased user %s: %w: %w", op, id, errDecode, err)
@@ -129,8 +129,8 @@ func (s *ClusterStore) erase(ctx context.Context, op, id string, expiredAt time.
 	return &u, sids, s.base.publish(ctx, sids...)
 }
 
-// strings_ converts a script's array reply.
-func strings_(v any) []string {
+// stringsOf converts a script's array reply.
+func stringsOf(v any) []string {
 	a, _ := v.([]any)
 	out := make([]string, 0, len(a))
 	for _, x := range a {
