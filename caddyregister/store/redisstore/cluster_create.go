@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -189,7 +190,13 @@ func (s *ClusterStore) CreateUser(ctx context.Context, n store.NewUser) error {
 		if err == nil {
 			err = &store.ConflictError{Field: field}
 		}
-		return errors.Join(err, s.release(ctx, u.ID, res, claims))
+		err = errors.Join(err, s.release(ctx, u.ID, res, claims))
+		if field == "idempotency" {
+			// The caller replays the winner's record (GetIdempotency):
+			// let a winner still in flight finish first.
+			s.awaitFinal(ctx, s.idemKey(idem.Key))
+		}
+		return err
 	}
 	if err := s.waitReplicas(ctx, op, s.roundKeys(u.ID, claims)); err != nil {
 		return errors.Join(err, s.release(ctx, u.ID, res, claims))
@@ -503,4 +510,27 @@ func (s *ClusterStore) roundKeys(uid string, claims []claim) []string {
 		keys = append(keys, c.key)
 	}
 	return keys
+}
+
+// awaitFinal waits while key holds a reservation, at most until that
+// reservation's deadline (when it lapses by itself): so the loser of an
+// idempotent race finds the winner's record, as on one node, where both
+// appear in one step.
+func (s *ClusterStore) awaitFinal(ctx context.Context, key string) {
+	for {
+		v, err := s.c.Get(ctx, key).Result()
+		if err != nil || !isReservation(v) {
+			return
+		}
+		_, dl, _ := strings.Cut(v[len("r:"):], ":")
+		deadline, err := strconv.ParseInt(dl, 10, 64)
+		if err != nil || time.Now().UnixMilli() >= deadline {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
