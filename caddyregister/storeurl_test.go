@@ -145,7 +145,7 @@ func TestProvisionCluster(t *testing.T) {
 // seed nodes: Start writes the signing key, which lands in the
 // namespace's slot on one master.
 func TestStoreCluster(t *testing.T) {
-	clu := testredis.StartCluster(t)
+	clu := sharedCluster(t)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	a := &App{Store: &StoreConfig{Backend: "redis", Cluster: clu.Seeds(), Namespace: "clusterns"}}
