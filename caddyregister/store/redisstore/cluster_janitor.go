@@ -173,8 +173,9 @@ func (s *ClusterStore) settle(ctx context.Context, op, uid string) error {
 }
 
 // startJanitor runs Janitor every JanitorInterval until Close, from the
-// store's first registration on (so `caddy validate`, which opens the
-// store without starting it, starts nothing).
+// store's first start-up step (BackfillUserIndex, which the engine's
+// Start runs), mail claim or registration on: so `caddy validate`, which
+// opens the store without starting it, starts nothing.
 func (s *ClusterStore) startJanitor() {
 	s.janitorOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -64,6 +64,7 @@ return 1
 // earliest due entry, one claims from the earliest shard.
 func (s *ClusterStore) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*store.Mail, error) {
 	const op = "claim mail"
+	s.startJanitor() // the worker loop polls here: its instance settles intents too
 	for range ClusterShards {
 		cmds := make([]*redis.ZSliceCmd, ClusterShards)
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {

@@ -271,6 +271,9 @@ func (s *ClusterStore) userPage(ctx context.Context, op, score, id string, n int
 // BackfillUserIndex implements store.Store. Every user the cluster layout
 // ever wrote entered its index shard when it was created (there is no
 // older cluster data without an index), so there is nothing to backfill.
+// It is the engine's start-up step on the store, so the janitor starts
+// here (as on the first registration or mail claim).
 func (s *ClusterStore) BackfillUserIndex(ctx context.Context) (int, error) {
+	s.startJanitor()
 	return 0, nil
 }
