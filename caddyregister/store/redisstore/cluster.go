@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -86,6 +87,9 @@ func NewCluster(c redis.UniversalClient, ns string) *ClusterStore {
 	s := &ClusterStore{c: c, ns: base.ns, base: base, reserveTTL: DefaultReserveTTL}
 	for k := range s.obs {
 		s.obs[k] = New(c, base.ns+":ob:"+strconv.Itoa(k))
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc, new(atomic.Bool)})
 	}
 	return s
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -162,4 +166,48 @@ func hashTag(key string) string {
 		}
 	}
 	return key
+}
+
+// reloadHook makes a cluster client re-read the slot map as soon as a
+// command or pipeline fails on the network: go-redis re-reads it on MOVED,
+// but a pipeline whose master died keeps failing against it until a single
+// command happens to meet a MOVED. With it, the store follows a failover
+// once the promoted replica serves the slots.
+type reloadHook struct {
+	c *redis.ClusterClient
+	// busy: a reload is running; failures meanwhile start none (a dead
+	// master fails every request until the reload lands).
+	busy *atomic.Bool
+}
+
+func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.reloadOn(err)
+		return err
+	}
+}
+
+func (h reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.reloadOn(err)
+		return err
+	}
+}
+
+func (h reloadHook) reloadOn(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) {
+		if !h.busy.CompareAndSwap(false, true) {
+			return
+		}
+		// In the background: the failed request answers at once.
+		go func() {
+			defer h.busy.Store(false)
+			h.c.ReloadState(context.Background())
+		}()
+	}
 }
