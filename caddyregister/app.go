@@ -450,7 +450,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.worker = mail.NewWorker(wcfg)
 
 	var limiter ratelimit.Limiter
-	if rs, ok := st.(*redisstore.Store); ok {
+	if cs, ok := st.(*redisstore.ClusterStore); ok {
+		// Every bucket and counter in a slot of its own.
+		limiter = ratelimit.NewRedisCluster(cs.Client(), cs.Namespace())
+	} else if rs, ok := st.(*redisstore.Store); ok {
 		limiter = ratelimit.NewRedis(rs.Client(), "{"+rs.Namespace()+"}:")
 	} else {
 		limiter = a.deferredLim
@@ -510,7 +513,7 @@ func (a *App) provisionStore(repl *caddy.Replacer) (store.Store, error) {
 		}
 		a.storeKey = "redis|" + url + "|" + ns
 		v, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
-			s, err := redisstore.Open(url, ns)
+			s, err := redisstore.OpenStore(url, ns)
 			if err != nil {
 				return nil, err
 			}

@@ -64,8 +64,9 @@ func seedUsers(t *testing.T, cf string) {
 func TestUserCommands(t *testing.T) {
 	srv := testredis.Start(t)
 	for name, storeLine := range map[string]string{
-		"redis":    "store redis " + srv.URL(0) + " usercmd",
-		"embedded": "store embedded " + filepath.Join(t.TempDir(), "register.db"),
+		"redis":         "store redis " + srv.URL(0) + " usercmd",
+		"redis-cluster": "store redis redis+cluster://" + strings.Join(sharedCluster(t).Seeds(), ",") + " usercmd",
+		"embedded":      "store embedded " + filepath.Join(t.TempDir(), "register.db"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			cf := writeCaddyfile(t, "\t\t"+storeLine+"\n\t\thash argon2id 1024 1 1")

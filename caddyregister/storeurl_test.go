@@ -119,9 +119,9 @@ func TestStoreRedisURL(t *testing.T) {
 	}
 }
 
-// TestProvisionRefusesCluster: a cluster store fails Provision (so `caddy
-// validate` says it) with the not-yet reason, and no password.
-func TestProvisionRefusesCluster(t *testing.T) {
+// TestProvisionCluster: a cluster store provisions (no network: `caddy
+// validate` passes) on the cluster layout.
+func TestProvisionCluster(t *testing.T) {
 	for _, sc := range []*StoreConfig{
 		{Backend: "redis", URL: "redis+cluster://reg:secret-pw@127.0.0.1:1,127.0.0.1:2"},
 		{Backend: "redis", Cluster: []string{"127.0.0.1:1"}, Password: "secret-pw"},
@@ -129,13 +129,47 @@ func TestProvisionRefusesCluster(t *testing.T) {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		a := &App{Store: sc}
 		err := a.Provision(ctx)
+		if err != nil {
+			cancel()
+			t.Fatalf("Provision = %v, want the cluster layout", err)
+		}
+		if _, ok := a.engine.Store().(*redisstore.ClusterStore); !ok {
+			t.Errorf("store is a %T, want *redisstore.ClusterStore", a.engine.Store())
+		}
+		a.Cleanup()
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), "issue 15") || strings.Contains(err.Error(), "secret-pw") {
-			t.Fatalf("Provision = %v, want the cluster refused without the password", err)
-		}
-		if !errors.Is(err, redisstore.ErrClusterLayout) {
-			t.Errorf("Provision = %v, want it to wrap ErrClusterLayout", err)
-		}
+	}
+}
+
+// TestStoreCluster: the app runs on a real Redis Cluster given by its
+// seed nodes: Start writes the signing key, which lands in the
+// namespace's slot on one master.
+func TestStoreCluster(t *testing.T) {
+	clu := sharedCluster(t)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{Store: &StoreConfig{Backend: "redis", Cluster: clu.Seeds(), Namespace: "clusterns"}}
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	cc := clu.ClusterClient(t)
+	n, err := cc.Exists(context.Background(), "{clusterns}:secret:signing-keys").Result()
+	var keys []string
+	if err == nil && n == 0 {
+		err = cc.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+			ks, err := c.Keys(ctx, "{clusterns}:secret:*").Result()
+			keys = append(keys, ks...)
+			return err
+		})
+		n = int64(len(keys))
+	}
+	if err != nil || n == 0 {
+		t.Fatalf("signing key on the cluster: %v, %v", keys, err)
 	}
 }
 

@@ -99,7 +99,7 @@ func (p LockPolicy) admits(n, inFlight int64) bool {
 	return next > n+inFlight+1 || p.Wait(next) == 0
 }
 
-func (r *Redis) lockKey(key string) string { return "fail:" + r.prefix + HashKey(key) }
+func (r *Redis) lockKey(key string) string { return r.key("fail", key) }
 
 // lockLua is shared by the lockout scripts: wait() mirrors LockPolicy.Wait,
 // admits() LockPolicy.admits, and now is Redis's clock in ms, so every
@@ -200,7 +200,11 @@ func (r *Redis) lockArgs(head []any, fails []Failure) ([]string, []any) {
 
 // Begin implements Lockouts.
 func (r *Redis) Begin(ctx context.Context, fails ...Failure) (time.Duration, error) {
-	ks, args := r.lockArgs([]any{inFlightStale.Milliseconds(), BusyRetry.Milliseconds()}, fails)
+	head := []any{inFlightStale.Milliseconds(), BusyRetry.Milliseconds()}
+	ks, args := r.lockArgs(head, fails)
+	if r.spread && len(ks) > 1 {
+		return r.beginSpread(ctx, ks, args[len(head):])
+	}
 	ms, err := beginScript.Run(ctx, r.c, ks, args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("lockout: %w", err)
@@ -214,7 +218,15 @@ func (r *Redis) End(ctx context.Context, failed bool, fails ...Failure) (time.Du
 	if failed {
 		f = 1
 	}
-	ks, args := r.lockArgs([]any{inFlightStale.Milliseconds(), f}, fails)
+	head := []any{inFlightStale.Milliseconds(), f}
+	ks, args := r.lockArgs(head, fails)
+	if r.spread && len(ks) > 1 {
+		cmds, err := r.perKey(ctx, endScript, ks, head, 5, args[len(head):])
+		if err != nil {
+			return 0, fmt.Errorf("lockout: %w", err)
+		}
+		return longest(cmds)
+	}
 	ms, err := endScript.Run(ctx, r.c, ks, args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("lockout: %w", err)
@@ -230,7 +242,7 @@ func (r *Redis) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-func (r *Redis) knownKey(key string) string { return "known:" + r.prefix + HashKey(key) }
+func (r *Redis) knownKey(key string) string { return r.key("known", key) }
 
 // Remember implements Lockouts.
 func (r *Redis) Remember(ctx context.Context, key string, ttl time.Duration) error {
@@ -247,4 +259,45 @@ func (r *Redis) Remembered(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("lockout: %w", err)
 	}
 	return n > 0, nil
+}
+
+// beginSpread is Begin over keys in several slots: beginScript per key;
+// when one refuses, the keys that admitted are ended as a success (their
+// attempt in flight withdrawn), so a refused Begin starts nothing.
+func (r *Redis) beginSpread(ctx context.Context, ks []string, args []any) (time.Duration, error) {
+	cmds, err := r.perKey(ctx, beginScript, ks, []any{inFlightStale.Milliseconds(), BusyRetry.Milliseconds()}, 5, args)
+	if err != nil {
+		return 0, fmt.Errorf("lockout: %w", err)
+	}
+	wait, err := longest(cmds)
+	if err != nil || wait == 0 {
+		return wait, err
+	}
+	var back []string
+	var bargs []any
+	for i, c := range cmds {
+		if ms, _ := c.Int64(); ms == 0 {
+			back = append(back, ks[i])
+			bargs = append(bargs, args[5*i:5*i+5]...)
+		}
+	}
+	if len(back) > 0 {
+		if _, err := r.perKey(ctx, endScript, back, []any{inFlightStale.Milliseconds(), 0}, 5, bargs); err != nil {
+			return 0, fmt.Errorf("lockout: withdraw: %w", err)
+		}
+	}
+	return wait, nil
+}
+
+// longest is the longest of per-key script replies (ms).
+func longest(cmds []*redis.Cmd) (time.Duration, error) {
+	var out int64
+	for _, c := range cmds {
+		ms, err := c.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("lockout: %w", err)
+		}
+		out = max(out, ms)
+	}
+	return time.Duration(out) * time.Millisecond, nil
 }

@@ -31,7 +31,9 @@ func TestLockPolicyWait(t *testing.T) {
 	}
 }
 
-// lockBackends runs f on the in-memory and the Redis lockouts.
+// lockBackends runs f on the in-memory and the Redis lockouts, the
+// latter on one node and, with every key in a slot of its own, on a
+// cluster.
 func lockBackends(t *testing.T, f func(t *testing.T, l Limiter)) {
 	t.Run("memory", func(t *testing.T) { f(t, NewMemory()) })
 	t.Run("redis", func(t *testing.T) {
@@ -39,6 +41,9 @@ func lockBackends(t *testing.T, f func(t *testing.T, l Limiter)) {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		t.Cleanup(func() { c.Close() })
 		f(t, NewRedis(c, "{t}:"))
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		f(t, NewRedisCluster(sharedCluster(t).ClusterClient(t), fmt.Sprintf("t%d", clusterNS.Add(1))))
 	})
 }
 

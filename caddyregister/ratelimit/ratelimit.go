@@ -109,11 +109,66 @@ func HashKey(key string) string {
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
+	// spread: each key in a hash slot of its own (NewRedisCluster).
+	spread bool
 }
 
 // NewRedis returns a Redis limiter; prefix namespaces its keys.
 func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 	return &Redis{c: c, prefix: prefix}
+}
+
+// NewRedisCluster returns a Redis limiter for Redis Cluster: every bucket
+// and counter is a hash slot of its own (rate:{ns:<hash>},
+// fail:{ns:<hash>}, known:{ns:<hash>}), so the checks of many clients
+// spread over the masters instead of sitting in the namespace's slot. A
+// call over several keys then runs one script per key, pipelined (one
+// round trip), and keeps all-or-nothing by refunding: when one key
+// refuses, the keys that admitted are given back their charge (a second
+// round, only then). Between the two rounds a concurrent request may see
+// those keys charged and be refused too: under contention the limiter is
+// briefly stricter, never looser.
+func NewRedisCluster(c redis.UniversalClient, ns string) *Redis {
+	return &Redis{c: c, prefix: ns + ":", spread: true}
+}
+
+// key is kind:<prefix><hash of key>, the hash in braces when spread.
+func (r *Redis) key(kind, key string) string {
+	if r.spread {
+		return kind + ":{" + r.prefix + HashKey(key) + "}"
+	}
+	return kind + ":" + r.prefix + HashKey(key)
+}
+
+// refundScript gives one bucket back the emission interval allowScript
+// charged it. KEYS[1]; ARGV = burst, rate, period (seconds).
+var refundScript = redis.NewScript(`
+local jan_1_2017 = 1483228800
+local t = redis.call('TIME')
+local now = (t[1] - jan_1_2017) + (t[2] / 1000000)
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local new_tat = tat - tonumber(ARGV[3]) / tonumber(ARGV[2])
+if new_tat > now then
+  redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(new_tat - now))
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+// perKey runs script once per key (its arguments: head, then width per
+// key), pipelined, and returns each reply.
+func (r *Redis) perKey(ctx context.Context, script *redis.Script, keys []string, head []any, width int, args []any) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			a := append(append([]any{}, head...), args[i*width:(i+1)*width]...)
+			cmds[i] = script.Eval(ctx, p, []string{k}, a...)
+		}
+		return nil
+	})
+	return cmds, err
 }
 
 // allowScript is redis_rate's allowN GCRA script with cost 1 (Copyright
@@ -167,11 +222,14 @@ func (r *Redis) AllowAll(ctx context.Context, checks ...Check) (Result, error) {
 		if burst <= 0 {
 			burst = l.Rate
 		}
-		keys = append(keys, "rate:"+r.prefix+HashKey(c.Key))
+		keys = append(keys, r.key("rate", c.Key))
 		args = append(args, burst, l.Rate, strconv.FormatFloat(l.Period.Seconds(), 'g', -1, 64))
 	}
 	if len(keys) == 0 {
 		return Result{Allowed: true}, nil
+	}
+	if r.spread && len(keys) > 1 {
+		return r.allowSpread(ctx, keys, args)
 	}
 	out, err := allowScript.Run(ctx, r.c, keys, args...).Text()
 	if err != nil {
@@ -183,6 +241,47 @@ func (r *Redis) AllowAll(ctx context.Context, checks ...Check) (Result, error) {
 	}
 	if retry < 0 {
 		return Result{Allowed: true}, nil
+	}
+	return Result{Allowed: false, RetryAfter: max(time.Duration(retry*float64(time.Second)), time.Second)}, nil
+}
+
+// allowSpread is AllowAll over keys in several slots: allowScript per
+// key, then a refund of the keys that admitted when another refused.
+func (r *Redis) allowSpread(ctx context.Context, keys []string, args []any) (Result, error) {
+	cmds, err := r.perKey(ctx, allowScript, keys, nil, 3, args)
+	if err != nil {
+		return Result{}, fmt.Errorf("rate limit: %w", err)
+	}
+	retry := -1.0
+	var admitted []int
+	for i, c := range cmds {
+		out, err := c.Text()
+		if err != nil {
+			return Result{}, fmt.Errorf("rate limit: %w", err)
+		}
+		v, err := strconv.ParseFloat(out, 64)
+		if err != nil {
+			return Result{}, fmt.Errorf("rate limit: script answered %q", out)
+		}
+		if v < 0 {
+			admitted = append(admitted, i)
+		} else if v > retry {
+			retry = v
+		}
+	}
+	if retry < 0 {
+		return Result{Allowed: true}, nil
+	}
+	if len(admitted) > 0 {
+		var ks []string
+		var as []any
+		for _, i := range admitted {
+			ks = append(ks, keys[i])
+			as = append(as, args[3*i:3*i+3]...)
+		}
+		if _, err := r.perKey(ctx, refundScript, ks, nil, 3, as); err != nil {
+			return Result{}, fmt.Errorf("rate limit: refund: %w", err)
+		}
 	}
 	return Result{Allowed: false, RetryAfter: max(time.Duration(retry*float64(time.Second)), time.Second)}, nil
 }

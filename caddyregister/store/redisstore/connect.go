@@ -39,10 +39,12 @@ const (
 	ModeSentinel Mode = "sentinel"
 )
 
-// ErrClusterLayout is Open's answer to a cluster URL: the key layout does
-// not run on Redis Cluster yet (see the package comment and
-// docs/cluster-layout.md).
-var ErrClusterLayout = errors.New("redis cluster is not supported yet: the key layout keeps a namespace's data in one hash slot and some scripts (create session, register with a session, delete user) span it and the user's slot, which a cluster refuses (CROSSSLOT); see issue 15 \"Scale out\" and docs/cluster-layout.md")
+// ErrClusterLayout is Open's answer to a cluster URL, and CheckDeployment's
+// to a single-node URL that names a node of a cluster: the single-node
+// key layout keeps a namespace in one hash slot and does not run on Redis
+// Cluster. OpenStore opens a redis+cluster:// URL on the cluster layout
+// (ClusterStore; docs/cluster-layout.md).
+var ErrClusterLayout = errors.New("the single-node redis layout does not run on redis cluster: give the cluster as redis+cluster://host:port,... (or store redis { cluster ... }), which uses the cluster layout (issue 15, docs/cluster-layout.md)")
 
 // NewClient parses a URL in any of the connection forms and returns a
 // client for it, with the store's fail-fast retry defaults (one dial

@@ -1,12 +1,16 @@
 // Package redisstore is the Redis backend of the store.
 //
-// Key layout (every key of one namespace shares the hash tag {ns}, so the
-// Lua scripts that write a user, its indexes, its tenant, its mails and its
-// token run in one step; sessions carry the user's tag, see session.go).
-// On Redis Cluster that would put a namespace on one shard, and three
-// scripts span both tags (CROSSSLOT there), so Open refuses a cluster
-// (ErrClusterLayout; TestSlotsPerOperation pins the list, and
-// docs/cluster-layout.md proposes the layout that lifts it):
+// It holds two key layouts behind one contract suite (storetest). The
+// single-node layout (Store, below) runs on one node and on Sentinel; the
+// cluster layout (ClusterStore, cluster*.go) on Redis Cluster. OpenStore
+// picks the one the URL calls for.
+//
+// Single-node key layout (every key of one namespace shares the hash tag
+// {ns}, so the Lua scripts that write a user, its indexes, its tenant, its
+// mails and its token run in one step; sessions carry the user's tag, see
+// session.go). On Redis Cluster that would put a namespace on one shard,
+// and three scripts span both tags (CROSSSLOT there), so Open refuses a
+// cluster (ErrClusterLayout; TestSlotsPerOperation pins the list):
 //
 //	{ns}:user:<id>                   user record (JSON)
 //	{ns}:user:<id>:refs              SET of what the user owns besides its record and indexes ("token:<hash>", "mail:<id>", see store.UserRefs)
@@ -69,10 +73,11 @@ func New(c redis.UniversalClient, ns string) *Store {
 }
 
 // Open parses a URL in one of the connection forms (connect.go) and
-// returns a store on it. No connection is made until the first command, so
-// Open is cheap. A cluster URL is refused with ErrClusterLayout until the
-// key layout spreads over slots (issue 15); Sentinel runs today's layout
-// unchanged, as it is one master at a time.
+// returns a single-node layout store on it. No connection is made until
+// the first command, so Open is cheap. A cluster URL is refused with
+// ErrClusterLayout: OpenStore opens it on the cluster layout
+// (ClusterStore). Sentinel runs this layout, as it is one master at a
+// time.
 func Open(url, ns string) (*Store, error) {
 	c, mode, err := NewClient(url)
 	if err != nil {
