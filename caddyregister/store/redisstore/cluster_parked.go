@@ -1,49 +1,23 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
-// maxParkedPage bounds a page of ParkedMails.
-const maxParkedPage = 1000
-
-// parkedEntry is a parked message: id, when parked (unix ms), its shard.
-type parkedEntry struct {
-	id    string
-	at    int64
-	shard int
-}
-
 // ParkedMails lists parked messages for operators (`caddy register mail
-// list`), oldest parked first, after cursor ("<parked ms>.<id>", "" from
-// the start): the parked sets of every outbox shard are read in one
-// pipelined round and merged (they are an operator's backlog, not a hot
-// path), then the page's records in one more.
+// list`), oldest parked first, after cursor (store.PageParked): the
+// parked sets of every outbox shard are read in one pipelined round and
+// merged (they are an operator's backlog, not a hot path), then the
+// page's records in one more.
 func (s *ClusterStore) ParkedMails(ctx context.Context, cursor string, limit int) ([]*store.Mail, string, error) {
 	const op = "parked mails"
-	if limit <= 0 || limit > maxParkedPage {
-		return nil, "", fmt.Errorf("%s: limit %d is not 1..%d", op, limit, maxParkedPage)
-	}
-	var after parkedEntry
-	if cursor != "" {
-		at, id, ok := strings.Cut(cursor, ".")
-		n, err := strconv.ParseInt(at, 10, 64)
-		if !ok || err != nil || id == "" {
-			return nil, "", fmt.Errorf("%s: cursor %q is not one this store returned", op, cursor)
-		}
-		after = parkedEntry{id: id, at: n}
-	}
 	sets := make([]*redis.ZSliceCmd, ClusterShards)
 	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k := range sets {
@@ -53,51 +27,41 @@ func (s *ClusterStore) ParkedMails(ctx context.Context, cursor string, limit int
 	}); err != nil {
 		return nil, "", store.Unavailable(op, err)
 	}
-	var entries []parkedEntry
+	var entries []store.ParkedEntry
+	shardOf := map[string]int{}
 	for k, c := range sets {
 		for _, z := range c.Val() {
 			if id, ok := z.Member.(string); ok {
-				entries = append(entries, parkedEntry{id, int64(z.Score), k})
+				entries = append(entries, store.ParkedEntry{ID: id, At: int64(z.Score)})
+				shardOf[id] = k
 			}
 		}
 	}
-	less := func(a, b parkedEntry) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id)) }
-	slices.SortFunc(entries, less)
-	start := 0
-	if cursor != "" {
-		start, _ = slices.BinarySearchFunc(entries, after, less)
-		if start < len(entries) && less(entries[start], after) == 0 {
-			start++
-		}
-	}
-	end := min(start+limit, len(entries))
-	page := entries[start:end]
-	next := ""
-	if end < len(entries) && end > start {
-		last := entries[end-1]
-		next = strconv.FormatInt(last.at, 10) + "." + last.id
+	page, next, err := store.PageParked(entries, cursor, limit)
+	if err != nil {
+		return nil, "", err
 	}
 	if len(page) == 0 {
 		return nil, next, nil
 	}
 	gets := make([]*redis.StringCmd, len(page))
 	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, e := range page {
-			gets[i] = p.Get(ctx, s.outboxShard(e.shard).Key("mail", e.id))
+		for i, id := range page {
+			gets[i] = p.Get(ctx, s.outboxShard(shardOf[id]).Key("mail", id))
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, "", store.Unavailable(op, err)
 	}
 	out := make([]*store.Mail, 0, len(page))
-	for i, e := range page {
+	for i, id := range page {
 		raw, err := gets[i].Bytes()
 		if err != nil {
 			continue // acknowledged or requeued since the sets were read
 		}
 		var m store.Mail
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, "", fmt.Errorf("%s: decode %s: %w", op, e.id, err)
+			return nil, "", fmt.Errorf("%s: decode %s: %w", op, id, err)
 		}
 		out = append(out, &m)
 	}
@@ -132,3 +96,5 @@ func (s *ClusterStore) GetMail(ctx context.Context, id string) (*store.Mail, err
 	}
 	return nil, store.ErrNotFound
 }
+
+var _ store.ParkedMails = (*ClusterStore)(nil)
