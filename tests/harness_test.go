@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	caddytest.Default.LoadRequestTimeout = 30 * time.Second
 	code := m.Run()
 	reportExercised()
+	stopTestCluster()
 	redisSrv.Stop()
 	os.Exit(code)
 }

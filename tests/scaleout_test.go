@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
+	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
 // Several Caddy instances on one store, behind Caddy's own reverse_proxy
@@ -53,9 +54,37 @@ func startScaleOut(t *testing.T, redisURL string) *scaleOut {
 }
 
 // TestScaleOutTwoInstances runs the scale-out checks on a single Redis
-// node (the cluster layout runs them too once it lands).
+// node and on a real Redis Cluster (three masters, three replicas).
 func TestScaleOutTwoInstances(t *testing.T) {
-	so := startScaleOut(t, redisSrv.URL(0))
+	t.Run("redis", func(t *testing.T) { testScaleOut(t, redisSrv.URL(0)) })
+	t.Run("redis-cluster", func(t *testing.T) { testScaleOut(t, "redis+cluster://"+strings.Join(testCluster(t).Seeds(), ",")) })
+}
+
+var sharedCluster struct {
+	once sync.Once
+	c    *testredis.Cluster
+	err  error
+}
+
+// testCluster is one Redis Cluster for the whole test binary, started on
+// first use and stopped by TestMain.
+func testCluster(t *testing.T) *testredis.Cluster {
+	t.Helper()
+	sharedCluster.once.Do(func() { sharedCluster.c, sharedCluster.err = testredis.StartClusterServer() })
+	if sharedCluster.err != nil {
+		t.Fatal(sharedCluster.err)
+	}
+	return sharedCluster.c
+}
+
+func stopTestCluster() {
+	if sharedCluster.c != nil {
+		sharedCluster.c.Stop()
+	}
+}
+
+func testScaleOut(t *testing.T, redisURL string) {
+	so := startScaleOut(t, redisURL)
 
 	// 100 concurrent registrations of one e-mail, spread over both
 	// instances: exactly one succeeds.
@@ -181,7 +210,7 @@ func (s *smtpSink) all() []*received {
 // was acknowledged, so no later delivery can come.
 func (so *scaleOut) awaitOutboxEmpty(t *testing.T) {
 	t.Helper()
-	st, err := redisstore.Open(so.redisURL, so.ns)
+	st, err := redisstore.OpenStore(so.redisURL, so.ns)
 	if err != nil {
 		t.Fatal(err)
 	}
