@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -161,9 +162,12 @@ func TestStoreCluster(t *testing.T) {
 	n, err := cc.Exists(context.Background(), "{clusterns}:secret:signing-keys").Result()
 	var keys []string
 	if err == nil && n == 0 {
+		var mu sync.Mutex // ForEachMaster calls the masters concurrently
 		err = cc.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
 			ks, err := c.Keys(ctx, "{clusterns}:secret:*").Result()
+			mu.Lock()
 			keys = append(keys, ks...)
+			mu.Unlock()
 			return err
 		})
 		n = int64(len(keys))
