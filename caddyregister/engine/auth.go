@@ -305,7 +305,7 @@ func (e *Engine) login(ctx context.Context, clientIP, userAgent, identifier, pas
 		}
 		return &SessionTokens{Principal: p, Access: tok, AccessTTL: e.TokenTTL()}, nil
 	}
-	return e.openSession(ctx, p.ID, clientIP, userAgent, lim)
+	return e.openSession(ctx, p.ID, clientIP, userAgent, lim, p)
 }
 
 // verifyLogin is Login's check of the credentials, without the token:

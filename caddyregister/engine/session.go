@@ -201,18 +201,28 @@ func (e *Engine) sessionPrincipal(ctx context.Context, userID, sid string) (*Pri
 // token's status and permissions are read from the store now; an inactive
 // user gets ErrAccountDisabled, an unknown one ErrUnauthenticated.
 func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent string, lim SessionLimits) (*SessionTokens, error) {
-	return e.openSession(ctx, userID, clientIP, userAgent, &lim)
+	return e.openSession(ctx, userID, clientIP, userAgent, &lim, nil)
 }
 
 // openSession is StartSession; without limits (nil) the session is a
 // tokenSession and the pair has no refresh token.
-func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, lim *SessionLimits) (*SessionTokens, error) {
+//
+// known, when set, is the user's principal as the caller just read it (a
+// login, which read the user to verify the password): it spares a second
+// read, and the store's atomic create still refuses a user erased or
+// disabled since.
+func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, lim *SessionLimits, known *Principal) (*SessionTokens, error) {
 	sess, err := e.tokenSession(userID, clientIP, userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
-	p, err := e.sessionPrincipal(ctx, userID, sess.ID)
-	if err != nil {
+	var p *Principal
+	if known != nil && known.Kind == KindUser && known.ID == userID {
+		cp := *known
+		cp.SID = sess.ID
+		p = &cp
+		e.recent.forget(userID) // Me sees what the new token says
+	} else if p, err = e.sessionPrincipal(ctx, userID, sess.ID); err != nil {
 		return nil, err
 	}
 	var refresh string
