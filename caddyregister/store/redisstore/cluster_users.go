@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -169,71 +168,8 @@ func (s *ClusterStore) DeleteUser(ctx context.Context, id string, outbox ...*sto
 // in one more.
 func (s *ClusterStore) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserPage, error) {
 	const op = "list users"
-	limit, err := store.CheckUserFilter(f)
-	if err != nil {
-		return nil, err
-	}
-	cur, started, err := store.ParseUserCursor(f.Cursor)
-	if err != nil {
-		return nil, err
-	}
-	page := &store.UserPage{Users: []*store.User{}}
-	examined := 0
-	for examined < store.UserScanBudget {
-		batch := min(store.UserScanBudget-examined, limit-len(page.Users)+1)
-		if f.Status != "" || f.TenantID != "" || f.EmailPrefix != "" {
-			batch = min(store.UserScanBudget-examined, max(batch, 100))
-		}
-		score := ""
-		if started {
-			score = strconv.FormatInt(cur.Score, 10)
-		}
-		entries, err := s.userPage(ctx, op, score, cur.ID, batch)
-		if err != nil {
-			return nil, err
-		}
-		if len(entries) == 0 {
-			return page, nil
-		}
-		gets := make([]*redis.StringCmd, len(entries))
-		if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, e := range entries {
-				gets[i] = p.Get(ctx, s.UserKey(e.ID, "user"))
-			}
-			return nil
-		}); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, store.Unavailable(op, err)
-		}
-		for i, e := range entries {
-			cur, started = e, true
-			examined++
-			raw, err := gets[i].Bytes()
-			if errors.Is(err, redis.Nil) || err == nil && isReservation(string(raw)) {
-				continue
-			}
-			if err != nil {
-				return nil, store.Unavailable(op, err)
-			}
-			var u store.User
-			if err := json.Unmarshal(raw, &u); err != nil {
-				return nil, fmt.Errorf("%s: decode user %s: %w: %w", op, e.ID, errDecode, err)
-			}
-			if !f.Match(&u) {
-				continue
-			}
-			if len(page.Users) == limit {
-				last := page.Users[limit-1]
-				page.Next = store.UserCursor{Score: store.UserIndexScore(last), ID: last.ID}.String()
-				return page, nil
-			}
-			page.Users = append(page.Users, &u)
-		}
-		if len(entries) < batch {
-			return page, nil
-		}
-	}
-	page.Next = cur.String()
-	return page, nil
+	entries := func(score, id string, n int) ([]store.UserCursor, error) { return s.userPage(ctx, op, score, id, n) }
+	return listUsers(ctx, s.c, op, f, entries, func(id string) string { return s.UserKey(id, "user") })
 }
 
 // userPage returns the first n index entries after the cursor across
@@ -254,13 +190,11 @@ func (s *ClusterStore) userPage(ctx context.Context, op, score, id string, n int
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, store.Unavailable(op, err)
 		}
-		for i := 0; i+1 < len(flat); i += 2 {
-			sc, err := strconv.ParseInt(flat[i+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: index score %q: %w", op, flat[i+1], err)
-			}
-			all = append(all, store.UserCursor{Score: sc, ID: flat[i]})
+		es, err := indexEntries(op, flat)
+		if err != nil {
+			return nil, err
 		}
+		all = append(all, es...)
 	}
 	slices.SortFunc(all, func(a, b store.UserCursor) int {
 		return cmp.Or(cmp.Compare(a.Score, b.Score), cmp.Compare(a.ID, b.ID))

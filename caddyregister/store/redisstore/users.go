@@ -240,12 +240,41 @@ func (s *Store) DeleteUser(ctx context.Context, id string, outbox ...*store.Mail
 
 // ListUsers implements store.Store: it reads the index in batches after
 // the cursor (one script run each), then the batch's records (one
-// pipeline of GETs, which a cluster client can split by slot), filtering
-// as it goes, until the page is full, UserScanBudget entries were
-// examined or the index ends. Without a filter a page costs two round
-// trips.
+// pipeline of GETs), filtering as it goes, until the page is full,
+// UserScanBudget entries were examined or the index ends (listUsers).
+// Without a filter a page costs two round trips.
 func (s *Store) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserPage, error) {
 	const op = "list users"
+	entries := func(score, id string, n int) ([]store.UserCursor, error) {
+		flat, err := userPageScript.Run(ctx, s.c, []string{s.Key("users")}, score, id, n).StringSlice()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, store.Unavailable(op, err)
+		}
+		return indexEntries(op, flat)
+	}
+	return listUsers(ctx, s.c, op, f, entries, func(id string) string { return s.Key("user", id) })
+}
+
+// indexEntries decodes userPageScript's reply: id, score, id, score...
+func indexEntries(op string, flat []string) ([]store.UserCursor, error) {
+	out := make([]store.UserCursor, 0, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		sc, err := strconv.ParseInt(flat[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: index score %q: %w", op, flat[i+1], err)
+		}
+		out = append(out, store.UserCursor{Score: sc, ID: flat[i]})
+	}
+	return out, nil
+}
+
+// listUsers is ListUsers over an ordered user index, for both layouts:
+// entries returns the next n index entries after (score, id) in (score,
+// id) order, and key names a user's record. A record that is gone (erased
+// since the index was read) or still a reservation (the cluster layout's
+// registration in flight) is skipped.
+func listUsers(ctx context.Context, c redis.Cmdable, op string, f store.UserFilter,
+	entries func(score, id string, n int) ([]store.UserCursor, error), key func(id string) string) (*store.UserPage, error) {
 	limit, err := store.CheckUserFilter(f)
 	if err != nil {
 		return nil, err
@@ -265,39 +294,35 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserP
 		if started {
 			score = strconv.FormatInt(cur.Score, 10)
 		}
-		flat, err := userPageScript.Run(ctx, s.c, []string{s.Key("users")}, score, cur.ID, batch).StringSlice()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, store.Unavailable(op, err)
+		es, err := entries(score, cur.ID, batch)
+		if err != nil {
+			return nil, err
 		}
-		n := len(flat) / 2
-		if n == 0 {
+		if len(es) == 0 {
 			return page, nil // the end of the index
 		}
-		pipe := s.c.Pipeline()
-		gets := make([]*redis.StringCmd, n)
-		for i := range n {
-			gets[i] = pipe.Get(ctx, s.Key("user", flat[2*i]))
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		gets := make([]*redis.StringCmd, len(es))
+		if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range es {
+				gets[i] = p.Get(ctx, key(e.ID))
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, store.Unavailable(op, err)
 		}
-		for i := range n {
-			sc, err := strconv.ParseInt(flat[2*i+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: index score %q: %w", op, flat[2*i+1], err)
-			}
-			cur, started = store.UserCursor{Score: sc, ID: flat[2*i]}, true
+		for i, e := range es {
+			cur, started = e, true
 			examined++
 			raw, err := gets[i].Bytes()
-			if errors.Is(err, redis.Nil) {
-				continue // deleted since the index was read
+			if errors.Is(err, redis.Nil) || err == nil && isReservation(string(raw)) {
+				continue
 			}
 			if err != nil {
 				return nil, store.Unavailable(op, err)
 			}
 			var u store.User
 			if err := json.Unmarshal(raw, &u); err != nil {
-				return nil, fmt.Errorf("%s: decode user %s: %w: %w", op, flat[2*i], errDecode, err)
+				return nil, fmt.Errorf("%s: decode user %s: %w: %w", op, e.ID, errDecode, err)
 			}
 			if !f.Match(&u) {
 				continue
@@ -311,7 +336,7 @@ func (s *Store) ListUsers(ctx context.Context, f store.UserFilter) (*store.UserP
 			}
 			page.Users = append(page.Users, &u)
 		}
-		if n < batch {
+		if len(es) < batch {
 			return page, nil // the end of the index
 		}
 	}
