@@ -304,14 +304,17 @@ var sizingREs = []struct {
 	name, target string
 	re           *regexp.Regexp
 }{
-	{"redis bytes per active user (one session)", fmt.Sprintf("<= %d", maxBytesPerUserReport), regexp.MustCompile(`memory per active user with one session: (\d+ bytes)`)},
+	{"redis bytes per active user (one session)", fmt.Sprintf("<= %d", maxBytesPerUser), regexp.MustCompile(`memory per active user with one session: (\d+ bytes)`)},
 	{"redis memory for 10 million users", "", regexp.MustCompile(`memory for 10 million such users: ([0-9.]+ GiB)`)},
 	{"redis round trips of a login", "", regexp.MustCompile(`round trips of a login \(LoginSession, with the lockout's checks\): (\d+)`)},
 	{"redis round trips of a gated request", "", regexp.MustCompile(`round trips of a gated request: (\d+ at a session's first sight \([^)]*\)+, \d+ for the next 100 requests)`)},
 }
 
-// maxBytesPerUserReport is sizing_test.go's bound, for the report.
-const maxBytesPerUserReport = 4096
+// maxBytesPerUser bounds the Redis memory one active user with one
+// session and no queued mail may take (record, e-mail index, user index
+// entry, session hash and session index): TestRedisSizing's regression
+// guard, far above what is measured, and the report's target.
+const maxBytesPerUser = 4096
 
 // ---------------------------------------------------------------------------
 // Bare hash rate.

@@ -18,11 +18,6 @@ import (
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
-// maxBytesPerUser bounds the Redis memory one active user with one
-// session and no queued mail may take (record, e-mail index, user index
-// entry, session hash and session index): a regression guard, far above
-// what is measured (logged, and stated in the README's Sizing).
-const maxBytesPerUser = 4096
 
 func usedMemory(t *testing.T, c *redis.Client) int64 {
 	t.Helper()
