@@ -18,7 +18,6 @@ import (
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
-
 func usedMemory(t *testing.T, c *redis.Client) int64 {
 	t.Helper()
 	info, err := c.Info(context.Background(), "memory").Result()
