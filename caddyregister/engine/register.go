@@ -320,7 +320,7 @@ func (e *Engine) Register(ctx context.Context, r Registration) (res *Registered,
 	}
 	var sid string
 	if iss != nil {
-		if nu.Session, err = e.tokenSession(u.ID, r.ClientIP, r.UserAgent); err != nil {
+		if nu.Session, _, err = e.tokenSession(u.ID, r.ClientIP, r.UserAgent); err != nil {
 			return nil, err
 		}
 		sid = nu.Session.ID

@@ -212,7 +212,7 @@ func (e *Engine) StartSession(ctx context.Context, userID, clientIP, userAgent s
 // read, and the store's atomic create still refuses a user erased or
 // disabled since.
 func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent string, lim *SessionLimits, known *Principal) (*SessionTokens, error) {
-	sess, err := e.tokenSession(userID, clientIP, userAgent)
+	sess, refresh, err := e.tokenSession(userID, clientIP, userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
@@ -225,16 +225,13 @@ func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent st
 	} else if p, err = e.sessionPrincipal(ctx, userID, sess.ID); err != nil {
 		return nil, err
 	}
-	var refresh string
 	if lim != nil {
-		var hash string
-		if refresh, hash, err = newRefreshToken(userID, sess.ID); err != nil {
-			return nil, fmt.Errorf("start session: %w", err)
-		}
+		// Refreshable: the token is shown, and the session lives on.
 		idle, absolute := e.limits(*lim)
-		sess.RefreshHash = hash
 		sess.IdleExpiresAt = sess.CreatedAt.Add(idle)
 		sess.ExpiresAt = sess.CreatedAt.Add(absolute)
+	} else {
+		refresh = ""
 	}
 	ws, err := e.webhookSealer(ctx, EventSessionCreated)
 	if err != nil {
@@ -260,16 +257,18 @@ func (e *Engine) openSession(ctx context.Context, userID, clientIP, userAgent st
 // tokenSession is the session of an access token handed out without a
 // refresh token (a registration's, a contract's login): it lasts as long
 // as the token verifies (its lifetime plus the verifier's leeway), since
-// nothing can extend it, and its refresh hash is that of a token nobody
-// is shown, so it can never be refreshed.
-func (e *Engine) tokenSession(userID, clientIP, userAgent string) (*store.Session, error) {
+// nothing can extend it, and its refresh hash is that of the token it
+// returns, which such callers show nobody, so it can never be refreshed.
+// openSession makes it refreshable by showing that token and extending
+// the expiries.
+func (e *Engine) tokenSession(userID, clientIP, userAgent string) (*store.Session, string, error) {
 	sid, err := randomB64(sidBytes)
 	if err != nil {
-		return nil, fmt.Errorf("token session: %w", err)
+		return nil, "", fmt.Errorf("token session: %w", err)
 	}
-	_, hash, err := newRefreshToken(userID, sid)
+	refresh, hash, err := newRefreshToken(userID, sid)
 	if err != nil {
-		return nil, fmt.Errorf("token session: %w", err)
+		return nil, "", fmt.Errorf("token session: %w", err)
 	}
 	now := e.now()
 	end := now.Add(min(retention(e.cfg.Token), e.cfg.Sessions.AbsoluteTTL))
@@ -277,7 +276,7 @@ func (e *Engine) tokenSession(userID, clientIP, userAgent string) (*store.Sessio
 		ID: sid, UserID: userID, CreatedAt: now, LastUsedAt: now,
 		ClientIP: clientIP, UserAgent: truncateUA(userAgent),
 		IdleExpiresAt: end, ExpiresAt: end, RefreshHash: hash,
-	}, nil
+	}, refresh, nil
 }
 
 func (e *Engine) sessionTokens(ctx context.Context, p *Principal, refresh string, sess *store.Session) (*SessionTokens, error) {
