@@ -211,14 +211,31 @@ func TestClusterFailover(t *testing.T) {
 	wg.Wait()
 
 	check := open("")
-	owners := map[string]string{}
+	// One address may be acknowledged twice only when the first
+	// acknowledgment was lost to asynchronous replication (a plain
+	// registration the killed master had not yet passed on: the address
+	// was free again); two of them must never both exist afterwards.
+	owners := map[string][]result{}
+	for _, r := range done {
+		owners[r.u.EmailKey] = append(owners[r.u.EmailKey], r)
+	}
+	for _, rs := range owners {
+		if len(rs) < 2 {
+			continue
+		}
+		var alive []string
+		for _, r := range rs {
+			if _, err := check.GetUser(ctx, r.u.ID); err == nil {
+				alive = append(alive, r.u.ID)
+			}
+		}
+		if len(alive) > 1 {
+			t.Errorf("e-mail %s acknowledged to users that all exist: %v", rs[0].u.Email, alive)
+		}
+	}
 	var nAcked, lostPlain int
 	var ackedIDs []*store.User
 	for _, r := range done {
-		if prev, ok := owners[r.u.EmailKey]; ok {
-			t.Errorf("e-mail %s acknowledged to two users: %s and %s", r.u.Email, prev, r.u.ID)
-		}
-		owners[r.u.EmailKey] = r.u.ID
 		if !r.ack {
 			if _, err := check.GetUser(ctx, r.u.ID); err != nil {
 				lostPlain++
