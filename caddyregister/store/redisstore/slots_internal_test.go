@@ -121,6 +121,7 @@ func TestSlotsPerOperation(t *testing.T) {
 		"ensureScript": ensureScript, "listTenantsScript": listTenantsScript,
 		"deleteUserScript": deleteUserScript, "userPageScript": userPageScript, "backfillScript": backfillScript,
 		"ackScript": ackScript, "enqueueScript": enqueueScript, "swapOutboxScript": swapOutboxScript,
+		"putTokenScript": putTokenScript, "putMailScript": putMailScript, "raiseScript": raiseScript,
 	} {
 		h.names[s.Hash()] = name
 	}
