@@ -43,7 +43,9 @@ func (s *ClusterStore) UserTokens(ctx context.Context, userID string, now time.T
 // stored: false, nothing written. One naming the same user is what an
 // interrupted earlier run left: the second step completes it. When the
 // user turns out not to exist, the entry this call made is released
-// (compare-and-delete), so nothing stays.
+// (compare-and-delete), so nothing stays. A record found stored while its
+// index entry was missing (no writer leaves that; a hand-edited store
+// might) is reported as stored, the entry now restored.
 func (s *ClusterStore) PutToken(ctx context.Context, t *store.Token) (bool, error) {
 	const op = "put token"
 	if err := store.CheckPutToken(t, time.Now()); err != nil {

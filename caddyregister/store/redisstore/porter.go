@@ -145,7 +145,11 @@ func runPutToken(ctx context.Context, c redis.Scripter, keys []string, t *store.
 
 // EachMail implements store.Porter: the outbox in due order, each chain
 // walked from its head (the one chained message in the outbox) down its
-// list when the walk meets the head, then the parked set.
+// list when the walk meets the head, then the parked set. A chained
+// message in the outbox but out of its chain's list (a parked one that
+// RetryMail requeued) comes as queued; a chain whose head has no record
+// left (every writer removes both together) is not walked: its messages
+// could never be claimed in the source either.
 func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailState) error) error {
 	const op = "each mail"
 	err := s.eachZPage(ctx, op, s.Key("outbox"), func(ids []string, scores []int64) error {
