@@ -401,3 +401,48 @@ func TestPorterSequences(t *testing.T) {
 		}
 	})
 }
+
+// TestPorterRequeuedChained: a chain's head parked (the next one queued
+// in its place), then requeued by RetryMail, is in the outbox but out of
+// its chain: EachMail gives both once, as queued, and the messages
+// behind the new head behind it.
+func TestPorterRequeuedChained(t *testing.T) {
+	forLayouts(t, func(t *testing.T, e portEnv) {
+		ctx := context.Background()
+		s := e.open(t)
+		now := time.Now()
+		u := storetest.NewTestUser("requeue-port@example.com", "")
+		evs := []*store.Mail{
+			storetest.NewTestEvent(u.ID, "rq", "user.created", now.Add(-time.Minute)),
+			storetest.NewTestEvent(u.ID, "rq", "user.updated", now.Add(-time.Minute)),
+			storetest.NewTestEvent(u.ID, "rq", "user.activated", now.Add(-time.Minute)),
+		}
+		if err := s.CreateUser(ctx, store.NewUser{User: u, Mails: evs}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.ClaimMail(ctx, now, time.Minute)
+		if err != nil || m.ID != evs[0].ID {
+			t.Fatalf("ClaimMail = %v, %v", m, err)
+		}
+		if err := s.ParkMail(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		m.NextAttempt = now.Add(time.Hour)
+		if err := s.RetryMail(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		got := byID(t, eachMail(t, s))
+		if len(got) != 3 {
+			t.Fatalf("EachMail gave %d messages, want 3", len(got))
+		}
+		if st := got[evs[0].ID].st; st.Behind || st.Parked || !st.At.Equal(time.UnixMilli(m.NextAttempt.UnixMilli())) {
+			t.Errorf("requeued message: %+v, want queued at %v", st, m.NextAttempt)
+		}
+		if st := got[evs[1].ID].st; st.Behind || st.Parked || st.At.IsZero() {
+			t.Errorf("new head: %+v, want queued", st)
+		}
+		if st := got[evs[2].ID].st; !st.Behind {
+			t.Errorf("third: %+v, want behind", st)
+		}
+	})
+}
