@@ -16,16 +16,19 @@ import (
 type Report struct {
 	// Read counts the stream's records; Expected the counts its end
 	// record states.
-	Read, Expected Counts
+	Read     Counts `json:"read"`
+	Expected Counts `json:"expected"`
 	// Written were written; Present were in the target already (same id,
 	// hash or value); Skipped had expired by the import (a session or a
 	// token whose time ran out since the export), or belong to a user
 	// that was not imported (a conflict).
-	Written, Present, Skipped Counts
+	Written Counts `json:"written"`
+	Present Counts `json:"present"`
+	Skipped Counts `json:"skipped"`
 	// Conflicts counts records that collide with a different record in
 	// the target; Problems describes the first MaxProblems of them.
-	Conflicts Counts
-	Problems  []string
+	Conflicts Counts   `json:"conflicts"`
+	Problems  []string `json:"problems,omitempty"`
 }
 
 // MaxProblems bounds Report.Problems.
