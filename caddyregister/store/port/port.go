@@ -146,6 +146,12 @@ func Export(ctx context.Context, src store.Store, secrets []string, w io.Writer,
 			return nil, err
 		}
 	}
+	// Users are listed through the ordered index; a store last run by a
+	// release before it has users outside it until an engine starts on
+	// it, which an export must not depend on. Done once, then a no-op.
+	if _, err := p.BackfillUserIndex(ctx); err != nil {
+		return nil, fmt.Errorf("export users: index: %w", err)
+	}
 	if err := exportUsers(ctx, p, put, now); err != nil {
 		return nil, err
 	}
