@@ -25,7 +25,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "register",
-		Usage: "users|sessions|mail|rotate-key … [--config <path>] [--adapter <name>]",
+		Usage: "users|sessions|mail|rotate-key|export|import … [--config <path>] [--adapter <name>]",
 		Short: "Operator commands for the register app's store",
 		Long: `
 Operator commands that work on the register app's store directly. They read
@@ -48,6 +48,12 @@ mail list [--limit n] [--cursor c]
 mail retry <id>... | --all
     The parked messages (mails and webhook events the worker gave up on),
     and queueing them again, due now.
+
+export [--output file]
+import [--input file]
+    Moves every record of one store to another as JSON lines (from the
+    embedded file to Redis, say): export | import, idempotent when rerun,
+    counts checked at the end.
 
 rotate-key
     Replaces the generated signing key with a new one. The old key stays in

@@ -41,22 +41,26 @@ func addMailCommands(cmd *cobra.Command) {
 	cmd.AddCommand(m)
 }
 
-// parkedStore is the app's store as the parked set's operator sees it:
-// the embedded file itself (not the stand-in Caddy starts with), or Redis.
+// parkedStore is the app's store as the parked set's operator sees it.
 func parkedStore(a *App) (store.ParkedMails, error) {
-	var st store.Store = a.Engine().Store()
-	if a.deferred != nil {
-		s, err := a.deferred.get()
-		if err != nil {
-			return nil, err
-		}
-		st = s
+	st, err := rawStore(a)
+	if err != nil {
+		return nil, err
 	}
 	p, ok := st.(store.ParkedMails)
 	if !ok {
 		return nil, errors.New("this store cannot list parked messages yet")
 	}
 	return p, nil
+}
+
+// rawStore is the app's store itself: the embedded file (not the stand-in
+// Caddy starts with), or Redis.
+func rawStore(a *App) (store.Store, error) {
+	if a.deferred != nil {
+		return a.deferred.get()
+	}
+	return a.Engine().Store(), nil
 }
 
 // parkedView is what the commands print of a parked message (never its

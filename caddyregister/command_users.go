@@ -33,6 +33,7 @@ import (
 func addOperatorCommands(cmd *cobra.Command) {
 	addUserCommands(cmd)
 	addMailCommands(cmd)
+	addPortCommands(cmd)
 }
 
 // addUserCommands adds the users and sessions subcommands to the register

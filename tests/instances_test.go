@@ -49,6 +49,9 @@ type instance struct {
 	base   string
 	client *http.Client
 	log    string
+	// stop kills the process and waits for it to exit (once; the test's
+	// end calls it too).
+	stop func()
 }
 
 // startInstance runs cmd/caddy on a Caddyfile whose global register block
@@ -89,9 +92,15 @@ func runCaddy(t *testing.T, cf, base string, env []string) *instance {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	in.stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		in.stop()
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(in.log)
@@ -102,6 +111,7 @@ func runCaddy(t *testing.T, cf, base string, env []string) *instance {
 	for {
 		select {
 		case err := <-exited:
+			exited <- err // for stop, at the test's end
 			b, _ := os.ReadFile(in.log)
 			t.Fatalf("Caddy process exited: %v\n%s", err, b)
 		default:

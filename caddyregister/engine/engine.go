@@ -96,6 +96,11 @@ type Config struct {
 // SigningKeySecret is the store secret holding the generated signing key.
 const SigningKeySecret = "jwt-ed25519"
 
+// StoreSecrets names every secret the engine keeps in the store, so that
+// moving a store (package port) moves them all: tokens keep verifying and
+// sealed mail bodies keep opening on the target.
+var StoreSecrets = []string{SigningKeySecret, ConfiguredKeySecret, OutboxKeySecret}
+
 // Engine is safe for concurrent use.
 type Engine struct {
 	cfg    Config

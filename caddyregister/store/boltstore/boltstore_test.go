@@ -819,3 +819,12 @@ func TestDropParkedBodiesSkipsCorrupt(t *testing.T) {
 	n, err = s.DropParkedBodies(context.Background(), time.Now(), 10)
 	storetest.WantCorruptSkipped(t, n, err, 0, mails[1])
 }
+
+func TestPorter(t *testing.T) {
+	fresh := func(t *testing.T) store.Store {
+		s := open(t, filepath.Join(t.TempDir(), "register.db"))
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	storetest.RunPorter(t, fresh, fresh)
+}

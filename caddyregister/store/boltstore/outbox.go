@@ -57,18 +57,19 @@ func putOutbox(tx *bolt.Tx, mails []*store.Mail, conflict **store.ConflictError)
 		if err := recs.Put(id, body); err != nil {
 			return err
 		}
-		if err := chainOrQueue(q, byID, chains, m, id); err != nil {
+		if err := chainOrQueue(q, byID, chains, m, id, m.NextAttempt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// chainOrQueue queues message id at its NextAttempt, or, when it is
-// chained behind others, only appends it to its chain.
-func chainOrQueue(q, byID, chains *bolt.Bucket, m *store.Mail, id []byte) error {
+// chainOrQueue queues message id at at (its NextAttempt but for an
+// import), or, when it is chained behind others, only appends it to its
+// chain.
+func chainOrQueue(q, byID, chains *bolt.Bucket, m *store.Mail, id []byte, at time.Time) error {
 	if m.Chain == "" {
-		return enqueue(q, byID, id, m.NextAttempt)
+		return enqueue(q, byID, id, at)
 	}
 	p := chainPrefix(m.Chain)
 	k, _ := chains.Cursor().Seek(p)
@@ -81,7 +82,7 @@ func chainOrQueue(q, byID, chains *bolt.Bucket, m *store.Mail, id []byte) error 
 		return err
 	}
 	if first {
-		return enqueue(q, byID, id, m.NextAttempt)
+		return enqueue(q, byID, id, at)
 	}
 	return nil
 }
@@ -150,7 +151,7 @@ func queueChained(tx *bolt.Tx, mails []*store.Mail) error {
 		return err
 	}
 	for _, m := range mails {
-		if err := chainOrQueue(bs[0], bs[1], bs[2], m, []byte(m.ID)); err != nil {
+		if err := chainOrQueue(bs[0], bs[1], bs[2], m, []byte(m.ID), m.NextAttempt); err != nil {
 			return err
 		}
 	}
