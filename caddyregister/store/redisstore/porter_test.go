@@ -443,3 +443,18 @@ func TestPorterRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// TestPorterContract runs the store-agnostic Porter suite (export and
+// import through package port) on each layout, source and target in two
+// namespaces of one server (or cluster).
+func TestPorterContract(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		srv := testredis.Start(t)
+		fresh := func(t *testing.T) store.Store { return open(t, srv) }
+		storetest.RunPorter(t, fresh, fresh)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fresh := func(t *testing.T) store.Store { return openCluster(t) }
+		storetest.RunPorter(t, fresh, fresh)
+	})
+}
