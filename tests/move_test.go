@@ -49,13 +49,20 @@ func TestMoveEmbeddedToRedis(t *testing.T) {
 	if reg.Status != http.StatusCreated {
 		t.Fatalf("register: %d %s", reg.Status, reg.Body)
 	}
-	regToken, _ := reg.JSON(t)["token"].(string)
+	data, _ := reg.JSON(t)["data"].(map[string]any)
+	regToken, _ := data["token"].(string)
+	if regToken == "" {
+		t.Fatalf("no token in the registration answer: %s", reg.Body)
+	}
 	id := s.signupID(t, "ada@example.com")
 	s.setStatus(t, id, "active")
 	tk := s.login(t, "ada@example.com", "correct horse battery")
 	if res := s.postJSON("/account/password/forgot", `{"email":"ada@example.com"}`); res.Status != http.StatusAccepted {
 		t.Fatalf("forgot: %d %s", res.Status, res.Body)
 	}
+	// The reset mail is written after the answer; its first delivery
+	// fails and it waits in the outbox for the next attempt.
+	old.awaitLog(t, "mail delivery failed; will retry")
 
 	start := time.Now()
 	old.stop()
@@ -97,6 +104,21 @@ func TestMoveEmbeddedToRedis(t *testing.T) {
 	// Run again, the import finds everything there and writes nothing.
 	if out := move(t, bin, dir, oldCf, newCf); !strings.Contains(out, "user      1     0        1") {
 		t.Fatalf("second import:\n%s", out)
+	}
+}
+
+// awaitLog waits until the process has logged a line holding what.
+func (in *instance) awaitLog(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, _ := os.ReadFile(in.log); bytes.Contains(b, []byte(what)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after 30 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
