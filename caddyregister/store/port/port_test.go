@@ -1,11 +1,15 @@
 package port_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,4 +172,88 @@ func BenchmarkMove(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
+}
+
+// cutReader calls cut once more than after bytes have been read.
+type cutReader struct {
+	r     io.Reader
+	after int
+	read  int
+	cut   func()
+	once  sync.Once
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += n
+	if c.read > c.after {
+		c.once.Do(c.cut)
+	}
+	return n, err
+}
+
+func exportOf(t *testing.T, s store.Store) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := port.Export(context.Background(), s, nil, &buf, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestImportInterrupted: an import stopped half-way (an operator's ^C)
+// reports what it wrote; run again, it writes the rest and finds the rest
+// present, and the target then holds the source's records.
+func TestImportInterrupted(t *testing.T) {
+	const n = 2000
+	src := openBolt(t)
+	seed(t, src, n)
+	stream := exportOf(t, src)
+	srv := testredis.Start(t)
+	dst := openRedis(t, srv)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rep1, err := port.Import(ctx, dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) / 2, cut: cancel}, time.Now())
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("interrupted import = %v, want it canceled", err)
+	}
+	if w := rep1.Written[port.KindUser]; w == 0 || w >= n {
+		t.Fatalf("interrupted import wrote %d users, want some of %d", w, n)
+	}
+	rep2, err := port.Import(context.Background(), dst, bytes.NewReader(stream), time.Now())
+	if err != nil {
+		t.Fatalf("second import: %v", err)
+	}
+	for _, k := range []string{port.KindUser, port.KindSession, port.KindToken} {
+		if rep2.Written[k]+rep2.Present[k] != n || rep2.Present[k] < rep1.Written[k] {
+			t.Errorf("%s: first run wrote %d; second wrote %d and found %d, want %d in all", k, rep1.Written[k], rep2.Written[k], rep2.Present[k], n)
+		}
+	}
+	if a, b := records(exportOf(t, src)), records(exportOf(t, dst)); !slices.Equal(a, b) {
+		t.Errorf("the target differs from the source after the rerun: %d records against %d", len(b), len(a))
+	}
+}
+
+// records are a stream's records but its header, sorted.
+func records(stream []byte) []string {
+	lines := strings.Split(strings.TrimSpace(string(stream)), "\n")
+	return slices.Sorted(slices.Values(lines[1:]))
+}
+
+// TestImportTargetDown: the target failing mid-import ends it with an
+// error saying the store is unavailable, without hanging the workers or
+// the reader.
+func TestImportTargetDown(t *testing.T) {
+	src := openBolt(t)
+	seed(t, src, 2000)
+	stream := exportOf(t, src)
+	srv := testredis.Start(t)
+	dst := openRedis(t, srv)
+	rep, err := port.Import(context.Background(), dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) / 3, cut: srv.Kill}, time.Now())
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("import with the target down = %v, want ErrUnavailable", err)
+	}
+	if rep.Written[port.KindUser] >= 2000 {
+		t.Fatalf("wrote %d users with the target down", rep.Written[port.KindUser])
+	}
 }
