@@ -38,7 +38,8 @@ type Porter interface {
 	// PutMail writes m in state st: parked (st.Parked, parked at st.At),
 	// or queued, due at st.At, or, when m.Chain already has messages in
 	// the outbox, appended behind them (exactly where a fresh write puts
-	// it); a chained message whose chain is empty is due at st.At, or at
+	// it), or, when st.Unchained, queued at st.At outside its chain; a
+	// chained message whose chain is empty is due at st.At, or at
 	// once when st.At is zero (it was behind one that has gone since).
 	// An owned message (Owned) whose user exists is added to the
 	// user's references, so erasing the user deletes it. A message with
@@ -61,6 +62,9 @@ type MailState struct {
 	// Behind: the message waits in its chain behind an earlier one and is
 	// not due until that one is acked or parked; At is then zero.
 	Behind bool `json:"behind,omitempty"`
+	// Unchained: a chained message queued outside its chain (a parked
+	// one that RetryMail queued again): due at At, holding nothing up.
+	Unchained bool `json:"unchained,omitempty"`
 	// At is when a queued message is due (a claimed one's lease end), or
 	// when a parked one was parked.
 	At time.Time `json:"at,omitzero"`
@@ -75,6 +79,8 @@ func CheckMailState(m *Mail, st MailState) error {
 		return fmt.Errorf("put mail %s: parked and behind its chain at once", m.ID)
 	case st.Behind && m.Chain == "":
 		return fmt.Errorf("put mail %s: behind a chain but it has none", m.ID)
+	case st.Unchained && (m.Chain == "" || st.Behind || st.Parked):
+		return fmt.Errorf("put mail %s: out of its chain but it has none, or is not queued", m.ID)
 	case !st.Behind && st.At.IsZero() && !st.Parked:
 		return fmt.Errorf("put mail %s: queued but not due at any time", m.ID)
 	case st.Parked && st.At.IsZero():

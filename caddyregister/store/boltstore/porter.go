@@ -103,8 +103,9 @@ func (s *Store) PutToken(ctx context.Context, t *store.Token) (bool, error) {
 }
 
 // EachMail implements store.Porter in one read transaction: the chains
-// first (each head queued, the rest behind it), then the unchained queued
-// messages in due order, then the parked ones.
+// first (each head queued, the rest behind it), then the other queued
+// messages in due order (a chained one that is not its chain's head was
+// parked and queued again: Unchained), then the parked ones.
 func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailState) error) error {
 	const op = "list outbox"
 	if err := ctx.Err(); err != nil {
@@ -155,10 +156,15 @@ func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailSta
 		}
 		qc := q.Cursor()
 		for k, id := qc.First(); k != nil; k, id = qc.Next() {
-			if mailChain(tx, id) != "" {
-				continue // emitted with its chain
+			st := store.MailState{At: time.UnixMilli(keyMillis(k))}
+			if chain := mailChain(tx, id); chain != "" {
+				p := chainPrefix(chain)
+				if hk, head := chains.Cursor().Seek(p); hk != nil && bytes.HasPrefix(hk, p) && bytes.Equal(head, id) {
+					continue // a chain's head: emitted with its chain
+				}
+				st.Unchained = true // a parked one queued again
 			}
-			if err := emit(id, store.MailState{At: time.UnixMilli(keyMillis(k))}); err != nil {
+			if err := emit(id, st); err != nil {
 				return err
 			}
 		}
@@ -217,8 +223,11 @@ func (s *Store) PutMail(ctx context.Context, m *store.Mail, st store.MailState) 
 				return err
 			}
 		}
-		if st.Parked {
+		switch {
+		case st.Parked:
 			return parked.Put(id, binary.BigEndian.AppendUint64(nil, uint64(max(at.UnixMilli(), 0))))
+		case st.Unchained:
+			return enqueue(q, byID, id, at)
 		}
 		return chainOrQueue(q, byID, chains, m, id, at)
 	})

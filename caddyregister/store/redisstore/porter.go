@@ -147,7 +147,7 @@ func runPutToken(ctx context.Context, c redis.Scripter, keys []string, t *store.
 // walked from its head (the one chained message in the outbox) down its
 // list when the walk meets the head, then the parked set. A chained
 // message in the outbox but out of its chain's list (a parked one that
-// RetryMail requeued) comes as queued; a chain whose head has no record
+// RetryMail requeued) comes as queued and Unchained; a chain whose head has no record
 // left (every writer removes both together) is not walked: its messages
 // could never be claimed in the source either.
 func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailState) error) error {
@@ -176,6 +176,7 @@ func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailSta
 			}
 			at := store.MailState{At: time.UnixMilli(scores[i])}
 			if pos[i] == nil || errors.Is(pos[i].Err(), redis.Nil) {
+				at.Unchained = m.Chain != "" // requeued out of its chain
 				if err := fn(m, at); err != nil {
 					return err
 				}
@@ -377,7 +378,7 @@ func (s *Store) putMail(ctx context.Context, m *store.Mail, st store.MailState, 
 		if m.HasBody() && !m.ExpiresAt.IsZero() {
 			expiry = strconv.FormatInt(m.ExpiresAt.UnixMilli(), 10) // as ParkMail lists it
 		}
-	case m.Chain != "":
+	case m.Chain != "" && !st.Unchained:
 		mode = "chain"
 		keys[4] = s.Key("chain", m.Chain)
 		if at.IsZero() {

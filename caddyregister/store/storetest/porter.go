@@ -46,7 +46,8 @@ type portFixture struct {
 	activation                          *store.Token // the founder's, unused
 	session                             *store.Session
 	sessionRefresh                      string // loggedIn's current refresh hash
-	chain                               []string
+	chain                               []string // the founder's webhook chain
+	requeued                            []string // the member's: the first out of it
 	users                               int
 }
 
@@ -89,7 +90,25 @@ func populate(t *testing.T, s store.Store) portFixture {
 	f.member = NewTestUser("member@port.example", "member")
 	f.member.TenantID = f.tenant.ID
 	used := NewTestToken(f.member.ID, now.Add(time.Hour))
-	create(t, s, store.NewUser{User: f.member, Token: used, Sequence: "acct"})
+	var rq []*store.Mail
+	for _, ev := range []string{"user.created", "user.updated", "user.activated"} {
+		rq = append(rq, NewTestEvent(f.member.ID, "user:"+f.member.ID, ev, now.Add(-3*time.Minute)))
+		f.requeued = append(f.requeued, rq[len(rq)-1].ID)
+	}
+	create(t, s, store.NewUser{User: f.member, Token: used, Sequence: "acct", Mails: rq})
+	// The member's first event is parked, then queued again by an
+	// operator: out of its chain, due in an hour; the second heads it.
+	m := claim(t, s, now, time.Minute)
+	if m.ID != rq[0].ID {
+		t.Fatalf("claimed %s, want the earliest %s", m.ID, rq[0].ID)
+	}
+	if err := s.ParkMail(c, m); err != nil {
+		t.Fatalf("ParkMail: %v", err)
+	}
+	m.NextAttempt = now.Add(time.Hour)
+	if err := s.RetryMail(c, m); err != nil {
+		t.Fatalf("RetryMail: %v", err)
+	}
 	if _, err := s.UseToken(c, used.Hash, now, func(u *store.User) error { u.Status = store.StatusActive; return nil }); err != nil {
 		t.Fatalf("UseToken: %v", err)
 	}
@@ -129,7 +148,7 @@ func populate(t *testing.T, s store.Store) portFixture {
 	bouncer := NewTestUser("bounced@port.example", "")
 	bounced := NewTestMail(bouncer.ID, now.Add(-2*time.Minute))
 	create(t, s, store.NewUser{User: bouncer, Mails: []*store.Mail{bounced}})
-	m := claim(t, s, now, time.Minute)
+	m = claim(t, s, now, time.Minute)
 	if m.ID != bounced.ID {
 		t.Fatalf("claimed %s, want the earliest %s", m.ID, bounced.ID)
 	}
@@ -171,7 +190,7 @@ func testPortRoundTrip(t *testing.T, src, dst store.Store) {
 	f := populate(t, src)
 	stream, srcLines, counts := exported(t, src)
 	want := port.Counts{port.KindSecret: 2, port.KindTenant: 2, port.KindUser: f.users,
-		port.KindSession: 2, port.KindToken: 2, port.KindMail: 6, port.KindSequence: 1}
+		port.KindSession: 2, port.KindToken: 2, port.KindMail: 9, port.KindSequence: 1}
 	for _, k := range port.Kinds {
 		if counts[k] != want[k] {
 			t.Errorf("export counts %d %s records, want %d (all: %v)", counts[k], k, want[k], counts)
@@ -264,8 +283,11 @@ func portedWorks(t *testing.T, s store.Store, f portFixture) {
 	if got := string(next.Attributes[store.SeqAttr]); got != fmt.Sprint(f.users-2+1) {
 		t.Errorf("next number %s, want %d", got, f.users-2+1)
 	}
-	// Every queued message comes due; the chain in its order.
-	var order []string
+	// Every queued message comes due, each chain in its order: the
+	// founder's head is acked, so its second follows; the member's
+	// requeued event is due on its own, its second heads the chain and
+	// its third waits behind it.
+	var order, claimed []string
 	for {
 		m, err := s.ClaimMail(c, now.Add(2*time.Hour), time.Minute)
 		if errors.Is(err, store.ErrNotFound) {
@@ -274,11 +296,11 @@ func portedWorks(t *testing.T, s store.Store, f portFixture) {
 		if err != nil {
 			t.Fatalf("ClaimMail: %v", err)
 		}
-		if m.Chain != "" {
+		claimed = append(claimed, m.ID)
+		if m.Chain == "user:"+f.founder.ID {
 			order = append(order, m.ID)
 		}
 		if m.ID == f.chain[0] {
-			// The founder's erasure below must still find the rest.
 			if err := s.AckMail(c, m.ID); err != nil {
 				t.Fatalf("AckMail: %v", err)
 			}
@@ -288,12 +310,12 @@ func portedWorks(t *testing.T, s store.Store, f portFixture) {
 		if err := s.RetryMail(c, m); err != nil {
 			t.Fatalf("RetryMail: %v", err)
 		}
-		if m.Chain != "" {
-			break // the rest of the chain waits behind this one
-		}
 	}
 	if !slices.Equal(order, f.chain[:2]) {
-		t.Errorf("chain came due as %v, want %v first", order, f.chain[:2])
+		t.Errorf("the founder's chain came due as %v, want %v", order, f.chain[:2])
+	}
+	if !slices.Contains(claimed, f.requeued[0]) || !slices.Contains(claimed, f.requeued[1]) || slices.Contains(claimed, f.requeued[2]) {
+		t.Errorf("of the member's events %v came due; want the requeued one and the head, not the one behind it", claimed)
 	}
 	if q, p, err := s.MailCounts(c); err != nil || p != 1 {
 		t.Errorf("MailCounts = %d queued, %d parked, %v; want 1 parked", q, p, err)
