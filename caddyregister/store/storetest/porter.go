@@ -45,7 +45,7 @@ type portFixture struct {
 	tenant                              *store.Tenant
 	activation                          *store.Token // the founder's, unused
 	session                             *store.Session
-	sessionRefresh                      string // loggedIn's current refresh hash
+	sessionRefresh                      string   // loggedIn's current refresh hash
 	chain                               []string // the founder's webhook chain
 	requeued                            []string // the member's: the first out of it
 	users                               int
