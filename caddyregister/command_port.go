@@ -49,15 +49,20 @@ The export is not a snapshot: stop the instances writing to the store first
 		Short: "Writes an export's records into the config's store",
 		Long: `
 Reads an export (standard input, or --input) and writes its records into
-the store the config names. A record already there (same id) is left as it
-is, so an import cut short is simply run again. A record that collides with
+the store the config names. The stream is checked whole first: a truncated
+or altered one (a bad record, counts that differ from its end record) is
+refused before anything is written (standard input is copied to an
+unlinked temporary file for that). A record already there (same id) is
+left as it is, so an import cut short (the target failing, an interrupt)
+is simply run again. A record that collides with
 a different one (an e-mail held by another user, a tenant code held by
 another tenant) is reported and the command fails; the rest is imported.
 The counts in the export's end record are checked against what was read.
 Sessions and link tokens that expired since the export are skipped.
 
 The stored secrets replace the target's: tokens signed before the move keep
-verifying. When the export's signing key is sealed, the target config needs
+verifying. So a stream is as powerful as the store: import only streams you
+exported. When the export's signing key is sealed, the target config needs
 the same key_encryption_key.
 
   caddy register export --config old.Caddyfile | caddy register import --config new.Caddyfile`,
@@ -151,16 +156,16 @@ func cmdImport(ctx context.Context, out io.Writer, a *App, fl caddycmd.Flags, _ 
 	if err != nil {
 		return err
 	}
-	in := commandIn
+	var in *os.File
 	if path := fl.String("input"); path != "" {
-		f, err := os.Open(path)
-		if err != nil {
+		if in, err = os.Open(path); err != nil {
 			return fmt.Errorf("import: %w", err)
 		}
-		defer f.Close()
-		in = f
+	} else if in, err = spool(commandIn); err != nil {
+		return fmt.Errorf("import: %w", err)
 	}
-	rep, err := port.Import(ctx, st, in, time.Now())
+	defer in.Close()
+	rep, err := port.Import(ctx, st, in, engine.StoreSecrets, time.Now())
 	if rep != nil {
 		if fl.Bool("json") {
 			if perr := printJSON(out, rep); perr != nil {
@@ -184,4 +189,25 @@ func cmdImport(ctx context.Context, out io.Writer, a *App, fl caddycmd.Flags, _ 
 		return fmt.Errorf("import: %w", err)
 	}
 	return nil
+}
+
+// spool copies r to a temporary file and returns it at its start: the
+// import reads its stream twice (checked whole, then written), and a pipe
+// reads once. The file is mode 0600 and unlinked at once, so the records
+// never stay on disk beyond the command.
+func spool(r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp("", "caddy-register-import-*")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read standard input: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

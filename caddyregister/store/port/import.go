@@ -3,7 +3,6 @@ package port
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,24 +55,43 @@ func newReport() *Report {
 }
 
 // Import writes the records of the stream r into dst (see the package
-// comment for what it does with records already there), checks the end
-// record's counts and returns what it did. now decides which sessions and
-// tokens have expired since the export. Users are written Workers at a
-// time, each with its sessions and tokens in order; every other record in
-// stream order. The report is returned with an error too, so far as the
-// import got.
-func Import(ctx context.Context, dst store.Store, r io.Reader, now time.Time) (*Report, error) {
+// comment for what it does with records already there) and returns what
+// it did. It reads r twice: first whole, through Check, so a stream an
+// import would refuse part-way (a bad record, a kind out of order, a
+// secret not in secrets, counts that differ from its end record) is
+// refused before anything is written; then it seeks back and writes. now
+// decides which sessions and tokens have expired since the export. Users
+// are written Workers at a time, each with its sessions and tokens in
+// order; every other record in stream order. What can still stop an
+// import part-way is the target failing (or ctx ending): the report is
+// returned with the error, so far as the import got, and running it again
+// completes it.
+func Import(ctx context.Context, dst store.Store, r io.ReadSeeker, secrets []string, now time.Time) (*Report, error) {
 	p, err := asPorter(dst)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := Check(r, secrets); err != nil {
+		return newReport(), err
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return newReport(), fmt.Errorf("read the stream again: %w", err)
+	}
+	sc, err := newScanner(r, secrets)
+	if err != nil {
+		return newReport(), err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	im := &importer{p: p, rep: newReport(), now: now, cancel: cancel, slots: make(chan struct{}, Workers)}
-	err = im.run(ctx, r)
+	im.rep.Read = sc.read
+	err = im.run(ctx, sc)
 	im.wait()
-	if err == nil {
-		err = im.err
+	if im.err != nil {
+		err = im.err // the cause; the reader only stopped for it
+	}
+	if sc.end != nil {
+		im.rep.Expected = sc.end.Counts
 	}
 	if err != nil {
 		return im.rep, err
@@ -84,47 +102,26 @@ func Import(ctx context.Context, dst store.Store, r io.Reader, now time.Time) (*
 	return im.rep, nil
 }
 
-// run reads the stream and hands each record on; a user's group is
-// written by a worker once the next record shows it complete.
-func (im *importer) run(ctx context.Context, r io.Reader) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var head Record
-	if err := dec.Decode(&head); err != nil {
-		return fmt.Errorf("read header: %w", err)
-	}
-	if head.Kind != KindHeader || head.Format != Format {
-		return fmt.Errorf("not a %s stream (first record: kind %q, format %q)", Format, head.Kind, head.Format)
-	}
+// run hands each record on; a user's group is written by a worker once
+// the next record shows it complete.
+func (im *importer) run(ctx context.Context, sc *scanner) error {
 	var g *group
-	for n := 2; ; n++ {
-		rec := new(Record)
-		err := dec.Decode(rec)
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: no end record after %d records", ErrTruncated, n-1)
+	for {
+		rec, n, err := sc.next()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("record %d: %w", n, err)
-		}
-		if rec.Kind != KindEnd {
-			im.rep.Read[rec.Kind]++
-		}
-		switch rec.Kind {
-		case KindSession, KindToken:
-			if err := g.add(rec); err != nil {
-				return fmt.Errorf("record %d (%s): %w", n, rec.Kind, err)
-			}
+		switch {
+		case err == nil && (rec.Kind == KindSession || rec.Kind == KindToken):
+			g.owned = append(g.owned, rec)
 			continue
-		case KindUser:
+		case err == nil && rec.Kind == KindUser:
 			if ctx.Err() != nil {
 				im.wait()
 				if im.err != nil {
 					return im.err // a worker failed: stop reading
 				}
 				return ctx.Err()
-			}
-			if rec.User == nil || rec.User.ID == "" {
-				return fmt.Errorf("record %d: user record without user", n)
 			}
 			im.start(ctx, g)
 			g = &group{n: n, user: rec.User}
@@ -138,8 +135,8 @@ func (im *importer) run(ctx context.Context, r io.Reader) error {
 		if im.err != nil {
 			return im.err
 		}
-		if rec.Kind == KindEnd {
-			return im.end(dec, rec)
+		if err != nil {
+			return nil // io.EOF: the end record, checked
 		}
 		if err := im.put(ctx, rec); err != nil {
 			return fmt.Errorf("record %d (%s): %w", n, rec.Kind, err)
@@ -164,6 +161,8 @@ type importer struct {
 	rep *Report
 	err error // a worker's first error
 
+	seqs map[string]int64 // the target's sequences before the import
+
 	cancel context.CancelFunc
 	slots  chan struct{} // one per running worker
 	wg     sync.WaitGroup
@@ -174,23 +173,6 @@ type group struct {
 	n     int // the user's record number, for errors
 	user  *store.User
 	owned []*Record
-}
-
-func (g *group) add(rec *Record) error {
-	var owner string
-	switch {
-	case rec.Kind == KindSession && rec.Session != nil:
-		owner = rec.Session.UserID
-	case rec.Kind == KindToken && rec.Token != nil:
-		owner = rec.Token.UserID
-	default:
-		return fmt.Errorf("%s record without its %s", rec.Kind, rec.Kind)
-	}
-	if g == nil || owner != g.user.ID {
-		return fmt.Errorf("%s of user %s does not follow its user's record", rec.Kind, owner)
-	}
-	g.owned = append(g.owned, rec)
-	return nil
 }
 
 // start writes g in a worker, waiting for a free one: at most Workers
@@ -243,50 +225,18 @@ func (im *importer) conflict(kind, what string) {
 	}
 }
 
-// end checks the end record: nothing after it, counts as read.
-func (im *importer) end(dec *json.Decoder, rec *Record) error {
-	im.rep.Expected = rec.Counts
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: data after the end record", ErrTruncated)
-	}
-	for _, k := range Kinds {
-		if im.rep.Read[k] != rec.Counts[k] {
-			return fmt.Errorf("%w: the export wrote %d %s records, the import read %d", ErrTruncated, rec.Counts[k], k, im.rep.Read[k])
-		}
-	}
-	for k := range rec.Counts {
-		if im.rep.Read[k] != rec.Counts[k] {
-			return fmt.Errorf("%w: the export counts %d records of unknown kind %q", ErrTruncated, rec.Counts[k], k)
-		}
-	}
-	return nil
-}
-
 // put writes one record that is not a user's, in stream order.
 func (im *importer) put(ctx context.Context, rec *Record) error {
 	var wrote bool
 	var err error
-	switch rec.Kind {
+	switch rec.Kind { // the scanner checked each record's fields
 	case KindSecret:
-		if rec.Name == "" || len(rec.Value) == 0 {
-			return errors.New("secret without name or value")
-		}
 		wrote, err = im.secret(ctx, rec.Name, rec.Value)
 	case KindTenant:
-		if rec.Tenant == nil {
-			return errors.New("tenant record without tenant")
-		}
 		wrote, err = im.tenant(ctx, rec.Tenant)
 	case KindMail:
-		if rec.Mail == nil || rec.State == nil {
-			return errors.New("mail record without mail or state")
-		}
 		wrote, err = im.p.PutMail(ctx, rec.Mail, *rec.State)
 	case KindSequence:
-		if rec.Name == "" || rec.Number < 0 {
-			return errors.New("sequence without name, or below 0")
-		}
 		wrote, err = im.sequence(ctx, rec.Name, rec.Number)
 	default:
 		return fmt.Errorf("unknown record kind %q", rec.Kind)
@@ -328,12 +278,16 @@ func (im *importer) secret(ctx context.Context, name string, value []byte) (bool
 }
 
 // sequence raises sequence name to n, and reports whether it was below.
+// The target's sequences are read once (a SCAN on Redis), at the first.
 func (im *importer) sequence(ctx context.Context, name string, n int64) (bool, error) {
-	cur, err := im.p.Sequences(ctx)
-	if err != nil {
-		return false, err
+	if im.seqs == nil {
+		seqs, err := im.p.Sequences(ctx)
+		if err != nil {
+			return false, err
+		}
+		im.seqs = seqs
 	}
-	if cur[name] >= n {
+	if im.seqs[name] >= n {
 		return false, nil
 	}
 	return true, im.p.RaiseSequence(ctx, name, n)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -197,7 +198,7 @@ func testPortRoundTrip(t *testing.T, src, dst store.Store) {
 		}
 	}
 
-	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), time.Now())
+	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
 	if err != nil {
 		t.Fatalf("Import: %v (report %+v)", err, rep)
 	}
@@ -210,7 +211,7 @@ func testPortRoundTrip(t *testing.T, src, dst store.Store) {
 	wantSameRecords(t, srcLines, dstLines)
 
 	// A second import finds everything there.
-	rep, err = port.Import(ctx(t), dst, bytes.NewReader(stream), time.Now())
+	rep, err = port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
 	if err != nil {
 		t.Fatalf("second Import: %v", err)
 	}
@@ -242,23 +243,26 @@ func wantSameRecords(t *testing.T, want, got []string) {
 			}
 		}
 	}
-	if c1, c2 := chainOrder(t, want), chainOrder(t, got); !slices.Equal(c1, c2) {
+	if c1, c2 := chainOrder(t, want), chainOrder(t, got); !maps.EqualFunc(c1, c2, slices.Equal) {
 		t.Errorf("chain order %v, want %v", c2, c1)
 	}
 }
 
-func chainOrder(t *testing.T, lines []string) []string {
-	var ids []string
+// chainOrder is the order of each chain's messages in an export (the
+// chains themselves may come in any order; one queued outside its chain
+// is not in it).
+func chainOrder(t *testing.T, lines []string) map[string][]string {
+	chains := map[string][]string{}
 	for _, l := range lines {
 		var r port.Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("decode %s: %v", l, err)
 		}
-		if r.Kind == port.KindMail && r.Mail.Chain != "" {
-			ids = append(ids, r.Mail.ID)
+		if r.Kind == port.KindMail && r.Mail.Chain != "" && !r.State.Unchained && !r.State.Parked {
+			chains[r.Mail.Chain] = append(chains[r.Mail.Chain], r.Mail.ID)
 		}
 	}
-	return ids
+	return chains
 }
 
 // portedWorks uses what was moved: lookups, the link token, the rotated
@@ -345,7 +349,7 @@ func testPortConflicts(t *testing.T, src, dst store.Store) {
 	// The target already has another user with the logged-in user's e-mail.
 	squatter := NewTestUser(f.loggedIn.Email, "")
 	create(t, dst, store.NewUser{User: squatter})
-	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), time.Now())
+	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
 	if !errors.Is(err, port.ErrConflicts) {
 		t.Fatalf("Import = %v, want ErrConflicts", err)
 	}
@@ -369,40 +373,66 @@ func testPortConflicts(t *testing.T, src, dst store.Store) {
 }
 
 func testPortBadStreams(t *testing.T, src, dst store.Store) {
+	now := time.Now()
+	if _, err := src.LoadOrCreateSecret(ctx(t), PortSecrets[0], []byte("key")); err != nil {
+		t.Fatal(err)
+	}
 	u := NewTestUser("one@port.example", "")
-	create(t, src, store.NewUser{User: u, Mails: []*store.Mail{NewTestMail(u.ID, time.Now())}})
+	create(t, src, store.NewUser{User: u, Mails: []*store.Mail{NewTestMail(u.ID, now)},
+		Session: NewTestSession(u.ID, now, time.Hour, 2*time.Hour), Token: NewTestToken(u.ID, now.Add(time.Hour))})
 	stream, _, _ := exported(t, src)
 	lines := strings.SplitAfter(string(stream), "\n")
 	lines = lines[:len(lines)-1] // the empty string after the last newline
-	n := len(lines)
+	// header, secret, user, session, token, mail, end
+	if len(lines) != 7 {
+		t.Fatalf("export of %d lines:\n%s", len(lines), stream)
+	}
+	hdr, secret, user, session, token, mail, end := lines[0], lines[1], lines[2], lines[3], lines[4], lines[5], lines[6]
+	other := strings.ReplaceAll(session, u.ID, "6b0000000000000000000000")
+	join := func(ls ...string) string { return strings.Join(ls, "") }
 	for name, c := range map[string]struct {
 		stream string
 		want   error
 	}{
-		"no end":           {strings.Join(lines[:n-1], ""), port.ErrTruncated},
-		"a record missing": {strings.Join(append(slices.Clone(lines[:n-2]), lines[n-1]), ""), port.ErrTruncated},
-		"after the end":    {strings.Join(lines, "") + lines[n-2], port.ErrTruncated},
-		"not a stream":     {`{"users":[]}` + "\n", nil},
-		"other format":     {`{"kind":"header","format":"caddyregister-export/9"}` + "\n", nil},
-		"unknown kind":     {lines[0] + `{"kind":"gadget"}` + "\n", nil},
-		"unknown field":    {lines[0] + `{"kind":"sequence","name":"a","number":1,"extra":1}` + "\n", nil},
-		"session orphan":   {lines[0] + `{"kind":"session","session":{"id":"s","user_id":"nobody"}}` + "\n", nil},
-		"mail no state":    {lines[0] + `{"kind":"mail","mail":{"id":"m"}}` + "\n", nil},
-		"empty":            {"", nil},
+		"no end":             {join(hdr, secret, user, session, token, mail), port.ErrTruncated},
+		"a record missing":   {join(hdr, secret, user, session, token, end), port.ErrTruncated},
+		"a record too many":  {join(hdr, secret, user, session, token, mail, mail, end), port.ErrTruncated},
+		"after the end":      {join(hdr, secret, user, session, token, mail, end, mail), port.ErrTruncated},
+		"not a stream":       {`{"users":[]}` + "\n", nil},
+		"other format":       {`{"kind":"header","format":"caddyregister-export/9"}` + "\n", nil},
+		"empty":              {"", nil},
+		"cut mid-record":     {join(hdr, secret, user, session[:len(session)/2]), nil},
+		"unknown kind":       {join(hdr, secret, user, `{"kind":"gadget"}`+"\n", end), nil},
+		"unknown field":      {join(hdr, secret, strings.Replace(user, `{"kind"`, `{"extra":1,"kind"`, 1), end), nil},
+		"session orphan":     {join(hdr, secret, session, end), nil},
+		"another's session":  {join(hdr, secret, user, other, end), nil},
+		"token orphan":       {join(hdr, secret, token, user, end), nil},
+		"user after mails":   {join(hdr, secret, mail, user, end), nil},
+		"secret after users": {join(hdr, user, secret, end), nil},
+		"unknown secret":     {join(hdr, strings.Replace(secret, PortSecrets[0], "planted", 1), end), nil},
+		"secret no value":    {join(hdr, `{"kind":"secret","name":"jwt-ed25519"}`+"\n", end), nil},
+		"user no user":       {join(hdr, `{"kind":"user"}`+"\n", end), nil},
+		"user no id":         {join(hdr, `{"kind":"user","user":{"email_key":"a@b.c"}}`+"\n", end), nil},
+		"tenant no tenant":   {join(hdr, `{"kind":"tenant"}`+"\n", end), nil},
+		"session invalid":    {join(hdr, user, `{"kind":"session","session":{"id":"s","user_id":"`+u.ID+`","refresh_hash":"","idle_expires_at":"2030-01-01T00:00:00Z","expires_at":"2030-01-01T00:00:00Z"}}`+"\n", end), nil},
+		"token no hash":      {join(hdr, user, `{"kind":"token","token":{"user_id":"`+u.ID+`"}}`+"\n", end), nil},
+		"mail no state":      {join(hdr, `{"kind":"mail","mail":{"id":"m"}}`+"\n", end), nil},
+		"mail bad state":     {join(hdr, `{"kind":"mail","mail":{"id":"m"},"state":{"behind":true}}`+"\n", end), nil},
+		"negative sequence":  {join(hdr, `{"kind":"sequence","name":"acct","number":-1}`+"\n", end), nil},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := port.Import(ctx(t), dst, strings.NewReader(c.stream), time.Now())
+			_, err := port.Import(ctx(t), dst, strings.NewReader(c.stream), PortSecrets, time.Now())
 			if err == nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("Import = %v, want an error (%v)", err, c.want)
 			}
+			// Refused whole: the target is as empty as it was.
+			if _, recs, _ := exported(t, dst); len(recs) != 1 {
+				t.Fatalf("the refused stream left %d records:\n%s", len(recs)-1, strings.Join(recs, "\n"))
+			}
 		})
 	}
-	// Nothing but the complete stream's records ever reached the target:
-	// the users, tenants and mails of the broken ones are whole or absent.
-	if _, err := dst.GetUser(ctx(t), u.ID); err == nil {
-		if q, _, _ := dst.MailCounts(ctx(t)); q > 1 {
-			t.Errorf("%d messages queued, want at most the one", q)
-		}
+	if _, err := port.Import(ctx(t), dst, strings.NewReader(string(stream)), PortSecrets, now); err != nil {
+		t.Fatalf("the whole stream after the broken ones: %v", err)
 	}
 }
 
