@@ -68,6 +68,13 @@ type ClusterStore struct {
 
 	janitorOnce sync.Once
 	stopJanitor context.CancelFunc
+
+	// reconcileWanted: the client re-read the slot map after a network
+	// failure (a failover, perhaps): the janitor walks the users
+	// (maybeReconcile). lastReconcile is only touched by the janitor.
+	reconcileWanted atomic.Bool
+	lastReconcile   time.Time
+	reconciles      atomic.Int64
 }
 
 // ClusterShards is how many shards the user index, the intents and the
@@ -89,7 +96,7 @@ func NewCluster(c redis.UniversalClient, ns string) *ClusterStore {
 		s.obs[k] = New(c, base.ns+":ob:"+strconv.Itoa(k))
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
-		cc.AddHook(reloadHook{cc, new(atomic.Bool)})
+		cc.AddHook(reloadHook{cc, new(atomic.Bool), func() { s.reconcileWanted.Store(true) }})
 	}
 	return s
 }

@@ -189,6 +189,7 @@ func (s *ClusterStore) startJanitor() {
 					return
 				case <-t.C:
 					s.Janitor(ctx, time.Now())
+					s.maybeReconcile(ctx, time.Now())
 				}
 			}
 		}()

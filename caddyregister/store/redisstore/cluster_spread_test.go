@@ -209,6 +209,12 @@ func TestClusterFailover(t *testing.T) {
 	t.Logf("50 registrations after the failover in %v", time.Since(start).Round(time.Millisecond))
 	stop.Store(true)
 	wg.Wait()
+	// The instances saw the failover; each walks its users once the
+	// cluster serves again (Reconcile) and settles a user whose e-mail
+	// entry the dead master took with it.
+	start = time.Now()
+	waitUntil(t, "a reconcile after the failover", func() bool { return plain.Reconciles() >= 1 && acked.Reconciles() >= 1 })
+	t.Logf("users reconciled %v after the last registration", time.Since(start).Round(time.Millisecond))
 
 	check := open("")
 	// One address may be acknowledged twice only when the first
