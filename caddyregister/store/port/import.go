@@ -37,9 +37,9 @@ const MaxProblems = 20
 // Workers is how many users an import writes at once. A user's writes
 // (its record, then its sessions and tokens) stay in order; different
 // users' are independent, and writing one at a time leaves the import
-// waiting on round trips: into one Redis node eight at once moved 5,042
-// users/s against 2,815 one at a time (BenchmarkMove, two cores; the
-// Redis server's CPU is then the limit, more workers gain nothing).
+// waiting on round trips: into one Redis node eight at once moved 6,056
+// users/s against 1,875 one at a time (BenchmarkMove, two cores, export
+// and check included; the Redis server's CPU is then the limit).
 const Workers = 8
 
 // ErrConflicts is returned (wrapped) by Import when records collided with
