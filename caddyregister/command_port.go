@@ -6,6 +6,7 @@ package caddyregister
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,6 +86,11 @@ func portCommand(f func(context.Context, io.Writer, *App, caddycmd.Flags, []stri
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
 		a, done, err := commandApp(ctx, fl.String("config"), fl.String("adapter"))
+		var locked *lockedError
+		if errors.As(err, &locked) {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("embedded store %s is locked by a running Caddy: "+
+				"stop it first (a move needs no instance writing), then run the command again", locked.path)
+		}
 		if err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}

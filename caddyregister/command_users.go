@@ -132,13 +132,22 @@ func commandApp(ctx context.Context, configFile, adapter string) (*App, func(), 
 		if err := a.openEmbedded(); err != nil {
 			done()
 			if errors.Is(err, bolterrors.ErrTimeout) {
-				return nil, nil, fmt.Errorf("embedded store %s is locked by a running Caddy: stop it and run the command again, "+
-					"or use that instance's admin API (GET/PATCH/DELETE /account/users/{id}, POST /account/users/{id}/logout)", a.embeddedPath)
+				return nil, nil, &lockedError{path: a.embeddedPath}
 			}
 			return nil, nil, err
 		}
 	}
 	return a, done, nil
+}
+
+// lockedError is commandApp's answer when a running Caddy holds the
+// embedded file. Its message suits the user commands; export and import
+// say their own (see portCommand).
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("embedded store %s is locked by a running Caddy: stop it and run the command again, "+
+		"or use that instance's admin API (GET/PATCH/DELETE /account/users/{id}, POST /account/users/{id}/logout)", e.path)
 }
 
 // userView is what the commands print of a user (never the hash).

@@ -143,6 +143,13 @@ func TestUserCommandsEmbeddedLocked(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "locked by a running Caddy") || !strings.Contains(err.Error(), "admin API") {
 		t.Fatalf("users list on a held file: %v", err)
 	}
+	// A move has no admin API to fall back on.
+	for _, cmd := range []string{"export", "import"} {
+		_, err = runRegister(t, cf, cmd)
+		if err == nil || !strings.Contains(err.Error(), "stop it first") || strings.Contains(err.Error(), "admin API") {
+			t.Fatalf("%s on a held file: %v", cmd, err)
+		}
+	}
 }
 
 func TestMailCommands(t *testing.T) {
