@@ -23,6 +23,7 @@ import (
 	"github.com/caddyregister/caddyregister/caddyregister/mail"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/ratelimit"
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/store/boltstore"
 	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
@@ -140,6 +141,9 @@ type App struct {
 	// sealed is whether a key_encryption_key is set (for the warning at
 	// Start).
 	sealed bool
+	// box is the Box built from key_encryption_key (nil without one): the
+	// import command re-seals moved secrets with it.
+	box *secretbox.Box
 
 	// Embedded mode: the store opens in Start (see deferredStore).
 	embeddedPath string

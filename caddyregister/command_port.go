@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
 	"github.com/caddyregister/caddyregister/caddyregister/store/port"
 )
 
@@ -63,8 +64,9 @@ Sessions and link tokens that expired since the export are skipped.
 
 The stored secrets replace the target's: tokens signed before the move keep
 verifying. So a stream is as powerful as the store: import only streams you
-exported. When the export's signing key is sealed, the target config needs
-the same key_encryption_key.
+exported. Sealed secrets (the source set key_encryption_key) are opened with
+this config's key_encryption_key, which must be the source's, and sealed
+again for this store.
 
   caddy register export --config old.Caddyfile | caddy register import --config new.Caddyfile`,
 		Args: cobra.NoArgs,
@@ -130,7 +132,7 @@ func cmdExport(ctx context.Context, out io.Writer, a *App, fl caddycmd.Flags, _ 
 			return os.Rename(f.Name(), path)
 		}
 	}
-	counts, err := port.Export(ctx, st, engine.StoreSecrets, w, time.Now())
+	counts, err := port.Export(ctx, st, port.ExportOptions{Secrets: engine.StoreSecrets, KeyDomain: a.keyDomain(), Now: time.Now()}, w)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -171,7 +173,7 @@ func cmdImport(ctx context.Context, out io.Writer, a *App, fl caddycmd.Flags, _ 
 		return fmt.Errorf("import: %w", err)
 	}
 	defer in.Close()
-	rep, err := port.Import(ctx, st, in, engine.StoreSecrets, time.Now())
+	rep, err := port.Import(ctx, st, in, port.ImportOptions{Secrets: engine.StoreSecrets, Reseal: a.reseal, Now: time.Now()})
 	if rep != nil {
 		if fl.Bool("json") {
 			if perr := printJSON(out, rep); perr != nil {
@@ -216,4 +218,30 @@ func spool(r io.Reader) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// reseal gives the value to store in this app's store for a moved secret.
+// A sealed value is bound to the source store's key domain (the embedded
+// store's, or its Redis namespace): it is opened with this config's
+// key_encryption_key for that domain and sealed again for this store's,
+// so moving a store with a key-encryption key keeps it working. The key
+// must be the source's; without one, or with another, the stream is
+// refused before anything is written. A clear value is stored as it is
+// (an instance with a key seals it in place when it starts).
+func (a *App) reseal(name, fromDomain string, v []byte) ([]byte, error) {
+	if !secretbox.IsSealed(v) {
+		return v, nil
+	}
+	if a.box == nil {
+		return nil, errors.New("it is sealed with a key_encryption_key and this config sets none: set the source's")
+	}
+	purpose := engine.SecretPurpose(name)
+	plain, err := a.box.WithDomain(fromDomain).Open(purpose, v)
+	if err != nil {
+		return nil, fmt.Errorf("this config's key_encryption_key does not open it (it must be the source's): %w", err)
+	}
+	if fromDomain == a.keyDomain() {
+		return v, nil
+	}
+	return a.box.Seal(purpose, plain)
 }

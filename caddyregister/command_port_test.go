@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
+	"github.com/caddyregister/caddyregister/caddyregister/secretbox"
+	"github.com/caddyregister/caddyregister/caddyregister/store"
 	"github.com/caddyregister/caddyregister/caddyregister/store/port"
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
@@ -93,5 +96,60 @@ func TestPortCommands(t *testing.T) {
 	}
 	if _, err := runRegister(t, cluster, "import", "--input", filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Fatal("an absent input file was accepted")
+	}
+}
+
+// TestPortCommandsSealed: a store whose signing key is sealed with
+// key_encryption_key moves to Redis only with the same key in the
+// target's config, and works there: the key, bound to the embedded
+// store's domain, is opened and sealed again for the namespace. Without
+// a key, or with another, the stream is refused and nothing is written.
+func TestPortCommandsSealed(t *testing.T) {
+	srv := testredis.Start(t)
+	const hash = "\n\t\thash argon2id 1024 1 1"
+	kek := "\n\t\tkey_encryption_key " + testKEK
+	embedded := writeCaddyfile(t, "\t\tstore embedded "+filepath.Join(t.TempDir(), "register.db")+hash+kek)
+	ctx := context.Background()
+	a, done, err := commandApp(ctx, embedded, "caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := a.Engine().Register(ctx, engine.Registration{Contract: "test", ClientIP: "192.0.2.1", Email: "sealed@example.com",
+		Password: "correct horse battery", Policy: password.NIST(), IssueToken: true})
+	done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commandErr = io.Discard
+	t.Cleanup(func() { commandErr = os.Stderr })
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	mustRun(t, embedded, "export", "--output", file)
+
+	for name, c := range map[string]struct{ extra, want string }{
+		"no key":    {"", "sets none"},
+		"other key": {"\n\t\tkey_encryption_key " + strings.Repeat("x", 40), "does not open"},
+	} {
+		cf := writeCaddyfile(t, "\t\tstore redis "+srv.URL(0)+" sealed"+strings.ReplaceAll(name, " ", "")+hash+c.extra)
+		if _, err := runRegister(t, cf, "import", "--input", file); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: import = %v, want %q", name, err, c.want)
+		}
+		if out := mustRun(t, cf, "users", "list"); strings.Contains(out, "@example.com") {
+			t.Fatalf("%s: the refused import wrote users:\n%s", name, out)
+		}
+	}
+
+	target := writeCaddyfile(t, "\t\tstore redis "+srv.URL(0)+" sealedok"+hash+kek)
+	mustRun(t, target, "import", "--input", file)
+	a, done, err = commandApp(ctx, target, "caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if p, err := a.Engine().AuthenticateToken(ctx, reg.Token); err != nil || p.ID != reg.User.ID {
+		t.Fatalf("the token issued before the move, on the sealed target: %+v, %v", p, err)
+	}
+	raw, err := a.Engine().Store().(store.Porter).Secret(ctx, engine.SigningKeySecret)
+	if err != nil || !secretbox.IsSealed(raw) {
+		t.Fatalf("the moved signing key is not sealed at rest: %.20q, %v", raw, err)
 	}
 }

@@ -42,7 +42,7 @@ func (a *App) provisionSealer(repl *caddy.Replacer) (*secretbox.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register: key_encryption_key: %w", err)
 	}
-	a.sealed = true
+	a.sealed, a.box = true, box
 	return box, nil
 }
 

@@ -25,7 +25,11 @@ type sealedSecret struct {
 	sealedOnly bool
 }
 
-func (s sealedSecret) purpose() string { return "secret:" + s.name }
+func (s sealedSecret) purpose() string { return SecretPurpose(s.name) }
+
+// SecretPurpose is the secretbox purpose a store secret named name is
+// sealed for, so a move between stores can open and seal it again.
+func SecretPurpose(name string) string { return "secret:" + name }
 
 // encode returns plain as stored: sealed when there is a box.
 func (s sealedSecret) encode(plain []byte) ([]byte, error) {

@@ -69,6 +69,14 @@ func New(kek []byte, domain string) (*Box, error) {
 	return &Box{domain: domain, aead: aead}, nil
 }
 
+// WithDomain returns a Box with b's key for another domain: what moving a
+// sealed value from one store to another needs (open it for the source's
+// domain, seal it for the target's), without the key-encryption key kept
+// around.
+func (b *Box) WithDomain(domain string) *Box {
+	return &Box{domain: domain, aead: b.aead}
+}
+
 // ad binds a value to the Box's domain and to purpose. The NUL cannot occur
 // in a namespace, so distinct (domain, purpose) pairs give distinct data.
 func (b *Box) ad(purpose string) []byte {

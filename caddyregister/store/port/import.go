@@ -54,30 +54,45 @@ func newReport() *Report {
 	return &Report{Read: Counts{}, Expected: Counts{}, Written: Counts{}, Present: Counts{}, Skipped: Counts{}, Conflicts: Counts{}}
 }
 
+// ImportOptions say how an import treats what is not plain records.
+type ImportOptions struct {
+	// Secrets names the secrets a stream may hold (nil: any); another is
+	// refused.
+	Secrets []string
+	// Reseal, when set, gives the value to store for a secret of the
+	// stream, whose sealed values are bound to fromDomain (the header's
+	// KeyDomain): the caller opens and seals them again for the target's
+	// domain, or refuses them (the stream is then refused whole).
+	Reseal func(name, fromDomain string, value []byte) ([]byte, error)
+	// Now decides which sessions and tokens expired since the export.
+	Now time.Time
+}
+
 // Import writes the records of the stream r into dst (see the package
 // comment for what it does with records already there) and returns what
 // it did. It reads r twice: first whole, through Check, so a stream an
 // import would refuse part-way (a bad record, a kind out of order, a
-// secret not in secrets, counts that differ from its end record) is
-// refused before anything is written; then it seeks back and writes. now
-// decides which sessions and tokens have expired since the export. Users
+// secret not allowed or that cannot be sealed again, counts that differ
+// from its end record) is refused before anything is written; then it
+// seeks back and writes. Users
 // are written Workers at a time, each with its sessions and tokens in
 // order; every other record in stream order. What can still stop an
 // import part-way is the target failing (or ctx ending): the report is
 // returned with the error, so far as the import got, and running it again
 // completes it.
-func Import(ctx context.Context, dst store.Store, r io.ReadSeeker, secrets []string, now time.Time) (*Report, error) {
+func Import(ctx context.Context, dst store.Store, r io.ReadSeeker, o ImportOptions) (*Report, error) {
 	p, err := asPorter(dst)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := Check(r, secrets); err != nil {
+	now := o.Now
+	if _, err := Check(r, o); err != nil {
 		return newReport(), err
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return newReport(), fmt.Errorf("read the stream again: %w", err)
 	}
-	sc, err := newScanner(r, secrets)
+	sc, err := newScanner(r, o)
 	if err != nil {
 		return newReport(), err
 	}

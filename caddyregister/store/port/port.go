@@ -62,9 +62,12 @@ var Kinds = []string{KindSecret, KindTenant, KindUser, KindSession, KindToken, K
 // set.
 type Record struct {
 	Kind string `json:"kind"`
-	// Format and Created: the header.
-	Format  string    `json:"format,omitempty"`
-	Created time.Time `json:"created,omitzero"`
+	// Format, Created and KeyDomain: the header. KeyDomain is what the
+	// source's sealed secrets are bound to (secretbox), so an import into
+	// a store of another domain can seal them again for its own.
+	Format    string    `json:"format,omitempty"`
+	Created   time.Time `json:"created,omitzero"`
+	KeyDomain string    `json:"key_domain,omitempty"`
 	// Name: a secret's or a sequence's; Value a secret's bytes as stored
 	// (sealed when the source has a key-encryption key); Number a
 	// sequence's last drawn number.
@@ -100,13 +103,23 @@ func asPorter(s store.Store) (porter, error) {
 	return p, nil
 }
 
+// ExportOptions say what an export takes along besides the records.
+type ExportOptions struct {
+	// Secrets names the store secrets to export (those src holds).
+	Secrets []string
+	// KeyDomain is what src's sealed secrets are bound to (the header's).
+	KeyDomain string
+	// Now decides which sessions are live and which tokens unexpired.
+	Now time.Time
+}
+
 // Export writes every record of src to w as a stream: the secrets named
-// (those src holds), tenants, users with their sessions live at now and
-// tokens unexpired at now, the outbox and sequences. It returns the
-// counts the end record carries. src should have no writer meanwhile: the
-// stream is not a snapshot, so a record written during the export may be
-// missed.
-func Export(ctx context.Context, src store.Store, secrets []string, w io.Writer, now time.Time) (Counts, error) {
+// (those src holds), tenants, users with their live sessions and
+// unexpired tokens, the outbox and sequences. It returns the counts the
+// end record carries. src should have no writer meanwhile: the stream is
+// not a snapshot, so a record written during the export may be missed.
+func Export(ctx context.Context, src store.Store, o ExportOptions, w io.Writer) (Counts, error) {
+	secrets, now := o.Secrets, o.Now
 	p, err := asPorter(src)
 	if err != nil {
 		return nil, err
@@ -122,7 +135,7 @@ func Export(ctx context.Context, src store.Store, secrets []string, w io.Writer,
 		counts[r.Kind]++
 		return nil
 	}
-	if err := enc.Encode(&Record{Kind: KindHeader, Format: Format, Created: now.UTC()}); err != nil {
+	if err := enc.Encode(&Record{Kind: KindHeader, Format: Format, Created: now.UTC(), KeyDomain: o.KeyDomain}); err != nil {
 		return nil, fmt.Errorf("write header: %w", err)
 	}
 	for _, name := range secrets {

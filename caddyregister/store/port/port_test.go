@@ -90,12 +90,12 @@ func TestExportMemoryFlat(t *testing.T) {
 	// freelist grows with the file), sampled while it streams.
 	peak := func() uint64 {
 		// A first run lets the collector free what seeding left.
-		if _, err := port.Export(context.Background(), s, nil, io.Discard, time.Now()); err != nil {
+		if _, err := port.Export(context.Background(), s, port.ExportOptions{Now: time.Now()}, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		var max uint64
 		w := &sampler{every: 10, max: &max} // writes come 64 KiB at a time (bufio)
-		if _, err := port.Export(context.Background(), s, nil, w, time.Now()); err != nil {
+		if _, err := port.Export(context.Background(), s, port.ExportOptions{Now: time.Now()}, w); err != nil {
 			t.Fatal(err)
 		}
 		return max - min(max, heapInUse())
@@ -159,10 +159,10 @@ func BenchmarkMove(b *testing.B) {
 	for range b.N {
 		dst := openRedis(b, srv)
 		var stream bytes.Buffer
-		if _, err := port.Export(context.Background(), src, nil, &stream, time.Now()); err != nil {
+		if _, err := port.Export(context.Background(), src, port.ExportOptions{Now: time.Now()}, &stream); err != nil {
 			b.Fatal(err)
 		}
-		rep, err := port.Import(context.Background(), dst, bytes.NewReader(stream.Bytes()), nil, time.Now())
+		rep, err := port.Import(context.Background(), dst, bytes.NewReader(stream.Bytes()), port.ImportOptions{Now: time.Now()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -197,7 +197,7 @@ func (c *cutReader) Seek(off int64, whence int) (int64, error) { return c.r.Seek
 func exportOf(t *testing.T, s store.Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := port.Export(context.Background(), s, nil, &buf, time.Now()); err != nil {
+	if _, err := port.Export(context.Background(), s, port.ExportOptions{Now: time.Now()}, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -215,14 +215,14 @@ func TestImportInterrupted(t *testing.T) {
 	dst := openRedis(t, srv)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	rep1, err := port.Import(ctx, dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) * 3 / 2, cut: cancel}, nil, time.Now())
+	rep1, err := port.Import(ctx, dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) * 3 / 2, cut: cancel}, port.ImportOptions{Now: time.Now()})
 	if !errors.Is(err, context.Canceled) && !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("interrupted import = %v, want it canceled", err)
 	}
 	if w := rep1.Written[port.KindUser]; w == 0 || w >= n {
 		t.Fatalf("interrupted import wrote %d users, want some of %d", w, n)
 	}
-	rep2, err := port.Import(context.Background(), dst, bytes.NewReader(stream), nil, time.Now())
+	rep2, err := port.Import(context.Background(), dst, bytes.NewReader(stream), port.ImportOptions{Now: time.Now()})
 	if err != nil {
 		t.Fatalf("second import: %v", err)
 	}
@@ -251,7 +251,7 @@ func TestImportTargetDown(t *testing.T) {
 	stream := exportOf(t, src)
 	srv := testredis.Start(t)
 	dst := openRedis(t, srv)
-	rep, err := port.Import(context.Background(), dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) * 4 / 3, cut: srv.Kill}, nil, time.Now())
+	rep, err := port.Import(context.Background(), dst, &cutReader{r: bytes.NewReader(stream), after: len(stream) * 4 / 3, cut: srv.Kill}, port.ImportOptions{Now: time.Now()})
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("import with the target down = %v, want ErrUnavailable", err)
 	}

@@ -27,16 +27,17 @@ var sectionNames = []string{"secret", "tenant", "user", "mail", "sequence"}
 // from what was read or that is followed by more. It holds one record at a
 // time.
 type scanner struct {
-	dec     *json.Decoder
-	secrets []string // nil: any name
-	n       int      // the last record's number (the header is 1)
-	sec     int      // the section of the last record
-	user    string   // the id of the last user record
-	read    Counts
-	end     *Record
+	dec    *json.Decoder
+	o      ImportOptions
+	domain string // the header's KeyDomain
+	n      int    // the last record's number (the header is 1)
+	sec    int    // the section of the last record
+	user   string // the id of the last user record
+	read   Counts
+	end    *Record
 }
 
-func newScanner(r io.Reader, secrets []string) (*scanner, error) {
+func newScanner(r io.Reader, o ImportOptions) (*scanner, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	var head Record
@@ -46,7 +47,7 @@ func newScanner(r io.Reader, secrets []string) (*scanner, error) {
 	if head.Kind != KindHeader || head.Format != Format {
 		return nil, fmt.Errorf("not a %s stream (first record: kind %q, format %q)", Format, head.Kind, head.Format)
 	}
-	return &scanner{dec: dec, secrets: secrets, n: 1, read: Counts{}}, nil
+	return &scanner{dec: dec, o: o, domain: head.KeyDomain, n: 1, read: Counts{}}, nil
 }
 
 // next returns the next data record and its number, or io.EOF after a
@@ -93,8 +94,15 @@ func (s *scanner) check(rec *Record) error {
 		if rec.Name == "" || len(rec.Value) == 0 {
 			return errors.New("secret without name or value")
 		}
-		if s.secrets != nil && !slices.Contains(s.secrets, rec.Name) {
+		if s.o.Secrets != nil && !slices.Contains(s.o.Secrets, rec.Name) {
 			return fmt.Errorf("secret %q is not one the engine keeps", rec.Name)
+		}
+		if s.o.Reseal != nil {
+			v, err := s.o.Reseal(rec.Name, s.domain, rec.Value)
+			if err != nil {
+				return fmt.Errorf("secret %s: %w", rec.Name, err)
+			}
+			rec.Value = v
 		}
 	case KindTenant:
 		if rec.Tenant == nil || rec.Tenant.ID == "" || rec.Tenant.Code == "" {
@@ -158,11 +166,11 @@ func (s *scanner) checkEnd(rec *Record) error {
 }
 
 // Check reads a whole stream and refuses it, writing nothing, if an
-// import would find a record it cannot write, a kind out of order or
-// counts that differ from its end record (see scanner). secrets names the
-// secrets it may hold (nil: any). It returns the counts read.
-func Check(r io.Reader, secrets []string) (Counts, error) {
-	s, err := newScanner(r, secrets)
+// import with o would find a record it cannot write, a kind out of order,
+// a secret o does not allow or cannot seal again, or counts that differ
+// from its end record (see scanner). It returns the counts read.
+func Check(r io.Reader, o ImportOptions) (Counts, error) {
+	s, err := newScanner(r, o)
 	if err != nil {
 		return nil, err
 	}

@@ -176,7 +176,7 @@ func populate(t *testing.T, s store.Store) portFixture {
 func exported(t *testing.T, s store.Store) ([]byte, []string, port.Counts) {
 	t.Helper()
 	var buf bytes.Buffer
-	counts, err := port.Export(ctx(t), s, PortSecrets, &buf, time.Now())
+	counts, err := port.Export(ctx(t), s, port.ExportOptions{Secrets: PortSecrets, Now: time.Now()}, &buf)
 	if err != nil {
 		t.Fatalf("Export: %v", err)
 	}
@@ -198,7 +198,7 @@ func testPortRoundTrip(t *testing.T, src, dst store.Store) {
 		}
 	}
 
-	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
+	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), port.ImportOptions{Secrets: PortSecrets, Now: time.Now()})
 	if err != nil {
 		t.Fatalf("Import: %v (report %+v)", err, rep)
 	}
@@ -211,7 +211,7 @@ func testPortRoundTrip(t *testing.T, src, dst store.Store) {
 	wantSameRecords(t, srcLines, dstLines)
 
 	// A second import finds everything there.
-	rep, err = port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
+	rep, err = port.Import(ctx(t), dst, bytes.NewReader(stream), port.ImportOptions{Secrets: PortSecrets, Now: time.Now()})
 	if err != nil {
 		t.Fatalf("second Import: %v", err)
 	}
@@ -349,7 +349,7 @@ func testPortConflicts(t *testing.T, src, dst store.Store) {
 	// The target already has another user with the logged-in user's e-mail.
 	squatter := NewTestUser(f.loggedIn.Email, "")
 	create(t, dst, store.NewUser{User: squatter})
-	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), PortSecrets, time.Now())
+	rep, err := port.Import(ctx(t), dst, bytes.NewReader(stream), port.ImportOptions{Secrets: PortSecrets, Now: time.Now()})
 	if !errors.Is(err, port.ErrConflicts) {
 		t.Fatalf("Import = %v, want ErrConflicts", err)
 	}
@@ -421,7 +421,7 @@ func testPortBadStreams(t *testing.T, src, dst store.Store) {
 		"negative sequence":  {join(hdr, `{"kind":"sequence","name":"acct","number":-1}`+"\n", end), nil},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := port.Import(ctx(t), dst, strings.NewReader(c.stream), PortSecrets, time.Now())
+			_, err := port.Import(ctx(t), dst, strings.NewReader(c.stream), port.ImportOptions{Secrets: PortSecrets, Now: time.Now()})
 			if err == nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("Import = %v, want an error (%v)", err, c.want)
 			}
@@ -431,7 +431,7 @@ func testPortBadStreams(t *testing.T, src, dst store.Store) {
 			}
 		})
 	}
-	if _, err := port.Import(ctx(t), dst, strings.NewReader(string(stream)), PortSecrets, now); err != nil {
+	if _, err := port.Import(ctx(t), dst, strings.NewReader(string(stream)), port.ImportOptions{Secrets: PortSecrets, Now: now}); err != nil {
 		t.Fatalf("the whole stream after the broken ones: %v", err)
 	}
 }
