@@ -83,3 +83,30 @@ func TestShortKEK(t *testing.T) {
 		t.Fatalf("short kek: err = %v", err)
 	}
 }
+
+// TestWithDomain: a Box for another domain opens what a Box of that
+// domain sealed (same key), and its own seals do not open in the first.
+func TestWithDomain(t *testing.T) {
+	src, dst := newBox(t, kek, "embedded"), newBox(t, kek, "ns")
+	sealed, err := src.Seal("secret:k", []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Open("secret:k", sealed); !errors.Is(err, ErrOpen) {
+		t.Fatalf("another domain's box opened it: %v", err)
+	}
+	plain, err := dst.WithDomain("embedded").Open("secret:k", sealed)
+	if err != nil || string(plain) != "key" {
+		t.Fatalf("WithDomain(source).Open = %q, %v", plain, err)
+	}
+	again, err := dst.Seal("secret:k", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Open("secret:k", again); !errors.Is(err, ErrOpen) {
+		t.Fatalf("the resealed value opens in the source's domain: %v", err)
+	}
+	if _, err := newBox(t, []byte(strings.Repeat("z", 32)), "x").WithDomain("embedded").Open("secret:k", sealed); !errors.Is(err, ErrOpen) {
+		t.Fatalf("another key opened it: %v", err)
+	}
+}
