@@ -85,26 +85,27 @@ func startCluster(files *TLSFiles) (*Cluster, error) {
 		go func() {
 			defer wg.Done()
 			// The bus port is chosen, not derived (port+10000 may be
-			// above 65535 or taken).
-			bus, err := freePort()
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			args := []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
-				"--cluster-port", strconv.Itoa(bus),
-				// A replica's first sync (and a resync after failover)
-				// starts at once instead of after the default 5 s
-				// batching delay: most of a cold start otherwise.
-				"--repl-diskless-sync-delay", "0",
-			}
-			if files != nil {
-				args = append(args, "--tls-cluster", "yes")
-			}
-			c.Nodes[i], errs[i] = startServerTLS(files, args...)
+			// above 65535 or taken), afresh for each attempt.
+			c.Nodes[i], errs[i] = startServerArgs(files, func() ([]string, error) {
+				bus, err := freePort()
+				if err != nil {
+					return nil, err
+				}
+				args := []string{
+					"--cluster-enabled", "yes",
+					"--cluster-config-file", "nodes.conf",
+					"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout / time.Millisecond)),
+					"--cluster-port", strconv.Itoa(bus),
+					// A replica's first sync (and a resync after failover)
+					// starts at once instead of after the default 5 s
+					// batching delay: most of a cold start otherwise.
+					"--repl-diskless-sync-delay", "0",
+				}
+				if files != nil {
+					args = append(args, "--tls-cluster", "yes")
+				}
+				return args, nil
+			})
 		}()
 	}
 	wg.Wait()

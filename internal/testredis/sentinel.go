@@ -102,6 +102,16 @@ func startSentinel(name string, n int, files *TLSFiles) (*Sentinel, error) {
 }
 
 func startSentinelProc(bin, name string, masterPort, quorum int, files *TLSFiles) (*Server, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := startSentinelOnce(bin, name, masterPort, quorum, files)
+		if errors.Is(err, errExitedAtStart) && attempt < launchAttempts {
+			continue // its port was taken meanwhile: another
+		}
+		return s, err
+	}
+}
+
+func startSentinelOnce(bin, name string, masterPort, quorum int, files *TLSFiles) (*Server, error) {
 	dir, err := os.MkdirTemp("", "testsentinel-*")
 	if err != nil {
 		return nil, fmt.Errorf("create sentinel dir: %w", err)

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -71,9 +72,34 @@ func startServer(args ...string) (*Server, error) { return startServerTLS(nil, a
 
 // startServerTLS is startServer, serving TLS only when files is set.
 func startServerTLS(files *TLSFiles, args ...string) (*Server, error) {
+	return startServerArgs(files, func() ([]string, error) { return args, nil })
+}
+
+// launchAttempts bounds how often a server is started again on another
+// port when it exits at start: the free port freePort found may be taken
+// by another test process before redis-server binds it.
+const launchAttempts = 5
+
+// startServerArgs starts redis-server with the extra arguments extra
+// builds (again for each attempt, so ports it picks are fresh too).
+func startServerArgs(files *TLSFiles, extra func() ([]string, error)) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found in PATH (run `make test`, which installs it): %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		s, err := startOnce(bin, files, extra)
+		if errors.Is(err, errExitedAtStart) && attempt < launchAttempts {
+			continue
+		}
+		return s, err
+	}
+}
+
+func startOnce(bin string, files *TLSFiles, extra func() ([]string, error)) (*Server, error) {
+	args, err := extra()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "testredis-*")
 	if err != nil {
@@ -81,6 +107,7 @@ func startServerTLS(files *TLSFiles, args ...string) (*Server, error) {
 	}
 	port, err := freePort()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, args: args}
@@ -94,6 +121,10 @@ func startServerTLS(files *TLSFiles, args ...string) (*Server, error) {
 	}
 	return s, nil
 }
+
+// errExitedAtStart: redis-server stopped before it answered (most often
+// its port was taken meanwhile).
+var errExitedAtStart = errors.New("redis-server exited at start")
 
 func (s *Server) launch(bin string) error {
 	args := []string{s.conf, "--sentinel"}
@@ -138,7 +169,7 @@ func (s *Server) launch(bin string) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("redis-server exited at start (port %d)", s.Port)
+			return fmt.Errorf("%w (port %d)", errExitedAtStart, s.Port)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
