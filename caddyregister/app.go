@@ -378,6 +378,14 @@ func (a *App) provisionStore(repl *caddy.Replacer) (store.Store, error) {
 			if err != nil {
 				return nil, err
 			}
+			if cs, ok := s.(*redisstore.ClusterStore); ok {
+				log := a.logger.Named("store")
+				cs.SetReconcileLog(func(st redisstore.ReconcileStats) {
+					log.Warn("users reconciled after a cluster failover (entries the dead master lost)",
+						zap.Int("restored", st.Restored), zap.Int("erased", st.Erased),
+						zap.Strings("erased_user_ids", st.ErasedIDs), zap.Int("deferred", st.Deferred))
+				})
+			}
 			return pooledStore{s}, nil
 		})
 		if err != nil {

@@ -69,13 +69,21 @@ type ClusterStore struct {
 	janitorOnce sync.Once
 	stopJanitor context.CancelFunc
 
-	// reconcileWanted: the client re-read the slot map after a network
-	// failure (a failover, perhaps): the janitor walks the users
-	// (maybeReconcile). lastReconcile is only touched by the janitor.
-	reconcileWanted atomic.Bool
-	lastReconcile   time.Time
-	reconciles      atomic.Int64
+	// The reconcile walk after a failover (maybeReconcile): masters as
+	// the last walk saw them, whether users were deferred and when to
+	// look again. Only the janitor goroutine touches them.
+	masters        string
+	reconcileAgain bool
+	reconcileAfter time.Time
+	reconciles     atomic.Int64
+	// onReconcile, when set (SetReconcileLog), hears what each walk did.
+	onReconcile func(ReconcileStats)
 }
+
+// SetReconcileLog has fn hear what each reconcile walk after a failover
+// did (users given an entry back, users erased); set it before the store
+// starts.
+func (s *ClusterStore) SetReconcileLog(fn func(ReconcileStats)) { s.onReconcile = fn }
 
 // ClusterShards is how many shards the user index, the intents and the
 // outbox are each split into: 16 spread over three masters as about
@@ -96,7 +104,7 @@ func NewCluster(c redis.UniversalClient, ns string) *ClusterStore {
 		s.obs[k] = New(c, base.ns+":ob:"+strconv.Itoa(k))
 	}
 	if cc, ok := c.(*redis.ClusterClient); ok {
-		cc.AddHook(reloadHook{cc, new(atomic.Bool), func() { s.reconcileWanted.Store(true) }})
+		cc.AddHook(reloadHook{cc, new(atomic.Bool)})
 	}
 	return s
 }

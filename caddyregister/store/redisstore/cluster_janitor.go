@@ -181,6 +181,9 @@ func (s *ClusterStore) startJanitor() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopJanitor = cancel
 		go func() {
+			// The masters as the store starts: a failover from here on
+			// changes them (maybeReconcile).
+			s.maybeReconcile(ctx, time.Now())
 			t := time.NewTicker(JanitorInterval)
 			defer t.Stop()
 			for {

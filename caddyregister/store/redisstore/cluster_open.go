@@ -178,9 +178,6 @@ type reloadHook struct {
 	// busy: a reload is running; failures meanwhile start none (a dead
 	// master fails every request until the reload lands).
 	busy *atomic.Bool
-	// reloaded runs after each reload: the store reconciles its users
-	// once the cluster serves again (ClusterStore.Reconcile).
-	reloaded func()
 }
 
 func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -211,9 +208,6 @@ func (h reloadHook) reloadOn(err error) {
 		go func() {
 			defer h.busy.Store(false)
 			h.c.ReloadState(context.Background())
-			if h.reloaded != nil {
-				h.reloaded()
-			}
 		}()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,57 +20,76 @@ import (
 // that died) is gone. The address then reads as free, a new registration
 // takes it, and two records carry one e-mail. Reconcile settles that.
 
-// ReconcileEvery bounds how often one store runs Reconcile: a failover
-// makes every request against the dead master fail, and each failure
-// asks for a walk.
-const ReconcileEvery = time.Minute
+// ReconcileRetry is how long the janitor waits before walking again when
+// a walk left users it could not settle yet (another registration of
+// their address in flight).
+const ReconcileRetry = time.Minute
 
-// Reconcile walks every user of the index shards, a page at a time, and
+// ReconcileStats is what one Reconcile walk did.
+type ReconcileStats struct {
+	// Restored users got a lost entry written back; Erased users lost
+	// their address to another user (the acknowledgment asynchronous
+	// replication lost); Deferred were left for a later walk (another
+	// registration of the address in flight, or the user's own).
+	Restored, Erased, Deferred int
+	// ErasedIDs are the erased users (for the log), at most 100.
+	ErasedIDs []string
+}
+
+// Reconcile walks every user of the index shards, a page at a time (four
+// round trips per 200 users; it writes only where an entry is off), and
 // settles each whose e-mail or login entry does not name it:
 //
-//   - an entry that is missing is written again (SET NX), so the user
-//     keeps its address when nobody took it meanwhile;
-//   - an entry held by another user (who registered the address while it
-//     read as free) means this user lost it: the user is erased, as an
-//     acknowledgment asynchronous replication lost (README, Failover), so
-//     that no two users hold one address;
-//   - an entry that is a reservation of the user itself belongs to a
-//     registration in flight, which the janitor settles: left alone.
+//   - a user with an intent (a registration not settled yet) is the
+//     janitor's, and a user whose entry is its own reservation is in
+//     flight: both left alone;
+//   - a missing entry is written back (SET NX GET): the user keeps its
+//     address when nobody took it meanwhile (another walker that wrote it
+//     first counts as written back);
+//   - an entry naming a holder that may be replaced (its record is gone,
+//     no longer carries the key, or expired pending) is taken over by
+//     compare-and-set;
+//   - an entry that is another registration's reservation defers the
+//     user to a later walk (that registration may still fail);
+//   - an entry held by another live user means this user lost its
+//     address: the user is erased (README, Failover), so no two users
+//     hold one address.
 //
-// It returns how many users it gave their entries back and how many it
-// erased. A registration racing it is safe either way round: an entry
-// written back makes the racing claim a conflict; a claim that won first
-// makes the walk erase the older record.
-func (s *ClusterStore) Reconcile(ctx context.Context) (restored, erased int, err error) {
+// Several instances may walk at once: every step is a compare-and-set,
+// and a user is erased only when another user's final entry holds its
+// address.
+func (s *ClusterStore) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	const op = "reconcile"
+	var st ReconcileStats
 	score, after := "", ""
 	for {
 		page, err := s.userPage(ctx, op, score, after, store.MaxUserPage)
 		if err != nil || len(page) == 0 {
-			return restored, erased, err
+			return st, err
 		}
 		users, err := s.pageUsers(ctx, op, page)
 		if err != nil {
-			return restored, erased, err
+			return st, err
 		}
-		// Every entry of the page in one round: the walk costs three
-		// round trips per page, and writes only where an entry is off.
+		// Every entry and intent of the page in one round.
 		var keys []string
 		for _, u := range users {
 			keys = append(keys, userEntryKeys(s, u)...)
 		}
-		vals, err := s.entries(ctx, op, keys)
+		vals, pending, err := s.entries(ctx, op, keys, users)
 		if err != nil {
-			return restored, erased, err
+			return st, err
 		}
-		for _, u := range users {
+		for i, u := range users {
 			n := len(userEntryKeys(s, u))
-			r, e, err := s.reconcileUser(ctx, op, u, vals[:n])
-			if err != nil {
-				return restored, erased, err
-			}
+			uv := vals[:n]
 			vals = vals[n:]
-			restored, erased = restored+r, erased+e
+			if pending[i] {
+				continue // the janitor settles it
+			}
+			if err := s.reconcileUser(ctx, op, u, uv, &st); err != nil {
+				return st, err
+			}
 		}
 		last := page[len(page)-1]
 		score, after = strconv.FormatInt(last.Score, 10), last.ID
@@ -91,11 +111,13 @@ func (s *ClusterStore) pageUsers(ctx context.Context, op string, page []store.Us
 	var out []*store.User
 	for _, c := range cmds {
 		raw, err := c.Bytes()
-		if errors.Is(err, redis.Nil) || len(raw) == 0 || raw[0] != '{' {
+		switch {
+		case errors.Is(err, redis.Nil):
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, store.Unavailable(op, err)
+		case len(raw) == 0 || raw[0] != '{':
+			continue // a reservation: in flight
 		}
 		var u store.User
 		if err := json.Unmarshal(raw, &u); err != nil || u.ID == "" {
@@ -115,89 +137,191 @@ func userEntryKeys(s *ClusterStore, u *store.User) []string {
 	return keys
 }
 
-// reconcileUser settles one user (see Reconcile) given the values of its
-// entries: 1, 0 when it wrote an entry back; 0, 1 when it erased the
-// user.
-func (s *ClusterStore) reconcileUser(ctx context.Context, op string, u *store.User, vals []string) (restored, erased int, err error) {
-	keys := userEntryKeys(s, u)
-	own := "r:" + u.ID + ":"
-	lost := false
-	var missing []string
-	for i, v := range vals {
-		switch {
-		case v == u.ID:
-		case strings.HasPrefix(v, own):
-			return 0, 0, nil // in flight: the janitor's
-		case v == "":
-			missing = append(missing, keys[i])
-		default:
-			lost = true
-		}
-	}
-	if !lost && len(missing) > 0 {
-		for _, k := range missing {
-			ok, err := s.c.SetNX(ctx, k, u.ID, 0).Result()
-			if err != nil {
-				return 0, 0, store.Unavailable(op, err)
-			}
-			if !ok {
-				lost = true // taken between the read and the write
-			}
-		}
-		if !lost {
-			return 1, 0, nil
-		}
-	}
-	if !lost {
-		return 0, 0, nil
-	}
-	// erase releases every entry still naming the user, those just
-	// written back included.
-	if _, _, err := s.erase(ctx, op, u.ID, time.Time{}); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, 0, err
-	}
-	return 0, 1, nil
-}
-
-// entries reads keys in one pipelined round; a missing key is "".
-func (s *ClusterStore) entries(ctx context.Context, op string, keys []string) ([]string, error) {
+// entries reads keys and whether each user has an intent, in one
+// pipelined round; a missing key is "".
+func (s *ClusterStore) entries(ctx context.Context, op string, keys []string, users []*store.User) ([]string, []bool, error) {
 	cmds := make([]*redis.StringCmd, len(keys))
+	intents := make([]*redis.FloatCmd, len(users))
 	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, k)
 		}
+		for i, u := range users {
+			intents[i] = p.ZScore(ctx, s.pendKey(Shard(u.ID)), u.ID)
+		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, store.Unavailable(op, err)
+		return nil, nil, store.Unavailable(op, err)
 	}
 	out := make([]string, len(keys))
 	for i, c := range cmds {
 		v, err := c.Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, store.Unavailable(op, err)
+			return nil, nil, store.Unavailable(op, err)
 		}
 		out[i] = v
 	}
-	return out, nil
+	pending := make([]bool, len(users))
+	for i, c := range intents {
+		err := c.Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, store.Unavailable(op, err)
+		}
+		pending[i] = err == nil
+	}
+	return out, pending, nil
+}
+
+// settleResult is what reconcileUser decided for one entry.
+type settleResult int
+
+const (
+	entryOK settleResult = iota
+	entryRestored
+	entryDeferred
+	entryLost
+)
+
+// reconcileUser settles one user (see Reconcile) given the values of its
+// entries.
+func (s *ClusterStore) reconcileUser(ctx context.Context, op string, u *store.User, vals []string, st *ReconcileStats) error {
+	keys := userEntryKeys(s, u)
+	restored := false
+	for i, key := range keys {
+		field := "email"
+		if i == 1 {
+			field = "login"
+		}
+		r, err := s.settleEntry(ctx, op, u, claim{field: field, key: key}, vals[i])
+		if err != nil {
+			return err
+		}
+		switch r {
+		case entryRestored:
+			restored = true
+		case entryDeferred:
+			st.Deferred++
+			return nil
+		case entryLost:
+			// erase releases every entry still naming the user, those
+			// just written back included.
+			if _, _, err := s.erase(ctx, op, u.ID, time.Time{}); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return nil // erased meanwhile
+				}
+				return err
+			}
+			st.Erased++
+			if len(st.ErasedIDs) < 100 {
+				st.ErasedIDs = append(st.ErasedIDs, u.ID)
+			}
+			return nil
+		}
+	}
+	if restored {
+		st.Restored++
+	}
+	return nil
+}
+
+// settleEntry makes entry c name u when it may: v is what it held when
+// read.
+func (s *ClusterStore) settleEntry(ctx context.Context, op string, u *store.User, c claim, v string) (settleResult, error) {
+	for range 3 {
+		switch {
+		case v == u.ID:
+			return entryOK, nil
+		case strings.HasPrefix(v, "r:"+u.ID+":"), isReservation(v):
+			return entryDeferred, nil // a registration in flight
+		case v == "":
+			old, err := s.c.SetArgs(ctx, c.key, u.ID, redis.SetArgs{Mode: "NX", Get: true}).Result()
+			if errors.Is(err, redis.Nil) {
+				return entryRestored, nil
+			}
+			if err != nil {
+				return 0, store.Unavailable(op, err)
+			}
+			v = old // taken meanwhile: look at the holder
+			continue
+		}
+		ok, _, err := s.replaceable(ctx, c, v, time.Now())
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return entryLost, nil // a live user holds the address
+		}
+		done, err := finalizeScript.Run(ctx, s.c, []string{c.key}, v, u.ID, "0").Int()
+		if err != nil {
+			return 0, store.Unavailable(op, err)
+		}
+		if done == 1 {
+			return entryRestored, nil
+		}
+		if v, err = s.c.Get(ctx, c.key).Result(); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, store.Unavailable(op, err)
+		}
+	}
+	return entryDeferred, nil // it keeps changing: a later walk
 }
 
 // Reconciles is how many Reconcile walks this store's janitor completed
-// (after a failover it saw), for tests and operators.
+// after it saw the cluster's masters change, for tests and operators.
 func (s *ClusterStore) Reconciles() int64 { return s.reconciles.Load() }
 
-// maybeReconcile runs Reconcile from the janitor when the client saw a
-// failover (reloadHook) and the last walk started ReconcileEvery ago or
-// more. A walk that fails (the cluster still failing over) is retried at
-// the next tick.
+// masterSet names the masters the client serves slots from now (their
+// addresses, sorted), from its own slot map: a failover changes it.
+func (s *ClusterStore) masterSet(ctx context.Context) (string, error) {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok {
+		return "", nil
+	}
+	slots, err := cc.ClusterShards(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	var addrs []string
+	for _, sh := range slots {
+		for _, n := range sh.Nodes {
+			if n.Role == "master" && n.Health == "online" {
+				addrs = append(addrs, n.IP+":"+strconv.FormatInt(n.Port, 10))
+			}
+		}
+	}
+	slices.Sort(addrs)
+	return strings.Join(addrs, ","), nil
+}
+
+// maybeReconcile runs from the janitor: when the cluster's masters differ
+// from those of the last walk (a failover: a replica took over), it walks
+// (Reconcile). The first look only records them. A walk that fails (the
+// cluster still failing over) is tried again at the next tick; one that
+// deferred users, after ReconcileRetry.
 func (s *ClusterStore) maybeReconcile(ctx context.Context, now time.Time) {
-	if !s.reconcileWanted.Load() || now.Sub(s.lastReconcile) < ReconcileEvery && s.reconciles.Load() > 0 {
+	if now.Before(s.reconcileAfter) {
 		return
 	}
-	s.reconcileWanted.Store(false)
-	if _, _, err := s.Reconcile(ctx); err != nil {
-		s.reconcileWanted.Store(true)
+	m, err := s.masterSet(ctx)
+	if err != nil || m == "" {
 		return
 	}
-	s.lastReconcile = now
+	if s.masters == "" {
+		s.masters = m
+		return
+	}
+	if m == s.masters && !s.reconcileAgain {
+		return
+	}
+	st, err := s.Reconcile(ctx)
+	if err != nil {
+		return
+	}
+	s.masters, s.reconcileAgain = m, st.Deferred > 0
+	if st.Deferred > 0 {
+		s.reconcileAfter = now.Add(ReconcileRetry)
+	}
 	s.reconciles.Add(1)
+	if s.onReconcile != nil {
+		s.onReconcile(st)
+	}
 }

@@ -3,10 +3,14 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/caddyregister/caddyregister/caddyregister/store"
+	"github.com/caddyregister/caddyregister/caddyregister/store/redisstore"
 	"github.com/caddyregister/caddyregister/caddyregister/store/storetest"
 )
 
@@ -16,7 +20,10 @@ import (
 // one whose address another user took meanwhile is erased (so no two
 // users hold one address); one whose login was taken loses its e-mail
 // entry too; a registration in flight (its entry a reservation) is left
-// alone; a second walk changes nothing.
+// alone, as is one whose address another registration has in flight and
+// one with an intent (the janitor's); an entry naming a user that is gone
+// is taken over; two walks at once end the same; another walk changes
+// nothing.
 func TestClusterReconcile(t *testing.T) {
 	s := openCluster(t)
 	ctx := context.Background()
@@ -51,13 +58,59 @@ func TestClusterReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fine := create("fine@example.com", "")
-
-	restored, erased, err := s.Reconcile(ctx)
-	if err != nil {
-		t.Fatalf("Reconcile: %v", err)
+	// An entry naming a user whose record is gone (a delete that crashed
+	// half-way) is taken over.
+	orphaned := create("orphaned@example.com", "")
+	if err := c.Set(ctx, s.EmailKey(orphaned.EmailKey), "6b0000000000000000000001", 0).Err(); err != nil {
+		t.Fatal(err)
 	}
-	if restored != 1 || erased != 2 {
-		t.Errorf("Reconcile restored %d and erased %d, want 1 and 2", restored, erased)
+	// Another registration of the address in flight: wait for it.
+	raced := create("raced@example.com", "")
+	theirs := "r:6b0000000000000000000002:99999999999999"
+	if err := c.Set(ctx, s.EmailKey(raced.EmailKey), theirs, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A user whose registration has an intent is the janitor's, even
+	// with its entry lost.
+	unsettled := create("unsettled@example.com", "")
+	lose(s.EmailKey(unsettled.EmailKey))
+	if err := c.ZAdd(ctx, "{"+s.Namespace()+":pend:"+strconv.Itoa(redisstore.Shard(unsettled.ID))+"}", redis.Z{Score: 1, Member: unsettled.ID}).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two instances walk at once: each user ends the same either way.
+	var stats [2]redisstore.ReconcileStats
+	errs := storetest.RunConcurrent(2, func(i int) (err error) {
+		stats[i], err = s.Reconcile(ctx)
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("Reconcile: %v", err)
+		}
+	}
+	if r := stats[0].Restored + stats[1].Restored; r < 2 || r > 4 {
+		t.Errorf("the walks restored %d users, want kept and orphaned (each by one walk or both)", r)
+	}
+	if e := stats[0].Erased + stats[1].Erased; e != 2 {
+		t.Errorf("the walks erased %d users (%v, %v), want old and half, once", e, stats[0].ErasedIDs, stats[1].ErasedIDs)
+	}
+	if stats[0].Deferred != 2 || stats[1].Deferred != 2 {
+		t.Errorf("deferred %d and %d, want the raced and the in-flight user in each walk", stats[0].Deferred, stats[1].Deferred)
+	}
+	if id, err := s.UserIDByEmail(ctx, orphaned.EmailKey); err != nil || id != orphaned.ID {
+		t.Errorf("the orphaned entry resolves to %q, %v; want %s", id, err, orphaned.ID)
+	}
+	if v, _ := c.Get(ctx, s.EmailKey(raced.EmailKey)).Result(); v != theirs {
+		t.Errorf("the other registration's reservation became %q", v)
+	}
+	if v, _ := c.Get(ctx, s.EmailKey(unsettled.EmailKey)).Result(); v != "" {
+		t.Errorf("the walk wrote the entry of a user with an intent: %q", v)
+	}
+	for _, u := range []*store.User{raced, unsettled} {
+		if _, err := s.GetUser(ctx, u.ID); err != nil {
+			t.Errorf("%s was touched: %v", u.Email, err)
+		}
 	}
 	for _, w := range []struct {
 		what string
@@ -92,7 +145,7 @@ func TestClusterReconcile(t *testing.T) {
 	if _, err := s.GetUser(ctx, inflight.ID); err != nil {
 		t.Errorf("the user in flight was touched: %v", err)
 	}
-	if r, e, err := s.Reconcile(ctx); err != nil || r != 0 || e != 0 {
-		t.Errorf("second walk: restored %d, erased %d, %v; want nothing", r, e, err)
+	if st, err := s.Reconcile(ctx); err != nil || st.Restored != 0 || st.Erased != 0 || st.Deferred != 2 {
+		t.Errorf("another walk: %+v, %v; want nothing but the raced and in-flight users deferred", st, err)
 	}
 }
