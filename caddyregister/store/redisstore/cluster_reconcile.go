@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -206,10 +207,20 @@ func (s *ClusterStore) reconcileUser(ctx context.Context, op string, u *store.Us
 			// erase releases every entry still naming the user, those
 			// just written back included.
 			if _, _, err := s.erase(ctx, op, u.ID, time.Time{}); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return nil // erased meanwhile
+				if !errors.Is(err, store.ErrNotFound) {
+					return err
 				}
-				return err
+				// Erased meanwhile (another walker): an entry this walk
+				// wrote back after that erase must not stay naming it.
+				if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for _, k := range keys {
+						releaseScript.Eval(ctx, p, []string{k}, u.ID)
+					}
+					return nil
+				}); err != nil {
+					return store.Unavailable(op, err)
+				}
+				return nil
 			}
 			st.Erased++
 			if len(st.ErasedIDs) < 100 {
@@ -270,29 +281,31 @@ func (s *ClusterStore) settleEntry(ctx context.Context, op string, u *store.User
 func (s *ClusterStore) Reconciles() int64 { return s.reconciles.Load() }
 
 // masterSet names the masters the client serves slots from now (their
-// addresses, sorted), from its own slot map: a failover changes it.
+// addresses, sorted), from its own slot map, without a round trip: a
+// failover changes it once the client re-read the map (on the errors
+// and MOVED replies the failover causes, see reloadHook, or when the map
+// is ten seconds old).
 func (s *ClusterStore) masterSet(ctx context.Context) (string, error) {
 	cc, ok := s.c.(*redis.ClusterClient)
 	if !ok {
 		return "", nil
 	}
-	slots, err := cc.ClusterShards(ctx).Result()
+	var mu sync.Mutex
+	var addrs []string
+	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		addrs = append(addrs, c.Options().Addr)
+		mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		return "", err
-	}
-	var addrs []string
-	for _, sh := range slots {
-		for _, n := range sh.Nodes {
-			if n.Role == "master" && n.Health == "online" {
-				addrs = append(addrs, n.IP+":"+strconv.FormatInt(n.Port, 10))
-			}
-		}
 	}
 	slices.Sort(addrs)
 	return strings.Join(addrs, ","), nil
 }
 
-// maybeReconcile runs from the janitor: when the cluster's masters differ
+// maybeReconcile runs from the janitor: when the client's masters differ
 // from those of the last walk (a failover: a replica took over), it walks
 // (Reconcile). The first look only records them. A walk that fails (the
 // cluster still failing over) is tried again at the next tick; one that
