@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -83,25 +82,10 @@ var commandIn io.Reader = os.Stdin
 // portCommand runs f on the provisioned app like userCommand, without a
 // deadline (a store of millions of users takes minutes) but stopped by
 // an interrupt.
-func portCommand(f func(context.Context, io.Writer, *App, caddycmd.Flags, []string) error) caddycmd.CommandFunc {
-	return func(fl caddycmd.Flags) (int, error) {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		a, done, err := commandApp(ctx, fl.String("config"), fl.String("adapter"))
-		var locked *lockedError
-		if errors.As(err, &locked) {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("embedded store %s is locked by a running Caddy: "+
-				"stop it first (a move needs no instance writing), then run the command again", locked.path)
-		}
-		if err != nil {
-			return caddy.ExitCodeFailedStartup, err
-		}
-		defer done()
-		if err := f(ctx, commandOut, a, fl, fl.Args()); err != nil {
-			return caddy.ExitCodeFailedQuit, err
-		}
-		return caddy.ExitCodeSuccess, nil
-	}
+func portCommand(f commandFunc) caddycmd.CommandFunc {
+	return appCommand(func() (context.Context, context.CancelFunc) {
+		return signal.NotifyContext(context.Background(), os.Interrupt)
+	}, "stop it first (a move needs no instance writing), then run the command again", f)
 }
 
 // cmdExport writes the stream to --output (through a temporary file

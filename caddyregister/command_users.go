@@ -54,7 +54,7 @@ func addUserCommands(cmd *cobra.Command) {
 	users.AddCommand(list)
 	for _, c := range []struct {
 		use, short string
-		run        func(context.Context, io.Writer, *App, caddycmd.Flags, []string) error
+		run        commandFunc
 	}{
 		{"show <id|email|login> [--json]", "Shows one user and its sessions", cmdUsersShow},
 		{"activate <id|email|login>", "Activates a user (a pending one, or one disabled)", cmdUsersActivate},
@@ -84,13 +84,29 @@ func addUserCommands(cmd *cobra.Command) {
 // commandOut is where the commands print (tests capture it).
 var commandOut io.Writer = os.Stdout
 
+// commandFunc is a subcommand run on the provisioned app.
+type commandFunc func(context.Context, io.Writer, *App, caddycmd.Flags, []string) error
+
 // userCommand runs f on the provisioned app, with a deadline, the
 // subcommand's flags and its arguments.
-func userCommand(f func(context.Context, io.Writer, *App, caddycmd.Flags, []string) error) caddycmd.CommandFunc {
+func userCommand(f commandFunc) caddycmd.CommandFunc {
+	return appCommand(func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 30*time.Second)
+	}, "", f)
+}
+
+// appCommand runs f on the app the config provisions, in the context
+// start makes, with the subcommand's flags and arguments. locked, when
+// set, replaces what a held embedded file tells the operator to do.
+func appCommand(start func() (context.Context, context.CancelFunc), locked string, f commandFunc) caddycmd.CommandFunc {
 	return func(fl caddycmd.Flags) (int, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := start()
 		defer cancel()
 		a, done, err := commandApp(ctx, fl.String("config"), fl.String("adapter"))
+		var le *lockedError
+		if locked != "" && errors.As(err, &le) {
+			le.hint = locked
+		}
 		if err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
@@ -132,7 +148,7 @@ func commandApp(ctx context.Context, configFile, adapter string) (*App, func(), 
 		if err := a.openEmbedded(); err != nil {
 			done()
 			if errors.Is(err, bolterrors.ErrTimeout) {
-				return nil, nil, &lockedError{path: a.embeddedPath}
+				return nil, nil, &lockedError{path: a.embeddedPath, hint: lockedHint}
 			}
 			return nil, nil, err
 		}
@@ -141,13 +157,17 @@ func commandApp(ctx context.Context, configFile, adapter string) (*App, func(), 
 }
 
 // lockedError is commandApp's answer when a running Caddy holds the
-// embedded file. Its message suits the user commands; export and import
-// say their own (see portCommand).
-type lockedError struct{ path string }
+// embedded file: what to do instead is hint, the user commands' unless
+// the command says otherwise (appCommand).
+type lockedError struct{ path, hint string }
+
+// lockedHint is what the user commands tell an operator whose Caddy holds
+// the embedded file.
+const lockedHint = "stop it and run the command again, " +
+	"or use that instance's admin API (GET/PATCH/DELETE /account/users/{id}, POST /account/users/{id}/logout)"
 
 func (e *lockedError) Error() string {
-	return fmt.Sprintf("embedded store %s is locked by a running Caddy: stop it and run the command again, "+
-		"or use that instance's admin API (GET/PATCH/DELETE /account/users/{id}, POST /account/users/{id}/logout)", e.path)
+	return fmt.Sprintf("embedded store %s is locked by a running Caddy: %s", e.path, e.hint)
 }
 
 // userView is what the commands print of a user (never the hash).
