@@ -2,33 +2,19 @@ package caddyregister
 
 import (
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
-// One Redis Cluster per test binary (six processes); TestMain stops it.
-var (
-	clusterOnce sync.Once
-	sharedClu   *testredis.Cluster
-	cluErr      error
-)
+// One Redis Cluster per test binary; TestMain stops it.
+var sharedClu testredis.SharedCluster
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if sharedClu != nil {
-		sharedClu.Stop()
-	}
+	sharedClu.Stop()
 	os.Exit(code)
 }
 
 // sharedCluster starts the binary's cluster on first use.
-func sharedCluster(t *testing.T) *testredis.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() { sharedClu, cluErr = testredis.StartClusterServer() })
-	if cluErr != nil {
-		t.Fatalf("testredis: %v", cluErr)
-	}
-	return sharedClu
-}
+func sharedCluster(t *testing.T) *testredis.Cluster { return sharedClu.Get(t) }

@@ -60,28 +60,13 @@ func TestScaleOutTwoInstances(t *testing.T) {
 	t.Run("redis-cluster", func(t *testing.T) { testScaleOut(t, "redis+cluster://"+strings.Join(testCluster(t).Seeds(), ",")) })
 }
 
-var sharedCluster struct {
-	once sync.Once
-	c    *testredis.Cluster
-	err  error
-}
+// sharedCluster is one Redis Cluster for the whole test binary, started
+// on first use and stopped by TestMain (stopTestCluster).
+var sharedCluster testredis.SharedCluster
 
-// testCluster is one Redis Cluster for the whole test binary, started on
-// first use and stopped by TestMain.
-func testCluster(t *testing.T) *testredis.Cluster {
-	t.Helper()
-	sharedCluster.once.Do(func() { sharedCluster.c, sharedCluster.err = testredis.StartClusterServer() })
-	if sharedCluster.err != nil {
-		t.Fatal(sharedCluster.err)
-	}
-	return sharedCluster.c
-}
+func testCluster(t *testing.T) *testredis.Cluster { return sharedCluster.Get(t) }
 
-func stopTestCluster() {
-	if sharedCluster.c != nil {
-		sharedCluster.c.Stop()
-	}
-}
+func stopTestCluster() { sharedCluster.Stop() }
 
 func testScaleOut(t *testing.T, redisURL string) {
 	so := startScaleOut(t, redisURL)

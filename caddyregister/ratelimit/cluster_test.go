@@ -14,30 +14,19 @@ import (
 	"github.com/caddyregister/caddyregister/internal/testredis"
 )
 
-// One Redis Cluster per test binary (six processes); TestMain stops it.
+// One Redis Cluster per test binary; TestMain stops it.
 var (
-	clusterOnce sync.Once
-	clu         *testredis.Cluster
-	cluErr      error
-	clusterNS   atomic.Int64
+	shared    testredis.SharedCluster
+	clusterNS atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if clu != nil {
-		clu.Stop()
-	}
+	shared.Stop()
 	os.Exit(code)
 }
 
-func sharedCluster(t *testing.T) *testredis.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() { clu, cluErr = testredis.StartClusterServer() })
-	if cluErr != nil {
-		t.Fatalf("testredis: %v", cluErr)
-	}
-	return clu
-}
+func sharedCluster(t *testing.T) *testredis.Cluster { return shared.Get(t) }
 
 // TestClusterKeysSpread: on a cluster each client's bucket and failure
 // counter is a slot of its own, so 3,000 clients' keys land on all three

@@ -26,17 +26,13 @@ import (
 // One Redis Cluster for the test binary, started by the first test that
 // needs it; TestMain stops it.
 var (
-	clusterOnce sync.Once
-	clu         *testredis.Cluster
-	cluErr      error
-	nsSeq       atomic.Int64
+	clu   testredis.SharedCluster
+	nsSeq atomic.Int64
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if clu != nil {
-		clu.Stop()
-	}
+	clu.Stop()
 	os.Exit(code)
 }
 
@@ -59,11 +55,7 @@ func openRedis(tb testing.TB, srv *testredis.Server) store.Store {
 }
 
 func openCluster(tb testing.TB) store.Store {
-	clusterOnce.Do(func() { clu, cluErr = testredis.StartClusterServer() })
-	if cluErr != nil {
-		tb.Fatalf("testredis: %v", cluErr)
-	}
-	s := redisstore.NewCluster(clu.NewClusterClient(), fmt.Sprintf("port%d", nsSeq.Add(1)))
+	s := redisstore.NewCluster(clu.Get(tb).NewClusterClient(), fmt.Sprintf("port%d", nsSeq.Add(1)))
 	tb.Cleanup(func() { s.Close() })
 	return s
 }

@@ -20,12 +20,10 @@ import (
 // One cluster and one Sentinel setup per test binary: nine processes
 // are dear on a small machine. TestMain stops them.
 var (
-	clusterOnce sync.Once
-	sharedClu   *testredis.Cluster
-	cluErr      error
-	sentOnce    sync.Once
-	sharedSent  *testredis.Sentinel
-	sentErr     error
+	sharedClu  testredis.SharedCluster
+	sentOnce   sync.Once
+	sharedSent *testredis.Sentinel
+	sentErr    error
 )
 
 // tlsFiles are the CA and certificate of TestConnectTLS's servers. The CA
@@ -43,23 +41,14 @@ func TestMain(m *testing.M) {
 	os.Setenv("SSL_CERT_FILE", tlsFiles.CA)
 	code := m.Run()
 	tlsFiles.Remove()
-	if sharedClu != nil {
-		sharedClu.Stop()
-	}
+	sharedClu.Stop()
 	if sharedSent != nil {
 		sharedSent.Stop()
 	}
 	os.Exit(code)
 }
 
-func cluster(t *testing.T) *testredis.Cluster {
-	t.Helper()
-	clusterOnce.Do(func() { sharedClu, cluErr = testredis.StartClusterServer() })
-	if cluErr != nil {
-		t.Fatalf("testredis: %v", cluErr)
-	}
-	return sharedClu
-}
+func cluster(t *testing.T) *testredis.Cluster { return sharedClu.Get(t) }
 
 func sentinel(t *testing.T) *testredis.Sentinel {
 	t.Helper()
