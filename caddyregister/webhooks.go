@@ -81,7 +81,7 @@ func (a *App) provisionWebhooks(repl *caddy.Replacer) (*webhookSetup, error) {
 		if i == 0 {
 			firstKeys = keys
 		}
-		eps = append(eps, webhook.Endpoint{URL: url, Events: wc.Events, Keys: keys})
+		eps = append(eps, webhook.Endpoint{URL: url, Keys: keys})
 		ws.endpoints = append(ws.endpoints, engine.WebhookEndpoint{URL: url, Events: wc.Events})
 	}
 	if len(eps) > 0 {

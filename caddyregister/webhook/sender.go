@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -25,16 +24,9 @@ const maxAnswer = 4 << 10
 // Endpoint is one receiver.
 type Endpoint struct {
 	URL string
-	// Events are the event types it receives; empty: all.
-	Events []string
 	// Keys sign every delivery (one signature each); the first is the
 	// current one, the others are kept while receivers rotate.
 	Keys [][]byte
-}
-
-// Wants reports whether e receives events of type event.
-func (e *Endpoint) Wants(event string) bool {
-	return len(e.Events) == 0 || slices.Contains(e.Events, event)
 }
 
 // Sender delivers events to the configured endpoints. It is safe for
