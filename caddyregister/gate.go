@@ -328,7 +328,7 @@ func (g *Gate) admit(r *http.Request, p *engine.Principal) *denial {
 		}
 	}
 	if g.Assertion != "" {
-		a, err := g.app.Engine().Assertion(r.Context(), p, hostOnly(r.Host), token.MaxAssertionTTL)
+		a, err := g.app.Engine().Assertion(r.Context(), p, contract.HostOnly(r.Host), token.MaxAssertionTTL)
 		if err != nil {
 			return denialOf(err, credentials{})
 		}
@@ -383,15 +383,6 @@ func fieldValue(p *engine.Principal, field string) string {
 		return p.Kind
 	}
 	return ""
-}
-
-// hostOnly is the request's host without a port, lowercased: the
-// assertion's audience.
-func hostOnly(host string) string {
-	if h, _, err := splitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
 // GateHandler is the HTTP handler http.handlers.register_auth, which the

@@ -1,7 +1,6 @@
 package caddyregister
 
 import (
-	"net"
 	"net/http"
 	"strings"
 )
@@ -88,8 +87,4 @@ func dropCookie(h http.Header, name string) {
 		return
 	}
 	h["Cookie"] = out
-}
-
-func splitHostPort(host string) (string, string, error) {
-	return net.SplitHostPort(host)
 }

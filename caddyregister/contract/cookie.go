@@ -50,16 +50,21 @@ func SecureCookies(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(strings.ToLower(host), "[]")
+	host := HostOnly(r.Host)
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return false
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
+}
+
+// HostOnly is a request's Host without its port or IPv6 brackets,
+// lowercased.
+func HostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
 // Set sets the cookies of a login or refresh answer.
