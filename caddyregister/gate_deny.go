@@ -13,20 +13,21 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddyregister/caddyregister/caddyregister/contract"
+	"github.com/caddyregister/caddyregister/caddyregister/contract/account"
 	"github.com/caddyregister/caddyregister/caddyregister/engine"
 	"github.com/caddyregister/caddyregister/caddyregister/password"
 	"github.com/caddyregister/caddyregister/caddyregister/store"
 )
 
-// Problem types of the gate's refusals (RFC 9457), the account API's names.
+// Problem types of the gate's refusals (RFC 9457): the account API's
+// where they mean the same, the gate's own beside them.
 const (
-	problemBase         = "urn:caddyregister:problem:"
-	problemUnauthorized = problemBase + "unauthorized"
-	problemInvalidToken = problemBase + "invalid-token"
-	problemForbidden    = problemBase + "forbidden"
-	problemNotActive    = problemBase + "account-not-active"
-	problemRateLimited  = problemBase + "rate-limited"
-	problemUnavailable  = problemBase + "unavailable"
+	problemUnauthorized = account.TypeUnauthorized
+	problemInvalidToken = account.TypeBase + "invalid-token"
+	problemForbidden    = account.TypeForbidden
+	problemNotActive    = account.TypeBase + "account-not-active"
+	problemRateLimited  = account.TypeRateLimited
+	problemUnavailable  = account.TypeBase + "unavailable"
 )
 
 // gateRealm is the realm of the gate's challenges.

@@ -88,15 +88,17 @@ func (c *Contract) Routes() []contract.Route {
 // Problem types (RFC 9457 §3.1.1). Statuses that need no more than their
 // name use about:blank.
 const (
-	typeBase           = "urn:caddyregister:problem:"
-	TypeInvalidInput   = typeBase + "invalid-input"
-	TypeBadCredentials = typeBase + "invalid-credentials"
-	TypeNotActivated   = typeBase + "account-not-activated"
-	TypeDisabled       = typeBase + "account-disabled"
-	TypeUnauthorized   = typeBase + "unauthorized"
-	TypeForbidden      = typeBase + "forbidden"
-	TypeRateLimited    = typeBase + "rate-limited"
-	TypeNotFound       = typeBase + "not-found"
+	// TypeBase prefixes every problem type of this plugin; the gate's
+	// refusals use the same names where they mean the same.
+	TypeBase           = "urn:caddyregister:problem:"
+	TypeInvalidInput   = TypeBase + "invalid-input"
+	TypeBadCredentials = TypeBase + "invalid-credentials"
+	TypeNotActivated   = TypeBase + "account-not-activated"
+	TypeDisabled       = TypeBase + "account-disabled"
+	TypeUnauthorized   = TypeBase + "unauthorized"
+	TypeForbidden      = TypeBase + "forbidden"
+	TypeRateLimited    = TypeBase + "rate-limited"
+	TypeNotFound       = TypeBase + "not-found"
 )
 
 // Problem is an RFC 9457 problem details object.
