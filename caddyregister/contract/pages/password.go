@@ -8,27 +8,43 @@ import (
 )
 
 func (c *Contract) forgotPage(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	v := c.newView(w, r, "forgot")
-	v.Values["email"] = r.URL.Query().Get("email")
-	c.ui.render(w, http.StatusOK, "forgot", v)
+	c.emailForm(w, r, "forgot")
 }
 
 // forgot answers the same whether or not an account has the address
 // (engine.ForgotPassword mails after the answer); the link opens the
 // reset page.
 func (c *Contract) forgot(w http.ResponseWriter, r *http.Request, req *contract.Request) {
+	c.sendLink(w, r, req, "forgot", "msg_forgot_sent", func(email string) error {
+		return c.env.Engine.ForgotPassword(r.Context(), email, req.ClientIP, req.BaseURL+c.path(PathReset))
+	})
+}
+
+// emailForm renders page, a form that asks for an address (forgot,
+// resend), filled from ?email=.
+func (c *Contract) emailForm(w http.ResponseWriter, r *http.Request, page string) {
+	v := c.newView(w, r, page)
+	v.Values["email"] = r.URL.Query().Get("email")
+	c.ui.render(w, http.StatusOK, page, v)
+}
+
+// sendLink answers page's address form with message msg, the same
+// whether or not an account has the address (send mails after the
+// answer); only send's refusals (a malformed address, a rate limit) show
+// on the form.
+func (c *Contract) sendLink(w http.ResponseWriter, r *http.Request, req *contract.Request, page, msg string, send func(email string) error) {
 	form, ok := c.readForm(w, r, req)
 	if !ok {
 		return
 	}
-	v := c.newView(w, r, "forgot")
+	v := c.newView(w, r, page)
 	email := strings.TrimSpace(form.Get("email"))
 	v.Values["email"] = email
-	if err := c.env.Engine.ForgotPassword(r.Context(), email, req.ClientIP, req.BaseURL+c.path(PathReset)); err != nil {
-		c.fail(w, r, "forgot", v, err)
+	if err := send(email); err != nil {
+		c.fail(w, r, page, v, err)
 		return
 	}
-	c.message(w, r, http.StatusOK, "forgot", "msg_forgot_sent", PathLogin, "link_login")
+	c.message(w, r, http.StatusOK, page, msg, PathLogin, "link_login")
 }
 
 // resetPage is the mailed reset link's landing: the form, never a change.

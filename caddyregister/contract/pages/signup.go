@@ -119,24 +119,13 @@ func (c *Contract) confirm(w http.ResponseWriter, r *http.Request, req *contract
 }
 
 func (c *Contract) resendPage(w http.ResponseWriter, r *http.Request, _ *contract.Request) {
-	v := c.newView(w, r, "resend")
-	v.Values["email"] = r.URL.Query().Get("email")
-	c.ui.render(w, http.StatusOK, "resend", v)
+	c.emailForm(w, r, "resend")
 }
 
 // resend answers the same whether or not a pending account has the
 // address (engine.ResendActivation works after the answer).
 func (c *Contract) resend(w http.ResponseWriter, r *http.Request, req *contract.Request) {
-	form, ok := c.readForm(w, r, req)
-	if !ok {
-		return
-	}
-	v := c.newView(w, r, "resend")
-	email := strings.TrimSpace(form.Get("email"))
-	v.Values["email"] = email
-	if err := c.env.Engine.ResendActivation(r.Context(), email, req.ClientIP); err != nil {
-		c.fail(w, r, "resend", v, err)
-		return
-	}
-	c.message(w, r, http.StatusOK, "resend", "msg_resent", PathLogin, "link_login")
+	c.sendLink(w, r, req, "resend", "msg_resent", func(email string) error {
+		return c.env.Engine.ResendActivation(r.Context(), email, req.ClientIP)
+	})
 }
