@@ -43,7 +43,7 @@ func (s *Store) UserTokens(ctx context.Context, userID string, now time.Time) ([
 			}
 			var t store.Token
 			if err := json.Unmarshal(raw, &t); err != nil {
-				return fmt.Errorf("%w: token of user %s: %w", errEncode, userID, err)
+				return fmt.Errorf("%w: token of user %s: %w", errCorrupt, userID, err)
 			}
 			if t.ExpiresAt.After(now) {
 				out = append(out, &t)
@@ -125,7 +125,7 @@ func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailSta
 			}
 			var m store.Mail
 			if err := json.Unmarshal(raw, &m); err != nil {
-				return fmt.Errorf("%w: mail %s: %w", errEncode, id, err)
+				return fmt.Errorf("%w: mail %s: %w", errCorrupt, id, err)
 			}
 			if err := fn(&m, st); err != nil {
 				stop = err
@@ -179,10 +179,7 @@ func (s *Store) EachMail(ctx context.Context, fn func(*store.Mail, store.MailSta
 	if stop != nil {
 		return stop
 	}
-	if err != nil {
-		return boltErr(op, err)
-	}
-	return nil
+	return boltErr(op, err)
 }
 
 // PutMail implements store.Porter in one read-write transaction.
@@ -251,7 +248,7 @@ func (s *Store) Sequences(ctx context.Context) (map[string]int64, error) {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
-				return fmt.Errorf("%w: sequence %q: a value of %d bytes", errEncode, k, len(v))
+				return fmt.Errorf("%w: sequence %q: a value of %d bytes", errCorrupt, k, len(v))
 			}
 			out[string(k)] = int64(binary.BigEndian.Uint64(v))
 			return nil
@@ -279,7 +276,7 @@ func (s *Store) RaiseSequence(ctx context.Context, name string, n int64) error {
 		}
 		if v := b.Get([]byte(name)); v != nil {
 			if len(v) != 8 {
-				return fmt.Errorf("%w: sequence %q: a value of %d bytes", errEncode, name, len(v))
+				return fmt.Errorf("%w: sequence %q: a value of %d bytes", errCorrupt, name, len(v))
 			}
 			if int64(binary.BigEndian.Uint64(v)) >= n {
 				return nil
@@ -287,16 +284,17 @@ func (s *Store) RaiseSequence(ctx context.Context, name string, n int64) error {
 		}
 		return b.Put([]byte(name), binary.BigEndian.AppendUint64(nil, uint64(n)))
 	})
-	if err != nil {
-		return boltErr(op, err)
-	}
-	return nil
+	return boltErr(op, err)
 }
 
-// boltErr keeps a record that does not decode apart from the store being
-// unavailable: retrying will not help it.
+// boltErr wraps a transaction's error for op: a record that does not
+// decode or encode stays apart from the store being unavailable (retrying
+// will not help it); nil stays nil.
 func boltErr(op string, err error) error {
-	if errors.Is(err, errEncode) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errCorrupt) || errors.Is(err, errEncode):
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return store.Unavailable(op, err)

@@ -142,13 +142,7 @@ func (s *Store) EnsureTenant(ctx context.Context, t *store.Tenant) error {
 	if conflict != nil {
 		return conflict
 	}
-	if errors.Is(err, errCorrupt) || errors.Is(err, errEncode) {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if err != nil {
-		return store.Unavailable(op, err)
-	}
-	return nil
+	return boltErr(op, err)
 }
 
 // TenantIDByCode implements store.Store.
