@@ -51,16 +51,7 @@ func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.
 		if out, use, result = store.ApplyTokenUse(&tok, u, now, mutate); result != nil {
 			return nil
 		}
-		mails = nil
-		for _, f := range outbox {
-			got, err := store.RunOutbox(op, f, &before, out)
-			if err != nil {
-				out, result = nil, err
-				return nil
-			}
-			mails = append(mails, got...)
-		}
-		if err := store.CheckOutbox(op, mails); err != nil {
+		if mails, err = store.RunOutboxes(op, outbox, &before, out); err != nil {
 			out, result = nil, err
 			return nil
 		}
