@@ -149,22 +149,10 @@ func (s *ClusterStore) CreateSession(ctx context.Context, sess *store.Session, o
 	if err := s.mailsFree(ctx, "create session", outbox); err != nil {
 		return err
 	}
-	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt), s.base.Key() + ":", 0}
-	for _, f := range sessionFields(sess) {
-		args = append(args, f)
-	}
-	keys := append(s.base.sessionKeys(sess.UserID, sess.ID), s.UserKey(sess.UserID, "user"))
-	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
-	if err != nil {
-		return store.Unavailable("create session", err)
-	}
-	switch ok {
-	case -1:
-		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
-	case -2:
-		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
-	case 0:
-		return &store.ConflictError{Field: "session_id"}
+	// The messages go to the outbox shards afterwards, not into the
+	// script: the user's slot is not theirs.
+	if err := s.base.runCreateSession(ctx, sess, s.UserKey(sess.UserID, "user"), nil); err != nil {
+		return err
 	}
 	return s.enqueue(ctx, "create session", outbox)
 }
