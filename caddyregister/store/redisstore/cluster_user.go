@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -106,19 +105,7 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}
-		var u store.User
-		if err := json.Unmarshal(raw, &u); err != nil {
-			return nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
-		}
-		before := u
-		if err := store.ApplyUserPatch(&u, p); err != nil {
-			return nil, err
-		}
-		next, err := json.Marshal(&u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode user: %w", op, err)
-		}
-		mails, err := store.RunOutbox(op, p.Outbox, &before, &u)
+		u, next, mails, err := patchUser(op, key, raw, p)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +117,7 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 			return nil, store.Unavailable(op, err)
 		}
 		if swapped == 1 {
-			return &u, s.enqueue(ctx, op, mails)
+			return u, s.enqueue(ctx, op, mails)
 		}
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", id, updateUserAttempts))
