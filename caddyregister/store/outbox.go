@@ -71,6 +71,23 @@ func RunOutbox(op string, f OutboxFunc, before, after *User) ([]*Mail, error) {
 	return mails, nil
 }
 
+// RunOutboxes runs each of fs as RunOutbox does and checks the messages
+// they return together, so two functions cannot enqueue the same id.
+func RunOutboxes(op string, fs []OutboxFunc, before, after *User) ([]*Mail, error) {
+	var mails []*Mail
+	for _, f := range fs {
+		got, err := RunOutbox(op, f, before, after)
+		if err != nil {
+			return nil, err
+		}
+		mails = append(mails, got...)
+	}
+	if err := CheckOutbox(op, mails); err != nil {
+		return nil, err
+	}
+	return mails, nil
+}
+
 // Owned reports whether m belongs to its user's records (UserRefs), so
 // erasing the user erases it. Mails do; webhook events do not: they are
 // the app's account of what happened, delivered in order up to and

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -158,6 +157,19 @@ func reservation(uid string, deadline int64) string {
 
 func isReservation(v string) bool { return strings.HasPrefix(v, "r:") }
 
+// getLiveJSON is getJSON for a key a registration in flight may hold a
+// reservation on: that reads as absent.
+func getLiveJSON(ctx context.Context, c redis.StringCmdable, op, key string, v any) error {
+	b, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) || err == nil && isReservation(string(b)) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return store.Unavailable(op, err)
+	}
+	return decodeJSON(op, key, b, v)
+}
+
 // GetUser implements store.Store; a user still being created is not
 // found.
 func (s *ClusterStore) GetUser(ctx context.Context, id string) (*store.User, error) {
@@ -168,14 +180,11 @@ func (s *ClusterStore) getUser(ctx context.Context, c redis.StringCmdable, id st
 	if id == "" {
 		return nil, store.ErrNotFound
 	}
-	b, err := c.Get(ctx, s.UserKey(id, "user")).Bytes()
-	if errors.Is(err, redis.Nil) || err == nil && isReservation(string(b)) {
-		return nil, store.ErrNotFound
+	var u store.User
+	if err := getLiveJSON(ctx, c, "get user", s.UserKey(id, "user"), &u); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, store.Unavailable("get user", err)
-	}
-	return decodeUserJSON(b, s.UserKey(id, "user"))
+	return &u, nil
 }
 
 // index reads a unique index entry and validates it against the record
@@ -282,16 +291,9 @@ func (s *ClusterStore) GetIdempotency(ctx context.Context, key string) (*store.I
 	if key == "" {
 		return nil, store.ErrNotFound
 	}
-	b, err := s.c.Get(ctx, s.idemKey(key)).Bytes()
-	if errors.Is(err, redis.Nil) || err == nil && isReservation(string(b)) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, store.Unavailable("get idempotency", err)
-	}
 	var r store.Idempotency
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("get idempotency: decode %s: %w: %w", s.idemKey(key), errDecode, err)
+	if err := getLiveJSON(ctx, s.c, "get idempotency", s.idemKey(key), &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
@@ -299,16 +301,9 @@ func (s *ClusterStore) GetIdempotency(ctx context.Context, key string) (*store.I
 // GetTenant implements store.Store; a tenant whose founding registration
 // is in flight is not found yet.
 func (s *ClusterStore) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
-	b, err := s.c.Get(ctx, s.base.Key("tenant", id)).Bytes()
-	if errors.Is(err, redis.Nil) || err == nil && isReservation(string(b)) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, store.Unavailable("get tenant", err)
-	}
 	var t store.Tenant
-	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("get tenant: decode %s: %w: %w", s.base.Key("tenant", id), errDecode, err)
+	if err := getLiveJSON(ctx, s.c, "get tenant", s.base.Key("tenant", id), &t); err != nil {
+		return nil, err
 	}
 	return &t, nil
 }
@@ -402,8 +397,8 @@ func (s *ClusterStore) TakeChallenge(ctx context.Context, token string) ([]byte,
 
 func decodeUserJSON(b []byte, key string) (*store.User, error) {
 	var u store.User
-	if err := json.Unmarshal(b, &u); err != nil {
-		return nil, fmt.Errorf("get user: decode %s: %w: %w", key, errDecode, err)
+	if err := decodeJSON("get user", key, b, &u); err != nil {
+		return nil, err
 	}
 	return &u, nil
 }

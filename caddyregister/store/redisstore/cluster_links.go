@@ -109,25 +109,14 @@ func (s *ClusterStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*s
 	for range useTokenAttempts {
 		old, err := s.c.Get(ctx, userKey).Result()
 		if errors.Is(err, redis.Nil) || err == nil && isReservation(old) {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, fmt.Errorf("%s: user %s: %w", op, r.UserID, store.ErrNotFound))
+			return nil, s.abandon(ctx, reserved, res, claims, fmt.Errorf("%s: user %s: %w", op, r.UserID, store.ErrNotFound))
 		}
 		if err != nil {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, store.Unavailable(op, err))
+			return nil, s.abandon(ctx, reserved, res, claims, store.Unavailable(op, err))
 		}
-		var u store.User
-		if err := json.Unmarshal([]byte(old), &u); err != nil {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, fmt.Errorf("%s: decode user %s: %w", op, r.UserID, err))
-		}
-		if !r.Eligible(&u) {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, fmt.Errorf("%s: user %s awaits no such link: %w", op, r.UserID, store.ErrNotFound))
-		}
-		userJSON := []byte(old)
-		if r.Purpose == "" {
-			u.PendingUntil = r.PendingUntil
-			u.UpdatedAt = r.Now
-			if userJSON, err = json.Marshal(&u); err != nil {
-				return nil, s.abandon(ctx, reserved, r.UserID, res, claims, fmt.Errorf("%s: encode user: %w", op, err))
-			}
+		u, userJSON, err := reissuedUser(op, r, old)
+		if err != nil {
+			return nil, s.abandon(ctx, reserved, res, claims, err)
 		}
 		if !reserved {
 			field, err := s.reserveOnly(ctx, op, res, deadline, claims)
@@ -141,7 +130,7 @@ func (s *ClusterStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*s
 		}
 		drop, err := s.oldMails(ctx, op, r.UserID, r.Purpose)
 		if err != nil {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, err)
+			return nil, s.abandon(ctx, reserved, res, claims, err)
 		}
 		args := []any{old, userJSON, string(tokJSON), tokExpiry, r.Purpose, "token:" + tokHash(tok), "mail:" + m.ID, s.UserKey(r.UserID, "token") + ":"}
 		for _, d := range drop {
@@ -149,13 +138,13 @@ func (s *ClusterStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*s
 		}
 		reply, err := clusterReissueScript.Run(ctx, s.c, []string{userKey, s.UserKey(r.UserID, "refs"), tokKey}, args...).Slice()
 		if err != nil {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, store.Unavailable(op, err))
+			return nil, s.abandon(ctx, reserved, res, claims, store.Unavailable(op, err))
 		}
 		if len(reply) == 1 && reply[0] == "changed" {
 			continue
 		}
 		if len(reply) != 2 || reply[0] != "ok" {
-			return nil, s.abandon(ctx, reserved, r.UserID, res, claims, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply)))
+			return nil, s.abandon(ctx, reserved, res, claims, store.Unavailable(op, fmt.Errorf("unexpected script reply %v", reply)))
 		}
 		fin := make([]*redis.Cmd, len(claims))
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -187,9 +176,9 @@ func (s *ClusterStore) ReissueLink(ctx context.Context, r store.LinkReissue) (*s
 				return nil, store.Unavailable(op, fmt.Errorf("reservation of %s lapsed before the link was written", c.field))
 			}
 		}
-		return &u, nil
+		return u, nil
 	}
-	return nil, s.abandon(ctx, reserved, r.UserID, res, claims, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", r.UserID, useTokenAttempts)))
+	return nil, s.abandon(ctx, reserved, res, claims, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", r.UserID, useTokenAttempts)))
 }
 
 func tokHash(t *store.Token) string {
@@ -201,7 +190,7 @@ func tokHash(t *store.Token) string {
 
 // abandon releases a reissue's reservations (when it made them) and
 // returns err.
-func (s *ClusterStore) abandon(ctx context.Context, reserved bool, uid, res string, claims []claim, err error) error {
+func (s *ClusterStore) abandon(ctx context.Context, reserved bool, res string, claims []claim, err error) error {
 	if !reserved {
 		return err
 	}

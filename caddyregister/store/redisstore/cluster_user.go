@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -51,16 +50,7 @@ func (s *ClusterStore) UseToken(ctx context.Context, tokenHash string, now time.
 		if out, use, result = store.ApplyTokenUse(&tok, u, now, mutate); result != nil {
 			return nil
 		}
-		mails = nil
-		for _, f := range outbox {
-			got, err := store.RunOutbox(op, f, &before, out)
-			if err != nil {
-				out, result = nil, err
-				return nil
-			}
-			mails = append(mails, got...)
-		}
-		if err := store.CheckOutbox(op, mails); err != nil {
+		if mails, err = store.RunOutboxes(op, outbox, &before, out); err != nil {
 			out, result = nil, err
 			return nil
 		}
@@ -115,19 +105,7 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}
-		var u store.User
-		if err := json.Unmarshal(raw, &u); err != nil {
-			return nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
-		}
-		before := u
-		if err := store.ApplyUserPatch(&u, p); err != nil {
-			return nil, err
-		}
-		next, err := json.Marshal(&u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode user: %w", op, err)
-		}
-		mails, err := store.RunOutbox(op, p.Outbox, &before, &u)
+		u, next, mails, err := patchUser(op, key, raw, p)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +117,7 @@ func (s *ClusterStore) UpdateUser(ctx context.Context, id string, p store.UserPa
 			return nil, store.Unavailable(op, err)
 		}
 		if swapped == 1 {
-			return &u, s.enqueue(ctx, op, mails)
+			return u, s.enqueue(ctx, op, mails)
 		}
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", id, updateUserAttempts))
@@ -158,22 +136,10 @@ func (s *ClusterStore) CreateSession(ctx context.Context, sess *store.Session, o
 	if err := s.mailsFree(ctx, "create session", outbox); err != nil {
 		return err
 	}
-	args := []any{sess.ID, ms(sess.LastUsedAt), ms(sess.IdleExpiresAt), s.base.Key() + ":", 0}
-	for _, f := range sessionFields(sess) {
-		args = append(args, f)
-	}
-	keys := append(s.base.sessionKeys(sess.UserID, sess.ID), s.UserKey(sess.UserID, "user"))
-	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
-	if err != nil {
-		return store.Unavailable("create session", err)
-	}
-	switch ok {
-	case -1:
-		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrNotFound)
-	case -2:
-		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
-	case 0:
-		return &store.ConflictError{Field: "session_id"}
+	// The messages go to the outbox shards afterwards, not into the
+	// script: the user's slot is not theirs.
+	if err := s.base.runCreateSession(ctx, sess, s.UserKey(sess.UserID, "user"), nil); err != nil {
+		return err
 	}
 	return s.enqueue(ctx, "create session", outbox)
 }

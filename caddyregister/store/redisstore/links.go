@@ -106,20 +106,9 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}
-		var u store.User
-		if err := json.Unmarshal([]byte(old), &u); err != nil {
-			return nil, fmt.Errorf("%s: decode user %s: %w", op, r.UserID, err)
-		}
-		if !r.Eligible(&u) {
-			return nil, fmt.Errorf("%s: user %s awaits no such link: %w", op, r.UserID, store.ErrNotFound)
-		}
-		userJSON := []byte(old) // a scoped reissue leaves the record as it is
-		if r.Purpose == "" {
-			u.PendingUntil = r.PendingUntil
-			u.UpdatedAt = r.Now
-			if userJSON, err = json.Marshal(&u); err != nil {
-				return nil, fmt.Errorf("%s: encode user: %w", op, err)
-			}
+		u, userJSON, err := reissuedUser(op, r, old)
+		if err != nil {
+			return nil, err
 		}
 		reply, err := reissueScript.Run(ctx, s.c, keys, old, userJSON, s.Key()+":", tokJSON, tokExpiry,
 			mailJSON, dueMillis(m.NextAttempt), m.ID, "token:"+tokHash, "mail:"+m.ID, r.Purpose).Text()
@@ -128,7 +117,7 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		}
 		switch reply {
 		case "":
-			return &u, nil
+			return u, nil
 		case "changed":
 			continue
 		default:
@@ -136,4 +125,28 @@ func (s *Store) ReissueLink(ctx context.Context, r store.LinkReissue) (*store.Us
 		}
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", r.UserID, useTokenAttempts))
+}
+
+// reissuedUser decodes the user record old and checks that it awaits
+// r's link; an unscoped reissue (r.Purpose "") also moves its pending
+// deadline, so the record to write is re-encoded, while a scoped one
+// leaves it as it is (userJSON is old).
+func reissuedUser(op string, r store.LinkReissue, old string) (*store.User, []byte, error) {
+	var u store.User
+	if err := json.Unmarshal([]byte(old), &u); err != nil {
+		return nil, nil, fmt.Errorf("%s: decode user %s: %w", op, r.UserID, err)
+	}
+	if !r.Eligible(&u) {
+		return nil, nil, fmt.Errorf("%s: user %s awaits no such link: %w", op, r.UserID, store.ErrNotFound)
+	}
+	userJSON := []byte(old)
+	if r.Purpose == "" {
+		u.PendingUntil = r.PendingUntil
+		u.UpdatedAt = r.Now
+		var err error
+		if userJSON, err = json.Marshal(&u); err != nil {
+			return nil, nil, fmt.Errorf("%s: encode user: %w", op, err)
+		}
+	}
+	return &u, userJSON, nil
 }

@@ -588,6 +588,12 @@ func getJSON(ctx context.Context, c redis.StringCmdable, op, key string, v any) 
 	if err != nil {
 		return store.Unavailable(op, err)
 	}
+	return decodeJSON(op, key, b, v)
+}
+
+// decodeJSON unmarshals b, read from key, into v; a record that does not
+// decode is errDecode.
+func decodeJSON(op, key string, b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
 	}

@@ -239,7 +239,14 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session, outbox .
 	if err := store.CheckOutbox("create session", outbox); err != nil {
 		return err
 	}
-	margs, err := outboxArgs(outbox)
+	return s.runCreateSession(ctx, sess, s.Key("user", sess.UserID), outbox)
+}
+
+// runCreateSession runs createSessionScript for sess against the user
+// record at userKey (whose key differs between the layouts), enqueuing
+// mails in the same step, and turns its reply into an error.
+func (s *Store) runCreateSession(ctx context.Context, sess *store.Session, userKey string, mails []*store.Mail) error {
+	margs, err := outboxArgs(mails)
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -247,7 +254,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session, outbox .
 	for _, f := range sessionFields(sess) {
 		args = append(args, f)
 	}
-	keys := append(s.sessionKeys(sess.UserID, sess.ID), s.Key("user", sess.UserID))
+	keys := append(s.sessionKeys(sess.UserID, sess.ID), userKey)
 	ok, err := createSessionScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return store.Unavailable("create session", err)
@@ -259,8 +266,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session, outbox .
 		return fmt.Errorf("create session: user %s: %w", sess.UserID, store.ErrUserInactive)
 	case -3:
 		return &store.ConflictError{Field: "mail_id"}
-	}
-	if ok == 0 {
+	case 0:
 		return &store.ConflictError{Field: "session_id"}
 	}
 	return nil

@@ -85,16 +85,8 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 		if out, use, result = store.ApplyTokenUse(&tok, &u, now, mutate); result != nil {
 			return nil // answered; nothing to write
 		}
-		var mails []*store.Mail
-		for _, f := range outbox {
-			got, err := store.RunOutbox(op, f, &before, out)
-			if err != nil {
-				out, result = nil, err
-				return nil
-			}
-			mails = append(mails, got...)
-		}
-		if err := store.CheckOutbox(op, mails); err != nil {
+		mails, err := store.RunOutboxes(op, outbox, &before, out)
+		if err != nil {
 			out, result = nil, err
 			return nil
 		}
@@ -112,7 +104,7 @@ func (s *Store) UseToken(ctx context.Context, tokenHash string, now time.Time, m
 				return nil
 			}
 		}
-		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, userKey, use.User, 0)
 			p.SetArgs(ctx, tokKey, use.Token, redis.SetArgs{KeepTTL: true})
 			return s.enqueueIn(ctx, p, mails)

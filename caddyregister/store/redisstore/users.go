@@ -157,19 +157,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 		if err != nil {
 			return nil, store.Unavailable(op, err)
 		}
-		var u store.User
-		if err := json.Unmarshal(raw, &u); err != nil {
-			return nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
-		}
-		before := u
-		if err := store.ApplyUserPatch(&u, p); err != nil {
-			return nil, err
-		}
-		next, err := json.Marshal(&u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode user: %w", op, err)
-		}
-		mails, err := store.RunOutbox(op, p.Outbox, &before, &u)
+		u, next, mails, err := patchUser(op, key, raw, p)
 		if err != nil {
 			return nil, err
 		}
@@ -190,11 +178,32 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p store.UserPatch) (*
 			return nil, &store.ConflictError{Field: "mail_id"}
 		}
 		if swapped == 1 {
-			return &u, nil
+			return u, nil
 		}
 		// Changed or deleted since the read: read again.
 	}
 	return nil, store.Unavailable(op, fmt.Errorf("user %s: still contended after %d attempts", id, updateUserAttempts))
+}
+
+// patchUser decodes the user record raw (read from key), applies p and
+// encodes the result, and runs p.Outbox on the change: the part of
+// UpdateUser the two layouts share before their compare-and-set.
+func patchUser(op, key string, raw []byte, p store.UserPatch) (u *store.User, next []byte, mails []*store.Mail, err error) {
+	u = new(store.User)
+	if err := json.Unmarshal(raw, u); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: decode %s: %w: %w", op, key, errDecode, err)
+	}
+	before := *u
+	if err := store.ApplyUserPatch(u, p); err != nil {
+		return nil, nil, nil, err
+	}
+	if next, err = json.Marshal(u); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: encode user: %w", op, err)
+	}
+	if mails, err = store.RunOutbox(op, p.Outbox, &before, u); err != nil {
+		return nil, nil, nil, err
+	}
+	return u, next, mails, nil
 }
 
 // DeleteUser implements store.Store: one script erases the user and its
